@@ -1,0 +1,138 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/reqinfo"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+)
+
+func appendN(t *testing.T, l *audit.Log, n int) {
+	t.Helper()
+	ctx := reqinfo.With(t.Context(), reqinfo.Info{RequestID: "req-1", RemoteIP: "192.0.2.7", ActorID: 1, ActorName: "admin"})
+	for i := range n {
+		err := l.Append(ctx, audit.Record{
+			Action:  "token.create",
+			Target:  audit.Target{Type: "token", ID: fmt.Sprint(i), Name: fmt.Sprintf("t%d", i)},
+			Details: map[string]any{"scopes": []string{"repo:read"}, "n": i},
+		})
+		if err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+}
+
+func TestLog_VerifyFindsTampering(t *testing.T) {
+	tests := []struct {
+		name     string
+		tamper   string // SQL run against the database
+		wantSeq  int64
+		wantKind string
+	}{
+		{"edited details", "UPDATE audit_log SET details = '{\"n\":99}' WHERE seq = 3", 3, "edited"},
+		{"edited actor", "UPDATE audit_log SET actor_name = 'mallory' WHERE seq = 2", 2, "edited"},
+		{"deleted middle", "DELETE FROM audit_log WHERE seq = 4", 4, "deleted"},
+		{"deleted last", "DELETE FROM audit_log WHERE seq = 5", 5, "deleted"},
+		{"deleted first", "DELETE FROM audit_log WHERE seq = 1", 1, "deleted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				l := audit.New(db, nil)
+				appendN(t, l, 5)
+				rep, err := l.Verify(t.Context())
+				if err != nil || !rep.OK() || rep.Entries != 5 {
+					t.Fatalf("before tampering: %+v, %v", rep, err)
+				}
+				if _, err := db.Exec(t.Context(), tt.tamper); err != nil {
+					t.Fatal(err)
+				}
+				rep, err = l.Verify(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				found := false
+				for _, p := range rep.Problems {
+					if p.Seq == tt.wantSeq && p.Kind == tt.wantKind {
+						found = true
+					}
+				}
+				if !found {
+					t.Fatalf("problems = %+v, want %s entry %d named", rep.Problems, tt.wantKind, tt.wantSeq)
+				}
+			}, audit.Migrations)
+		})
+	}
+}
+
+func TestLog_ConcurrentAppendsKeepOneChain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		l := audit.New(db, nil)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 5 {
+					if err := l.Append(context.Background(), audit.Record{Action: "user.login", Target: audit.Target{Type: "user", ID: "1"}}); err != nil {
+						t.Errorf("append: %v", err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		rep, err := l.Verify(t.Context())
+		if err != nil || !rep.OK() || rep.Entries != 40 || rep.HeadSeq != 40 {
+			t.Fatalf("report = %+v, %v; want 40 intact entries", rep, err)
+		}
+	}, audit.Migrations)
+}
+
+func TestLog_ListFiltersAndExport(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		l := audit.New(db, nil)
+		ctx := reqinfo.With(t.Context(), reqinfo.Info{RequestID: "r9", RemoteIP: "198.51.100.1"})
+		recs := []audit.Record{
+			{Action: "user.login", Outcome: audit.Failure, Target: audit.Target{Type: "user", Name: "alice"}, ActorName: "alice"},
+			{Action: "user.login", Target: audit.Target{Type: "user", Name: "alice"}, ActorName: "alice"},
+			{Action: "user.login_mfa", Target: audit.Target{Type: "user", Name: "bob"}, ActorName: "bob"},
+			{Action: "org.create", OrgID: 7, Target: audit.Target{Type: "org", ID: "7", Name: "acme"}, ActorName: "alice"},
+		}
+		for _, r := range recs {
+			if err := l.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := l.List(t.Context(), audit.Filter{Action: "user.login"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// "user.login" matches itself and its children, not "user.login_mfa".
+		if len(got) != 2 || got[0].Seq != 2 || got[1].Outcome != audit.Failure {
+			t.Fatalf("List(action=user.login) = %+v", got)
+		}
+		if got[0].SourceIP != "198.51.100.1" || got[0].RequestID != "r9" {
+			t.Fatalf("request info not recorded: %+v", got[0])
+		}
+		byOrg, _ := l.List(t.Context(), audit.Filter{OrgID: 7})
+		if len(byOrg) != 1 || byOrg[0].TargetName != "acme" {
+			t.Fatalf("List(org=7) = %+v", byOrg)
+		}
+		var buf bytes.Buffer
+		n, err := l.Export(t.Context(), &buf, audit.Filter{})
+		if err != nil || n != 4 {
+			t.Fatalf("Export = %d, %v", n, err)
+		}
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		var first audit.Entry
+		if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.Seq != 1 || first.Hash == "" {
+			t.Fatalf("first exported line %q: %v", lines[0], err)
+		}
+	}, audit.Migrations)
+}

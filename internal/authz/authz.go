@@ -1,0 +1,330 @@
+// Package authz decides every permission in Rampart, in one function:
+// Decide(subject, action, resource).
+//
+// Roles are owner, maintainer, developer and reader, granted at org level
+// (org membership) and at project level (a grant to a user or to a team). A
+// role at org level applies to every project of the org; a project grant can
+// only raise it. Site administrators may do everything.
+//
+// Credentials narrow what a subject may do: a browser session carries all of
+// its user's roles, while a personal access token, service-account token or
+// OAuth access token carries scopes, and an action needs the scope listed for
+// it. The scope "admin" stands for every scope.
+//
+// An org may require two-factor authentication: its resources are then
+// closed to members who have not enrolled a second factor.
+package authz
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/rampartsec/rampart/internal/apperr"
+)
+
+// Role is a level of access; a higher role includes every lower one.
+type Role uint8
+
+// Roles, lowest first.
+const (
+	NoRole Role = iota
+	Reader
+	Developer
+	Maintainer
+	Owner
+)
+
+var roleNames = [...]string{"none", "reader", "developer", "maintainer", "owner"}
+
+func (r Role) String() string {
+	if int(r) < len(roleNames) {
+		return roleNames[r]
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// ParseRole parses a role name.
+func ParseRole(s string) (Role, error) {
+	for i, n := range roleNames {
+		if i > 0 && n == s {
+			return Role(i), nil
+		}
+	}
+	return NoRole, apperr.InvalidField("role", "unknown role %q (want owner, maintainer, developer or reader)", s)
+}
+
+// RoleNames lists the grantable roles, highest first.
+func RoleNames() []string { return []string{"owner", "maintainer", "developer", "reader"} }
+
+// Scope limits what a token may do.
+type Scope string
+
+// Scopes. Keep docs/scopes.md in step (a test checks it).
+const (
+	ScopeAdmin         Scope = "admin"
+	ScopeUserRead      Scope = "user:read"
+	ScopeUserWrite     Scope = "user:write"
+	ScopeOrgRead       Scope = "org:read"
+	ScopeOrgWrite      Scope = "org:write"
+	ScopeRepoRead      Scope = "repo:read"
+	ScopeRepoWrite     Scope = "repo:write"
+	ScopeRegistryPull  Scope = "registry:pull"
+	ScopeRegistryPush  Scope = "registry:push"
+	ScopePipelineRead  Scope = "pipeline:read"
+	ScopePipelineWrite Scope = "pipeline:write"
+	ScopeVaultRead     Scope = "vault:read"
+	ScopeVaultWrite    Scope = "vault:write"
+	ScopeAuditRead     Scope = "audit:read"
+	ScopeMetricsRead   Scope = "metrics:read"
+)
+
+// ScopeInfo documents a scope.
+type ScopeInfo struct {
+	Name        Scope
+	Description string
+}
+
+// Scopes lists every scope with what it allows.
+func Scopes() []ScopeInfo {
+	return []ScopeInfo{
+		{ScopeAdmin, "everything the token's owner may do, including administration; implies every other scope"},
+		{ScopeUserRead, "read your profile, org memberships and tokens"},
+		{ScopeUserWrite, "manage your own account: profile and tokens"},
+		{ScopeOrgRead, "read orgs, teams, projects and their members"},
+		{ScopeOrgWrite, "create and administer orgs, teams, projects, members, service accounts and sign-in sources"},
+		{ScopeRepoRead, "clone and fetch repositories, read pull requests"},
+		{ScopeRepoWrite, "push to repositories, open and merge pull requests"},
+		{ScopeRegistryPull, "pull images from the registry"},
+		{ScopeRegistryPush, "push images to the registry"},
+		{ScopePipelineRead, "read pipeline runs and logs"},
+		{ScopePipelineWrite, "start, cancel and re-run pipelines"},
+		{ScopeVaultRead, "read secrets the owner may read"},
+		{ScopeVaultWrite, "create, rotate and delete secrets"},
+		{ScopeAuditRead, "read and export the audit log the owner may see"},
+		{ScopeMetricsRead, "scrape /metrics (Prometheus)"},
+	}
+}
+
+// ParseScopes validates scope names, removing duplicates; at least one is
+// required.
+func ParseScopes(names []string) ([]Scope, error) {
+	known := map[Scope]bool{}
+	for _, s := range Scopes() {
+		known[s.Name] = true
+	}
+	var out []Scope
+	for _, n := range names {
+		for part := range strings.SplitSeq(n, ",") {
+			s := Scope(strings.TrimSpace(part))
+			if s == "" {
+				continue
+			}
+			if !known[s] {
+				return nil, apperr.InvalidField("scopes", "unknown scope %q; see `rampart token scopes`", s)
+			}
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, apperr.InvalidField("scopes", "at least one scope is required")
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// Subject is who is asking, with every role they hold.
+type Subject struct {
+	UserID    int64
+	Name      string
+	SiteAdmin bool
+	// Service marks a service account (a non-human user owned by an org).
+	Service bool
+	// MFA reports whether the user has a second factor enrolled.
+	MFA bool
+	// OrgRoles maps org id to the subject's role in that org.
+	OrgRoles map[int64]Role
+	// ProjectRoles maps project id to the subject's direct or team grant.
+	ProjectRoles map[int64]Role
+	// Scopes restricts a token; nil means unrestricted (a browser session).
+	Scopes []Scope
+	// Via names the credential: "session", "token", "oauth".
+	Via string
+}
+
+// Anonymous is the subject of an unauthenticated request.
+var Anonymous = Subject{}
+
+// Authenticated reports whether the subject is a signed-in user.
+func (s Subject) Authenticated() bool { return s.UserID != 0 }
+
+// HasScope reports whether the subject's credential carries scope sc.
+func (s Subject) HasScope(sc Scope) bool {
+	if s.Scopes == nil {
+		return true
+	}
+	return slices.Contains(s.Scopes, ScopeAdmin) || slices.Contains(s.Scopes, sc)
+}
+
+// OrgRole returns the subject's role in an org.
+func (s Subject) OrgRole(orgID int64) Role { return s.OrgRoles[orgID] }
+
+// ProjectRole returns the subject's effective role in a project of an org:
+// the higher of the org role and the project grant.
+func (s Subject) ProjectRole(orgID, projectID int64) Role {
+	return max(s.OrgRoles[orgID], s.ProjectRoles[projectID])
+}
+
+// Resource is what an action is done to.
+type Resource struct {
+	// OrgID is the org owning the resource (0 for site-level resources).
+	OrgID int64
+	// ProjectID is the project owning the resource, if any.
+	ProjectID int64
+	// OwnerID is the user owning the resource (own account, own tokens).
+	OwnerID int64
+	// RequireMFA is set when the owning org requires two-factor
+	// authentication of its members.
+	RequireMFA bool
+}
+
+// Site is the resource of site-wide actions.
+var Site = Resource{}
+
+// Level says at which level an action's role is checked.
+type Level uint8
+
+// Levels.
+const (
+	LevelPublic   Level = iota + 1 // anyone, even anonymous
+	LevelAuthed                    // any signed-in user
+	LevelHuman                     // any signed-in human (not a service account)
+	LevelSelf                      // the owner of the resource (or a site admin)
+	LevelOrg                       // a role in Resource.OrgID
+	LevelProject                   // a role in Resource.ProjectID (org role included)
+	LevelSiteAdmin                 // site administrators only
+)
+
+// Action is something a subject may be allowed to do.
+type Action struct {
+	Name  string
+	Level Level
+	Role  Role  // minimum role at LevelOrg / LevelProject
+	Scope Scope // scope a token needs ("" for none)
+}
+
+// Actions of the foundation. Components add theirs next to these.
+var (
+	Public = Action{Name: "public", Level: LevelPublic}
+
+	SelfRead  = Action{Name: "self.read", Level: LevelSelf, Scope: ScopeUserRead}
+	SelfWrite = Action{Name: "self.write", Level: LevelSelf, Scope: ScopeUserWrite}
+	// SelfSecurity covers second factors and passwords: tokens may never
+	// change them, only a browser session (or an admin-scoped CLI login).
+	SelfSecurity = Action{Name: "self.security", Level: LevelSelf, Scope: ScopeAdmin}
+
+	OrgCreate       = Action{Name: "org.create", Level: LevelHuman, Scope: ScopeOrgWrite}
+	OrgList         = Action{Name: "org.list", Level: LevelAuthed, Scope: ScopeOrgRead}
+	OrgRead         = Action{Name: "org.read", Level: LevelOrg, Role: Reader, Scope: ScopeOrgRead}
+	OrgUpdate       = Action{Name: "org.update", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	OrgDelete       = Action{Name: "org.delete", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	OrgMembersWrite = Action{Name: "org.members.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	OrgTeamsWrite   = Action{Name: "org.teams.write", Level: LevelOrg, Role: Maintainer, Scope: ScopeOrgWrite}
+	OrgServiceWrite = Action{Name: "org.serviceaccounts.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	OrgIdPWrite     = Action{Name: "org.idp.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	OrgAuditRead    = Action{Name: "org.audit.read", Level: LevelOrg, Role: Owner, Scope: ScopeAuditRead}
+
+	ProjectCreate       = Action{Name: "project.create", Level: LevelOrg, Role: Maintainer, Scope: ScopeOrgWrite}
+	ProjectRead         = Action{Name: "project.read", Level: LevelProject, Role: Reader, Scope: ScopeOrgRead}
+	ProjectUpdate       = Action{Name: "project.update", Level: LevelProject, Role: Maintainer, Scope: ScopeOrgWrite}
+	ProjectMembersWrite = Action{Name: "project.members.write", Level: LevelProject, Role: Maintainer, Scope: ScopeOrgWrite}
+	ProjectDelete       = Action{Name: "project.delete", Level: LevelProject, Role: Owner, Scope: ScopeOrgWrite}
+
+	UsersRead    = Action{Name: "users.read", Level: LevelAuthed, Scope: ScopeUserRead}
+	UsersAdmin   = Action{Name: "users.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+	ClientsAdmin = Action{Name: "clients.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+	AuditRead    = Action{Name: "audit.read", Level: LevelSiteAdmin, Scope: ScopeAuditRead}
+	MetricsRead  = Action{Name: "metrics.read", Level: LevelAuthed, Scope: ScopeMetricsRead}
+)
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Allow bool
+	// Kind is apperr.Unauthenticated or apperr.Forbidden when denied.
+	Kind apperr.Kind
+	// Reason is safe to show to the subject.
+	Reason string
+}
+
+func deny(k apperr.Kind, format string, args ...any) Decision {
+	return Decision{Kind: k, Reason: fmt.Sprintf(format, args...)}
+}
+
+var allow = Decision{Allow: true}
+
+// Decide is the one place where Rampart decides whether subject s may do a
+// to r.
+func Decide(s Subject, a Action, r Resource) Decision {
+	if a.Level == LevelPublic {
+		return allow
+	}
+	if a.Level == 0 {
+		return deny(apperr.Forbidden, "action %q has no access level", a.Name)
+	}
+	if !s.Authenticated() {
+		return deny(apperr.Unauthenticated, "sign in first")
+	}
+	if a.Scope != "" && !s.HasScope(a.Scope) {
+		return deny(apperr.Forbidden, "the credential lacks the %q scope", a.Scope)
+	}
+	if s.SiteAdmin {
+		return allow
+	}
+	switch a.Level {
+	case LevelAuthed:
+		return allow
+	case LevelHuman:
+		if s.Service {
+			return deny(apperr.Forbidden, "service accounts may not %s", a.Name)
+		}
+		return allow
+	case LevelSelf:
+		if r.OwnerID != 0 && r.OwnerID == s.UserID {
+			return allow
+		}
+		return deny(apperr.Forbidden, "only the owner may do this")
+	case LevelSiteAdmin:
+		return deny(apperr.Forbidden, "only site administrators may do this")
+	case LevelOrg, LevelProject:
+		if r.OrgID == 0 {
+			return deny(apperr.Forbidden, "no org given")
+		}
+		role := s.OrgRole(r.OrgID)
+		if a.Level == LevelProject {
+			role = s.ProjectRole(r.OrgID, r.ProjectID)
+		}
+		if role == NoRole {
+			return deny(apperr.Forbidden, "you are not a member")
+		}
+		if r.RequireMFA && !s.MFA && !s.Service {
+			return deny(apperr.Forbidden, "this org requires two-factor authentication: enrol a second factor in your account settings")
+		}
+		if role < a.Role {
+			return deny(apperr.Forbidden, "%s needs the %s role (you have %s)", a.Name, a.Role, role)
+		}
+		return allow
+	}
+	return deny(apperr.Forbidden, "unknown access level")
+}
+
+// Check returns nil when s may do a to r, or a classified error.
+func Check(s Subject, a Action, r Resource) error {
+	d := Decide(s, a, r)
+	if d.Allow {
+		return nil
+	}
+	return apperr.E(d.Kind, "%s", d.Reason)
+}

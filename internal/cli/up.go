@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampartsec/rampart/internal/app"
+	"github.com/rampartsec/rampart/internal/config"
+	"github.com/rampartsec/rampart/internal/logging"
+)
+
+// onOff is a boolean flag that also accepts on/off.
+type onOff struct{ v *bool }
+
+func (o onOff) String() string {
+	if o.v != nil && *o.v {
+		return "on"
+	}
+	return "off"
+}
+
+func (o onOff) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "on", "true", "1", "yes":
+		*o.v = true
+	case "off", "false", "0", "no":
+		*o.v = false
+	default:
+		return fmt.Errorf("want on or off, got %q", s)
+	}
+	return nil
+}
+
+func (o onOff) Type() string { return "on|off" }
+
+func (ce *cmdEnv) upCmd() *cobra.Command {
+	cfg := config.Default()
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run Rampart: every component in one process",
+		Long: `Run Rampart with its data in a directory (default ./rampart-data, or
+$RAMPART_DATA). On first start it creates an 'admin' user with the password
+in $RAMPART_ADMIN_PASSWORD, or a generated one printed once. SIGINT or
+SIGTERM stops it gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fl := cmd.Flags()
+			if !fl.Changed("data") {
+				if d := ce.Getenv("RAMPART_DATA"); d != "" {
+					cfg.DataDir = d
+				}
+			}
+			if !fl.Changed("store") {
+				if s := ce.Getenv("RAMPART_STORE"); s != "" {
+					cfg.Store = s
+				}
+			}
+			cfg.AdminPassword = ce.Getenv("RAMPART_ADMIN_PASSWORD")
+			log := logging.New(ce.Stderr, cfg.LogLevel)
+			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(ce.Stdout, "Rampart is running at %s\n", a.URL())
+			if ca := a.CAFile(); ca != "" {
+				fmt.Fprintf(ce.Stdout, "  TLS certificates are issued by the CA in %s\n", ca)
+				fmt.Fprintf(ce.Stdout, "  (trust it in your browser, or pass --ca-cert %s to rampart login)\n", ca)
+			}
+			if pw := a.GeneratedAdminPassword(); pw != "" {
+				fmt.Fprintf(ce.Stdout, "  First start: sign in as 'admin' with password %s\n", pw)
+				fmt.Fprintln(ce.Stdout, "  This password is shown only once; change it under Account.")
+			}
+			log.Info("rampart started", logging.KeyURL, a.URL(), logging.KeyAddr, a.Addr(), logging.KeyDataDir, cfg.DataDir)
+			return a.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory ($RAMPART_DATA)")
+	f.StringVar(&cfg.Store, "store", "", "database URL: empty for SQLite in the data directory, or postgres://… ($RAMPART_STORE)")
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address")
+	f.StringVar(&cfg.URL, "url", "", "public URL users reach Rampart at (default https://localhost:PORT)")
+	f.Var(onOff{&cfg.TLS}, "tls", "serve HTTPS with a certificate from a CA in the data directory (on|off)")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.DurationVar(&cfg.Session.IdleTimeout, "session-idle", cfg.Session.IdleTimeout, "sign browsers out after this long without activity")
+	f.DurationVar(&cfg.Session.AbsoluteTimeout, "session-max", cfg.Session.AbsoluteTimeout, "sign browsers out this long after sign-in")
+	f.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body", cfg.Limits.MaxBodyBytes, "largest accepted JSON or form body in bytes")
+	f.DurationVar(&cfg.Limits.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may run at shutdown")
+	f.Lookup("tls").NoOptDefVal = "on"
+	return cmd
+}

@@ -1,0 +1,158 @@
+// Package config holds Rampart's typed configuration: one tree with
+// defaults, filled from flags and environment by the CLI, validated with
+// field paths before anything starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of a Rampart server.
+type Config struct {
+	// DataDir holds the SQLite database, keys, TLS material and blobs.
+	DataDir string
+	// Store is the database URL: empty means SQLite in DataDir,
+	// or postgres://… for PostgreSQL.
+	Store string
+	// Addr is the listen address of the main HTTP(S) listener.
+	Addr string
+	// URL is the public base URL users and clients reach Rampart at. Empty
+	// means derived from Addr (https://localhost:PORT).
+	URL string
+	// TLS serves HTTPS with a certificate issued by a CA generated in
+	// DataDir. Off serves plain HTTP (local use and tests).
+	TLS bool
+	// AdminPassword is the password of the admin user created at first
+	// start; empty generates one and prints it once.
+	AdminPassword string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	Session  Session
+	Limits   Limits
+}
+
+// Session bounds the lifetime of a browser session.
+type Session struct {
+	IdleTimeout     time.Duration
+	AbsoluteTimeout time.Duration
+}
+
+// Limits bound what clients may send.
+type Limits struct {
+	// MaxBodyBytes caps JSON and form request bodies.
+	MaxBodyBytes int64
+	// ShutdownGrace is how long in-flight requests get at shutdown.
+	ShutdownGrace time.Duration
+}
+
+// Default returns the configuration `rampart up` uses with no flags.
+func Default() Config {
+	return Config{
+		DataDir:  "rampart-data",
+		Addr:     "127.0.0.1:8080",
+		TLS:      true,
+		LogLevel: "info",
+		Session: Session{
+			IdleTimeout:     2 * time.Hour,
+			AbsoluteTimeout: 24 * time.Hour,
+		},
+		Limits: Limits{
+			MaxBodyBytes:  1 << 20,
+			ShutdownGrace: 15 * time.Second,
+		},
+	}
+}
+
+// FieldError names the configuration field at fault.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate checks the configuration and fills derived values (StoreURL,
+// PublicURL). Every problem is reported with its field path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if c.DataDir == "" {
+		bad("data", "must not be empty")
+	}
+	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") && !strings.HasPrefix(c.Store, "sqlite:") {
+		bad("store", "must be empty (SQLite in the data directory), sqlite:PATH or postgres://…")
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr", "must be host:port: %v", err)
+	}
+	if c.URL != "" {
+		u, err := url.Parse(c.URL)
+		switch {
+		case err != nil:
+			bad("url", "invalid URL: %v", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("url", "scheme must be http or https")
+		case u.Host == "":
+			bad("url", "must include a host")
+		case u.Path != "" && u.Path != "/":
+			bad("url", "must not have a path")
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "must be debug, info, warn or error")
+	}
+	if c.Session.IdleTimeout <= 0 || c.Session.AbsoluteTimeout <= 0 {
+		bad("session", "timeouts must be positive")
+	} else if c.Session.IdleTimeout > c.Session.AbsoluteTimeout {
+		bad("session.idle-timeout", "must not exceed the absolute timeout")
+	}
+	if c.Limits.MaxBodyBytes < 1024 {
+		bad("limits.max-body", "must be at least 1024 bytes")
+	}
+	return errors.Join(errs...)
+}
+
+// StoreURL returns the database URL, defaulting to SQLite in the data
+// directory.
+func (c *Config) StoreURL() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	p, err := filepath.Abs(filepath.Join(c.DataDir, "rampart.db"))
+	if err != nil {
+		p = filepath.Join(c.DataDir, "rampart.db")
+	}
+	return "sqlite:" + p
+}
+
+// PublicURL returns the base URL users reach Rampart at, without a trailing
+// slash. When unset it uses "localhost" and the listen port: WebAuthn needs
+// a host name, not an IP address.
+func (c *Config) PublicURL(listenAddr string) string {
+	if c.URL != "" {
+		return strings.TrimSuffix(c.URL, "/")
+	}
+	scheme := "http"
+	if c.TLS {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return scheme + "://localhost"
+	}
+	switch host {
+	case "", "0.0.0.0", "::", "127.0.0.1", "::1":
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}

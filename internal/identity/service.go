@@ -1,0 +1,133 @@
+package identity
+
+import (
+	"context"
+
+	"crypto/rand"
+	"embed"
+	"errors"
+	"github.com/rampartsec/rampart/internal/reqinfo"
+	"io"
+	"io/fs"
+	"log/slog"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations is the identity schema.
+var Migrations = store.Migrations{Component: "identity", FS: mustSub(migrationFS, "migrations")}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Sealer encrypts small secrets at rest (TOTP seeds, upstream client
+// secrets) bound to a context string. vault/keyring.Local implements it.
+type Sealer interface {
+	Seal(plaintext []byte, aad string) ([]byte, error)
+	Open(ciphertext []byte, aad string) ([]byte, error)
+}
+
+// Deps are the collaborators of the identity service.
+type Deps struct {
+	DB     *store.DB
+	Audit  *audit.Log
+	Sealer Sealer
+	Logger *slog.Logger
+	// Clock and Rand default to time.Now and crypto/rand.
+	Clock func() time.Time
+	Rand  io.Reader
+	// Sessions bounds browser sessions.
+	SessionIdle     time.Duration
+	SessionAbsolute time.Duration
+}
+
+// Service is the identity service.
+type Service struct {
+	db     *store.DB
+	audit  *audit.Log
+	sealer Sealer
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+
+	sessionIdle, sessionAbsolute time.Duration
+	throttle                     throttlePolicy
+}
+
+// New returns the identity service.
+func New(d Deps) (*Service, error) {
+	switch {
+	case d.DB == nil:
+		return nil, errors.New("identity: DB is required")
+	case d.Audit == nil:
+		return nil, errors.New("identity: Audit is required")
+	case d.Sealer == nil:
+		return nil, errors.New("identity: Sealer is required")
+	case d.Logger == nil:
+		return nil, errors.New("identity: Logger is required")
+	}
+	if d.Clock == nil {
+		d.Clock = time.Now
+	}
+	if d.Rand == nil {
+		d.Rand = rand.Reader
+	}
+	if d.SessionIdle <= 0 {
+		d.SessionIdle = 2 * time.Hour
+	}
+	if d.SessionAbsolute <= 0 {
+		d.SessionAbsolute = 24 * time.Hour
+	}
+	return &Service{
+		db:              d.DB,
+		audit:           d.Audit,
+		sealer:          d.Sealer,
+		log:             d.Logger.With("component", "identity"),
+		now:             d.Clock,
+		rand:            d.Rand,
+		sessionIdle:     d.SessionIdle,
+		sessionAbsolute: d.SessionAbsolute,
+		throttle:        defaultThrottle,
+	}, nil
+}
+
+// DB returns the store, for components that extend identity (OIDC provider,
+// federation) with their own tables.
+func (s *Service) DB() *store.DB { return s.db }
+
+// Audit returns the audit log identity writes to.
+func (s *Service) Audit() *audit.Log { return s.audit }
+
+// Sealer returns the at-rest encryption identity uses.
+func (s *Service) Sealer() Sealer { return s.sealer }
+
+// Now returns the service's current time.
+func (s *Service) Now() time.Time { return s.now() }
+
+// withSystemActor marks work done by Rampart itself (first-start setup) in
+// the audit log, unless a user is already acting.
+func withSystemActor(ctx context.Context) context.Context {
+	if reqinfo.From(ctx).ActorName != "" {
+		return ctx
+	}
+	return reqinfo.WithActor(ctx, 0, "system")
+}
+
+func actorID(ctx context.Context) int64 { return reqinfo.From(ctx).ActorID }
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}

@@ -1,0 +1,132 @@
+// Package keyring holds the key-encryption key that protects Rampart's
+// secrets at rest: TOTP seeds, OIDC signing keys, upstream client secrets,
+// and (with the vault) every secret's data key.
+//
+// The embedded default is a local master key: 32 random bytes in a file
+// created at first start with mode 0600. Seal and Open use AES-256-GCM with
+// associated data, so a ciphertext only opens in the context it was sealed
+// for (for example "totp:user:42"): copied to another row, it fails.
+//
+// Several replicas sharing one PostgreSQL database must share the key file.
+package keyring
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/rampartsec/rampart/internal/apperr"
+)
+
+const keyLen = 32
+
+// version prefixes every ciphertext so keys can be rotated later.
+const version byte = 1
+
+// Local is a keyring backed by a key file on disk.
+type Local struct {
+	aead cipher.AEAD
+	id   string
+}
+
+// OpenLocal loads the master key at path, creating it (mode 0600, in a 0700
+// directory) when absent. A key file readable by others is refused.
+func OpenLocal(path string) (*Local, error) {
+	key, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		key, err = create(path)
+		if err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("read master key: %w", err)
+	default:
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("stat master key: %w", err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			return nil, apperr.E(apperr.Invalid, "master key %s is readable by other users (mode %v); run chmod 600 on it", path, fi.Mode().Perm())
+		}
+	}
+	if len(key) != keyLen {
+		return nil, apperr.E(apperr.Invalid, "master key %s has %d bytes, want %d", path, len(key), keyLen)
+	}
+	return FromKey(key)
+}
+
+// FromKey builds a keyring from raw key bytes (tests, passphrase-derived keys).
+func FromKey(key []byte) (*Local, error) {
+	if len(key) != keyLen {
+		return nil, fmt.Errorf("keyring: key must be %d bytes", keyLen)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(append([]byte("rampart-keyring-id"), key...))
+	return &Local{aead: aead, id: hex.EncodeToString(sum[:4])}, nil
+}
+
+func create(path string) ([]byte, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create key directory: %w", err)
+	}
+	key := make([]byte, keyLen)
+	if _, err := io.ReadFull(rand.Reader, key); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create master key: %w", err)
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("write master key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return key, f.Close()
+}
+
+// ID is a short fingerprint of the key (not secret), for logs and status.
+func (k *Local) ID() string { return k.id }
+
+// Seal encrypts plaintext bound to aad.
+func (k *Local) Seal(plaintext []byte, aad string) ([]byte, error) {
+	nonce := make([]byte, k.aead.NonceSize(), 1+k.aead.NonceSize()+len(plaintext)+k.aead.Overhead())
+	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+		return nil, err
+	}
+	out := append([]byte{version}, nonce...)
+	return k.aead.Seal(out, nonce, plaintext, []byte(aad)), nil
+}
+
+// Open decrypts a ciphertext from Seal; it fails if the ciphertext was
+// altered, sealed under another key, or sealed for another aad.
+func (k *Local) Open(ciphertext []byte, aad string) ([]byte, error) {
+	ns := k.aead.NonceSize()
+	if len(ciphertext) < 1+ns+k.aead.Overhead() || ciphertext[0] != version {
+		return nil, apperr.E(apperr.Internal, "sealed value is malformed")
+	}
+	pt, err := k.aead.Open(nil, ciphertext[1:1+ns], ciphertext[1+ns:], []byte(aad))
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Internal, "sealed value does not open with this key")
+	}
+	return pt, nil
+}

@@ -46,6 +46,9 @@ const (
 	MaxWebAuthnResponse = 64 << 10
 	// defaultKeyName names a key registered without a name.
 	defaultKeyName = "Security key"
+	// maxPasskeyCeremonies bounds the passkey sign-ins in progress: anyone
+	// may begin one, and each is a row until it expires.
+	maxPasskeyCeremonies = 10000
 )
 
 // Ceremony kinds.
@@ -382,15 +385,18 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, u User, bindin
 	key := WebAuthnKey{Name: c.Name, CreatedAt: now, Discoverable: cred.Extensions.RK != nil && *cred.Extensions.RK}
 	var codes []string
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO webauthn_credentials (user_id, credential_id, name, credential, created_at)
+		st, err := mfaStatus(ctx, tx, u.ID)
+		if err != nil {
+			return err
+		}
+		if st.WebAuthn >= MaxWebAuthnKeys {
+			return apperr.E(apperr.Invalid, "you have %d security keys registered, the most allowed; remove one first", st.WebAuthn)
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO webauthn_credentials (user_id, credential_id, name, credential, created_at)
 			VALUES (?, ?, ?, ?, ?) RETURNING id`, u.ID, cred.ID, key.Name, string(raw), store.Time(now)).Scan(&key.ID)
 		if apperr.Is(err, apperr.Conflict) {
 			return apperr.E(apperr.Conflict, "this security key is already registered")
 		}
-		if err != nil {
-			return err
-		}
-		st, err := mfaStatus(ctx, tx, u.ID)
 		if err != nil {
 			return err
 		}
@@ -536,6 +542,15 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, binding, remoteIP strin
 	}
 	if err := s.checkThrottle(ctx, ipKey(remoteIP)); err != nil {
 		return nil, err
+	}
+	var open int
+	if err := s.db.QueryRow(ctx, "SELECT COUNT(*) FROM webauthn_ceremonies WHERE kind = ? AND expires_at >= ?",
+		ceremonyPasskey, store.Time(s.now())).Scan(&open); err != nil {
+		return nil, err
+	}
+	if open >= maxPasskeyCeremonies {
+		return nil, &apperr.Error{Kind: apperr.TooManyRequests, RetryAfter: time.Minute,
+			Msg: "too many passkey sign-ins are in progress; try again in a minute"}
 	}
 	// The key must verify its user: possession plus PIN or biometrics is
 	// the whole sign-in.

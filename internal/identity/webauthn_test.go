@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -326,6 +327,70 @@ func TestWebAuthn_PasskeyRefused(t *testing.T) {
 		// Passkey sign-in needs a ceremony begun by this browser.
 		if _, _, err := e.ids.FinishPasskeyLogin(ctx, "never-begun", "192.0.2.7", []byte("{}")); !apperr.Is(err, apperr.Unauthenticated) {
 			t.Errorf("finish without begin: err = %v, want Unauthenticated", err)
+		}
+	}, audit.Migrations, Migrations)
+}
+
+// TestWebAuthn_PasskeyCeremoniesBounded: anyone may begin a passkey
+// sign-in, so the number in progress is capped.
+func TestWebAuthn_PasskeyCeremoniesBounded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newMFAEnv(t, db, testPublicURL)
+		ctx := t.Context()
+		_, err := db.Exec(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+			INSERT INTO webauthn_ceremonies (key_hash, kind, data, expires_at) SELECT 'filler' || i, 'passkey', '{}', ? FROM n`,
+			maxPasskeyCeremonies-1, store.Time(e.clock.Now().Add(time.Minute)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ids.BeginPasskeyLogin(ctx, "last-one", "192.0.2.1"); err != nil {
+			t.Fatalf("ceremony %d: %v", maxPasskeyCeremonies, err)
+		}
+		_, err = e.ids.BeginPasskeyLogin(ctx, "one-too-many", "192.0.2.1")
+		wantKind(t, err, apperr.TooManyRequests)
+		// Expired ones do not count, and are cleaned up.
+		e.clock.Add(ceremonyLifetime + time.Second)
+		if _, err := e.ids.BeginPasskeyLogin(ctx, "later", "192.0.2.1"); err != nil {
+			t.Fatalf("after the others expired: %v", err)
+		}
+		var left int
+		if err := db.QueryRow(ctx, "SELECT COUNT(*) FROM webauthn_ceremonies").Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left != 1 {
+			t.Errorf("%d ceremonies stored, want only the live one", left)
+		}
+	}, audit.Migrations, Migrations)
+}
+
+func TestWebAuthn_KeysPerUserBounded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newMFAEnv(t, db, testPublicURL)
+		u := e.user(t, "gina")
+		// Two ceremonies begun before the last free slot is taken.
+		a, b := webauthntest.New(testOrigin), webauthntest.New(testOrigin)
+		for i := range MaxWebAuthnKeys - 1 {
+			e.register(t, webauthntest.New(testOrigin), u, "sess", fmt.Sprintf("Key %d", i))
+		}
+		optsA, err := e.ids.BeginWebAuthnRegistration(t.Context(), u, "sess-a", "A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		optsB, err := e.ids.BeginWebAuthnRegistration(t.Context(), u, "sess-b", "B")
+		if err != nil {
+			t.Fatal(err)
+		}
+		respA, _ := a.Create(optsA)
+		respB, _ := b.Create(optsB)
+		if _, _, err := e.ids.FinishWebAuthnRegistration(t.Context(), u, "sess-a", respA); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = e.ids.FinishWebAuthnRegistration(t.Context(), u, "sess-b", respB)
+		wantKind(t, err, apperr.Invalid)
+		_, err = e.ids.BeginWebAuthnRegistration(t.Context(), u, "sess", "One more")
+		wantKind(t, err, apperr.Invalid)
+		if keys, _ := e.ids.WebAuthnKeys(t.Context(), u.ID); len(keys) != MaxWebAuthnKeys {
+			t.Errorf("%d keys registered, want %d", len(keys), MaxWebAuthnKeys)
 		}
 	}, audit.Migrations, Migrations)
 }

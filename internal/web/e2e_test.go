@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -197,6 +199,8 @@ func (c *chrome) signOut() {
 func TestE2E_SecondFactors(t *testing.T) {
 	chromium := testenv.LookPath(t, "chromium")
 	a := apptest.Start(t)
+	admin := a.Client(t, a.AdminToken(t))
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/users", httpapi.CreateUserRequest{Username: "erin", Password: apptest.UserPassword})
 	c := newChrome(t, chromium)
 
 	// Sign in as admin: no second factor yet.
@@ -325,7 +329,7 @@ func TestE2E_SecondFactors(t *testing.T) {
 	}
 	var signIns []string
 	for _, e := range auditEntries(t, a, "user.login") {
-		if e.ActorName == "admin" && e.Outcome == audit.Success {
+		if via, _ := e.Details["via"].(string); e.ActorName == "admin" && e.Outcome == audit.Success && strings.HasPrefix(via, "web:") {
 			amr, _ := json.Marshal(e.Details["amr"])
 			signIns = append(signIns, fmt.Sprintf("%v %s", e.Details["via"], amr))
 		}
@@ -336,5 +340,30 @@ func TestE2E_SecondFactors(t *testing.T) {
 	}
 	if reg := auditEntries(t, a, "user.mfa.webauthn.register"); len(reg) != 1 || reg[0].Details["key"] != "Laptop key" || reg[0].Details["passkey"] != true {
 		t.Errorf("audited registrations = %+v", reg)
+	}
+
+	// A user whose first second factor is a key gets recovery codes with
+	// it, shown on the account page.
+	c.signOut()
+	c.password(a.URL, "erin", apptest.UserPassword)
+	c.signedInAs("erin", "Welcome, erin")
+	c.do("register a first key",
+		chromedp.Navigate(a.URL+"/account"),
+		chromedp.WaitVisible(chromedp.CSS("#webauthn-register")),
+		chromedp.SetValue(chromedp.CSS("#webauthn-name"), "Phone"),
+		chromedp.Click(chromedp.CSS("#webauthn-register")),
+		chromedp.WaitVisible(chromedp.CSS("#webauthn-codes")),
+	)
+	codes = eval[[]string](c, "read the recovery codes",
+		`Array.from(document.querySelectorAll("#webauthn-recovery-codes span"), s => s.textContent)`)
+	if len(codes) != 10 {
+		t.Errorf("first key: %d recovery codes shown, want 10: %q", len(codes), codes)
+	}
+	c.do("leave the recovery codes", chromedp.Click(chromedp.CSS("#webauthn-codes-done")), chromedp.WaitVisible(chromedp.CSS("#webauthn-keys")))
+	if got := c.text("#webauthn-keys tbody"); !strings.Contains(got, "Phone (passkey)") {
+		t.Errorf("erin's keys: %q", got)
+	}
+	if got := c.text("#recovery-status"); got != "10 left" {
+		t.Errorf("erin's recovery codes: %q", got)
 	}
 }

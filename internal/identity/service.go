@@ -15,6 +15,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -99,7 +100,7 @@ func New(d Deps) (*Service, error) {
 	}
 	rp, err := newRelyingParty(d.PublicURL)
 	if err != nil {
-		d.Logger.Warn("security keys and passkeys are disabled", "public_url", d.PublicURL, "err", err)
+		d.Logger.Warn("security keys and passkeys are disabled", logging.KeyURL, d.PublicURL, logging.KeyErr, err)
 	}
 	return &Service{
 		rp:              rp,

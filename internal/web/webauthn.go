@@ -21,6 +21,7 @@ import (
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/httpmw"
 	"github.com/rampartsec/rampart/internal/identity"
+	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/reqinfo"
 )
 
@@ -59,10 +60,10 @@ func (s *Server) writeJSONError(c *Ctx, err error) error {
 	msg := apperr.Message(err)
 	switch k {
 	case apperr.Internal:
-		s.log.ErrorContext(c.R.Context(), "page failed", "err", err, "path", c.R.URL.Path)
+		s.log.ErrorContext(c.R.Context(), "page failed", logging.KeyErr, err, logging.KeyPath, c.R.URL.Path)
 		msg = "Something went wrong on our side. Quote request id " + reqinfo.From(c.R.Context()).RequestID + " to your administrator."
 	case apperr.Unavailable:
-		s.log.WarnContext(c.R.Context(), "page unavailable", "err", err, "path", c.R.URL.Path)
+		s.log.WarnContext(c.R.Context(), "page unavailable", logging.KeyErr, err, logging.KeyPath, c.R.URL.Path)
 	}
 	if d := apperr.RetryAfterOf(err); d > 0 {
 		c.W.Header().Set("Retry-After", strconv.Itoa(int(d.Round(time.Second)/time.Second)))

@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 	a.Audit = audit.New(a.db, nil)
 	if a.IDs, err = identity.New(identity.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: log,
-		SessionIdle: cfg.Session.IdleTimeout, SessionAbsolute: cfg.Session.AbsoluteTimeout}); err != nil {
+		SessionIdle: cfg.Session.IdleTimeout, SessionAbsolute: cfg.Session.AbsoluteTimeout, PublicURL: a.url}); err != nil {
 		return nil, err
 	}
 	created, pw, err := a.IDs.EnsureAdmin(ctx, cfg.AdminPassword)

@@ -12,7 +12,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -49,6 +52,10 @@ type Deps struct {
 	// Sessions bounds browser sessions.
 	SessionIdle     time.Duration
 	SessionAbsolute time.Duration
+	// PublicURL is where users reach Rampart: its host name is the WebAuthn
+	// relying party ID and it is the only origin accepted. Without a host
+	// name (empty, or an IP address) security keys are unavailable.
+	PublicURL string
 }
 
 // Service is the identity service.
@@ -62,6 +69,9 @@ type Service struct {
 
 	sessionIdle, sessionAbsolute time.Duration
 	throttle                     throttlePolicy
+	// rp is the WebAuthn relying party; nil when security keys are
+	// unavailable.
+	rp *webauthn.WebAuthn
 }
 
 // New returns the identity service.
@@ -88,7 +98,12 @@ func New(d Deps) (*Service, error) {
 	if d.SessionAbsolute <= 0 {
 		d.SessionAbsolute = 24 * time.Hour
 	}
+	rp, err := newRelyingParty(d.PublicURL)
+	if err != nil {
+		d.Logger.Warn("security keys and passkeys are disabled", logging.KeyURL, d.PublicURL, logging.KeyErr, err)
+	}
 	return &Service{
+		rp:              rp,
 		db:              d.DB,
 		audit:           d.Audit,
 		sealer:          d.Sealer,

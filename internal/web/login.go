@@ -155,6 +155,15 @@ func (s *Server) verifySubmit(c *Ctx) error {
 
 // completeLogin activates a pending session after its second factor.
 func (s *Server) completeLogin(c *Ctx, sess identity.Session, u identity.User, p pendingLogin, amr ...string) error {
+	if err := s.activateLogin(c, sess, u, p, amr...); err != nil {
+		return err
+	}
+	return c.Redirect(p.Next, "")
+}
+
+// activateLogin activates a pending session after its second factor and
+// sets the new session cookie.
+func (s *Server) activateLogin(c *Ctx, sess identity.Session, u identity.User, p pendingLogin, amr ...string) error {
 	ctx := c.R.Context()
 	active, err := s.ids.ActivateSession(ctx, sess, amr...)
 	if err != nil {
@@ -168,7 +177,7 @@ func (s *Server) completeLogin(c *Ctx, sess identity.Session, u identity.User, p
 		return err
 	}
 	s.setSessionCookie(c.W, active.Raw, active.ExpiresAt)
-	return c.Redirect(p.Next, "")
+	return nil
 }
 
 // enrolPage is where a user whose org requires a second factor enrols one

@@ -118,6 +118,7 @@ func New(d Deps) (*Server, error) {
 	s := &Server{ids: d.IDs, audit: d.Audit, log: d.Logger.With("component", "web"), publicURL: d.PublicURL,
 		secure: d.Secure, maxBody: d.MaxBody, static: http.StripPrefix("/static/", http.FileServerFS(st)),
 		cop: http.NewCrossOriginProtection(), sources: d.LoginSources}
+	s.securityKeys = s.securityKeyList
 	if err := s.parseTemplates(d.Templates); err != nil {
 		return nil, err
 	}

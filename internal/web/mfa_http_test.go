@@ -1,0 +1,336 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/rampartsec/rampart/internal/apptest"
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/httpapi"
+	"github.com/rampartsec/rampart/internal/identity/webauthntest"
+)
+
+// httpBrowser is a browser without JavaScript: a cookie jar that does not
+// follow redirects, remembering the CSRF token of the last page it got.
+type httpBrowser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func newHTTPBrowser(t *testing.T, a *apptest.App) *httpBrowser {
+	return &httpBrowser{t: t, base: a.URL, c: a.Browser(t)}
+}
+
+// page is a response as the test looks at it.
+type page struct {
+	status   int
+	location string
+	body     string
+}
+
+var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)">`)
+
+func (b *httpBrowser) do(req *http.Request) page {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if m := csrfMeta.FindSubmatch(body); m != nil {
+		b.csrf = html.UnescapeString(string(m[1]))
+	}
+	return page{status: resp.StatusCode, location: resp.Header.Get("Location"), body: string(body)}
+}
+
+func (b *httpBrowser) get(path string) page {
+	b.t.Helper()
+	req, err := http.NewRequest("GET", b.base+path, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(req)
+}
+
+// submit posts a form with the current CSRF token.
+func (b *httpBrowser) submit(path string, fields url.Values) page {
+	b.t.Helper()
+	if fields == nil {
+		fields = url.Values{}
+	}
+	fields.Set("csrf_token", b.csrf)
+	req, err := http.NewRequest("POST", b.base+path, strings.NewReader(fields.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// fetch posts JSON as rampart.js does, with csrf in X-CSRF-Token.
+func (b *httpBrowser) fetch(path string, body []byte, csrf string) page {
+	b.t.Helper()
+	req, err := http.NewRequest("POST", b.base+path, bytes.NewReader(body))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if csrf != "" {
+		req.Header.Set("X-CSRF-Token", csrf)
+	}
+	return b.do(req)
+}
+
+func (b *httpBrowser) must(p page, status int, what string) page {
+	b.t.Helper()
+	if p.status != status {
+		b.t.Fatalf("%s: status %d (location %q), want %d:\n%s", what, p.status, p.location, status, p.body)
+	}
+	return p
+}
+
+// signIn posts the password form and returns the redirect target.
+func (b *httpBrowser) signIn(username, password string) string {
+	b.t.Helper()
+	b.must(b.get("/login"), http.StatusOK, "sign-in page")
+	p := b.must(b.submit("/login", url.Values{"username": {username}, "password": {password}, "next": {"/"}}),
+		http.StatusSeeOther, "sign in")
+	return p.location
+}
+
+var (
+	totpSecretRE    = regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`)
+	recoveryCodesRE = regexp.MustCompile(`<span>([a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4})</span>`)
+)
+
+func totpSecretOf(t *testing.T, p page) string {
+	t.Helper()
+	m := totpSecretRE.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no #totp-secret on the page:\n%s", p.body)
+	}
+	return m[1]
+}
+
+// auditEntries lists the audit entries of an action, oldest first.
+func auditEntries(t *testing.T, a *apptest.App, action string) []audit.Entry {
+	t.Helper()
+	es, err := a.Audit.List(context.Background(), audit.Filter{Action: action, Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(es)
+	return es
+}
+
+// TestOrgRequiresMFA_EnrolAtSignIn: a member of an org that requires
+// two-factor authentication, without a second factor, is held at the
+// enrolment page after the password until they enrol TOTP, then gets ten
+// recovery codes and is signed in.
+func TestOrgRequiresMFA_EnrolAtSignIn(t *testing.T) {
+	a := apptest.Start(t)
+	admin := a.Client(t, a.AdminToken(t))
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"})
+	requireMFA := true
+	admin.Must(http.StatusOK, "PATCH", httpapi.Prefix+"/orgs/acme", httpapi.UpdateOrgRequest{RequireMFA: &requireMFA})
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/users", httpapi.CreateUserRequest{Username: "dana", Password: apptest.UserPassword})
+	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/members/dana", httpapi.RoleRequest{Role: "developer"})
+
+	b := newHTTPBrowser(t, a)
+	if to := b.signIn("dana", apptest.UserPassword); to != "/login/enrol" {
+		t.Fatalf("after the password: redirected to %q, want /login/enrol", to)
+	}
+	// Nothing else is reachable before enrolment.
+	for _, path := range []string{"/", "/account", "/orgs/acme", "/account/totp"} {
+		p := b.get(path)
+		if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, "/login?next=") {
+			t.Errorf("GET %s before enrolment: status %d to %q, want a redirect to /login", path, p.status, p.location)
+		}
+	}
+	if p := b.get("/login/verify"); p.location != "/login/enrol" {
+		t.Errorf("GET /login/verify before enrolment: redirected to %q, want /login/enrol", p.location)
+	}
+	p := b.must(b.get("/login/enrol"), http.StatusOK, "enrolment page")
+	// Even with the pending session's CSRF token, a page that needs a
+	// signed-in user refuses.
+	if p := b.submit("/account/totp", url.Values{"code": {"123456"}}); p.status != http.StatusUnauthorized {
+		t.Errorf("POST /account/totp before enrolment: status %d, want 401", p.status)
+	}
+
+	if !strings.Contains(p.body, "requires two-factor authentication") || !strings.Contains(p.body, "otpauth://totp/") {
+		t.Errorf("enrolment page lacks the explanation or the otpauth URI:\n%s", p.body)
+	}
+	p = b.submit("/login/enrol", url.Values{"code": {"000000"}})
+	if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, `id="form-error"`) {
+		t.Fatalf("wrong code: status %d, want 422 with the error shown:\n%s", p.status, p.body)
+	}
+	code, err := totp.GenerateCode(totpSecretOf(t, p), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = b.must(b.submit("/login/enrol", url.Values{"code": {code}}), http.StatusOK, "enrol")
+	if !strings.Contains(p.body, "Save your recovery codes") {
+		t.Fatalf("after enrolment: no recovery codes page:\n%s", p.body)
+	}
+	if codes := recoveryCodesRE.FindAllStringSubmatch(p.body, -1); len(codes) != 10 {
+		t.Errorf("recovery codes page shows %d codes, want 10", len(codes))
+	}
+	p = b.must(b.get("/"), http.StatusOK, "home page after enrolment")
+	if !strings.Contains(p.body, "Welcome, dana") {
+		t.Errorf("home page does not greet dana:\n%s", p.body)
+	}
+	b.must(b.get("/orgs/acme"), http.StatusOK, "org page after enrolment")
+
+	if got := auditEntries(t, a, "user.mfa.totp.enrol"); len(got) != 1 || got[0].TargetName != "dana" {
+		t.Errorf("audit user.mfa.totp.enrol = %+v", got)
+	}
+	logins := auditEntries(t, a, "user.login")
+	last := logins[len(logins)-1]
+	if last.ActorName != "dana" || last.Outcome != audit.Success || last.Details["via"] != "web:enrol" {
+		t.Errorf("last sign-in audited as %+v, want dana's successful web:enrol", last)
+	}
+}
+
+// TestWebAuthn_OverHTTP drives the security-key endpoints as rampart.js
+// does, with a software authenticator in place of the browser's.
+func TestWebAuthn_OverHTTP(t *testing.T) {
+	a := apptest.Start(t)
+	key := webauthntest.New(a.URL)
+	b := newHTTPBrowser(t, a)
+	if to := b.signIn("admin", apptest.AdminPassword); to != "/" {
+		t.Fatalf("admin without a second factor redirected to %q", to)
+	}
+	b.must(b.get("/account"), http.StatusOK, "account page")
+
+	// Without the CSRF header nothing starts.
+	if p := b.fetch("/account/webauthn/register/begin", []byte(`{"name":"YubiKey"}`), ""); p.status != http.StatusForbidden {
+		t.Fatalf("begin without CSRF token: status %d, want 403", p.status)
+	}
+	for _, body := range []string{`{"name":"YubiKey","extra":1}`, `["YubiKey"]`, `{"name":"a"}{"name":"b"}`} {
+		p := b.fetch("/account/webauthn/register/begin", []byte(body), b.csrf)
+		var e struct{ Error string }
+		if p.status != http.StatusUnprocessableEntity || json.Unmarshal([]byte(p.body), &e) != nil || e.Error == "" {
+			t.Errorf("begin with %s: status %d, body %s; want 422 with a JSON error", body, p.status, p.body)
+		}
+	}
+	opts := b.must(b.fetch("/account/webauthn/register/begin", []byte(`{"name":"YubiKey"}`), b.csrf), http.StatusOK, "register begin")
+	resp, err := key.Create([]byte(opts.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin := b.must(b.fetch("/account/webauthn/register/finish", resp, b.csrf), http.StatusOK, "register finish")
+	var reg struct {
+		Name          string
+		Passkey       bool
+		RecoveryCodes []string `json:"recovery_codes"`
+	}
+	if err := json.Unmarshal([]byte(fin.body), &reg); err != nil {
+		t.Fatal(err)
+	}
+	if reg.Name != "YubiKey" || !reg.Passkey || len(reg.RecoveryCodes) != 10 {
+		t.Errorf("registration answer = %+v, want YubiKey, a passkey, ten recovery codes", reg)
+	}
+	p := b.must(b.get("/account"), http.StatusOK, "account page")
+	if !strings.Contains(p.body, "YubiKey (passkey)") || !strings.Contains(p.body, "1 registered") {
+		t.Errorf("account page does not list the key:\n%s", p.body)
+	}
+	removeRE := regexp.MustCompile(`action="/account/webauthn/(\d+)/remove"`)
+	m := removeRE.FindStringSubmatch(p.body)
+	if m == nil {
+		t.Fatalf("no remove form on the account page")
+	}
+	b.must(b.submit("/logout", nil), http.StatusSeeOther, "sign out")
+
+	// Password, then the key.
+	if to := b.signIn("admin", apptest.AdminPassword); to != "/login/verify" {
+		t.Fatalf("after the password: redirected to %q, want /login/verify", to)
+	}
+	p = b.must(b.get("/login/verify"), http.StatusOK, "verify page")
+	if !strings.Contains(p.body, `id="webauthn-login"`) {
+		t.Fatalf("verify page offers no security key:\n%s", p.body)
+	}
+	if p := b.fetch("/login/webauthn/finish", []byte("{}"), b.csrf); p.status != http.StatusUnauthorized {
+		t.Errorf("finish before begin: status %d, want 401", p.status)
+	}
+	opts = b.must(b.fetch("/login/webauthn/begin", nil, b.csrf), http.StatusOK, "login begin")
+	resp, err = key.Get([]byte(opts.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin = b.must(b.fetch("/login/webauthn/finish", resp, b.csrf), http.StatusOK, "login finish")
+	if !strings.Contains(fin.body, `"next":"/"`) {
+		t.Errorf("login finish = %s, want next /", fin.body)
+	}
+	p = b.must(b.get("/"), http.StatusOK, "home page")
+	if !strings.Contains(p.body, "Welcome, admin") {
+		t.Errorf("not signed in after the security key:\n%s", p.body)
+	}
+	b.must(b.submit("/logout", nil), http.StatusSeeOther, "sign out")
+
+	// Passkey: no user name, no password.
+	anon := newHTTPBrowser(t, a)
+	anon.must(anon.get("/login"), http.StatusOK, "sign-in page")
+	if p := anon.fetch("/login/passkey/finish", []byte("{}"), anon.csrf); p.status != http.StatusUnauthorized {
+		t.Errorf("passkey finish before begin: status %d, want 401", p.status)
+	}
+	opts = anon.must(anon.fetch("/login/passkey/begin", nil, anon.csrf), http.StatusOK, "passkey begin")
+	resp, err = key.Get([]byte(opts.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin = anon.must(anon.fetch("/login/passkey/finish?next=%2Forgs", resp, anon.csrf), http.StatusOK, "passkey finish")
+	if !strings.Contains(fin.body, `"next":"/orgs"`) {
+		t.Errorf("passkey finish = %s, want next /orgs", fin.body)
+	}
+	anon.must(anon.get("/orgs"), http.StatusOK, "orgs page after passkey")
+	// The same answer does not sign in twice.
+	if p := anon.fetch("/login/passkey/finish", resp, anon.csrf); p.status != http.StatusUnauthorized {
+		t.Errorf("replayed passkey answer: status %d, want 401", p.status)
+	}
+
+	// Remove the key.
+	anon.must(anon.get("/account"), http.StatusOK, "account page")
+	p = anon.must(anon.submit("/account/webauthn/"+m[1]+"/remove", nil), http.StatusSeeOther, "remove key")
+	if !strings.HasPrefix(p.location, "/account?flash=") {
+		t.Errorf("after removal: redirected to %q", p.location)
+	}
+	if p := anon.get("/account"); !strings.Contains(p.body, "0 registered") || strings.Contains(p.body, "YubiKey") {
+		t.Errorf("account page still lists the key:\n%s", p.body)
+	}
+
+	if got := auditEntries(t, a, "user.mfa.webauthn.register"); len(got) != 1 || got[0].ActorName != "admin" || got[0].Details["key"] != "YubiKey" {
+		t.Errorf("audit user.mfa.webauthn.register = %+v", got)
+	}
+	if got := auditEntries(t, a, "user.mfa.webauthn.remove"); len(got) != 1 || got[0].ActorName != "admin" {
+		t.Errorf("audit user.mfa.webauthn.remove = %+v", got)
+	}
+	var methods []string
+	for _, e := range auditEntries(t, a, "user.login") {
+		if e.Outcome == audit.Success && e.ActorName == "admin" {
+			amr, _ := json.Marshal(e.Details["amr"])
+			methods = append(methods, e.Details["via"].(string)+" "+string(amr))
+		}
+	}
+	want := []string{`web:password ["pwd"]`, `web:password ["pwd","hwk"]`, `web:passkey ["hwk","mfa"]`}
+	if !slices.Equal(methods, want) {
+		t.Errorf("admin's audited web sign-ins = %q, want %q", methods, want)
+	}
+}

@@ -94,7 +94,10 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// BEGIN IMMEDIATE: a write transaction takes the write lock up front, so
 	// two writers queue on busy_timeout instead of failing on lock upgrade.
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	// A SQLite URI filename: '%', '?' and '#' in the path must be escaped
+	// or SQLite cuts the name there.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite", "file:"+escaped+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -22,5 +23,20 @@ func TestOpen_RejectsUnknownScheme(t *testing.T) {
 	}
 	if msg := err.Error(); strings.Contains(msg, "hunter2") {
 		t.Fatalf("error leaks the password: %q", msg)
+	}
+}
+
+func TestOpen_SQLitePathWithURICharacters(t *testing.T) {
+	dir := t.TempDir() + "/odd #dir?%41"
+	db, err := store.Open(t.Context(), "sqlite:"+dir+"/rampart.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(t.Context(), "CREATE TABLE x (a INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir + "/rampart.db"); err != nil {
+		t.Fatalf("database not where asked: %v", err)
 	}
 }

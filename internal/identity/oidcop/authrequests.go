@@ -201,12 +201,15 @@ func (p *Provider) PendingAuthRequest(ctx context.Context, id string) (AuthReque
 }
 
 // NeedsLogin reports whether a session signed in at authTime must sign in
-// again for this request (prompt=login, or max_age exceeded).
-func (a AuthRequest) NeedsLogin(authTime, now time.Time) bool {
+// again for this request: with prompt=login it must have signed in after
+// the request was made, with max_age at most that long before it (a
+// sign-in made for this request always satisfies both, so the user is
+// never sent round in circles).
+func (a AuthRequest) NeedsLogin(authTime time.Time) bool {
 	if slices.Contains(a.Prompt, oidc.PromptLogin) && authTime.Before(a.CreatedAt) {
 		return true
 	}
-	return a.MaxAge != nil && now.Sub(authTime) > *a.MaxAge
+	return a.MaxAge != nil && authTime.Before(a.CreatedAt.Add(-*a.MaxAge))
 }
 
 // PromptNone reports whether the relying party forbade any interaction.

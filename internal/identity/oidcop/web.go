@@ -62,7 +62,7 @@ func (p *Provider) loginPage(c *web.Ctx) error {
 		return p.authError(c, ar.ID, oidc.ErrLoginRequired())
 	case sess == nil:
 		return c.Redirect("/login?next="+url.QueryEscape(back), "")
-	case ar.NeedsLogin(sess.AuthTime, p.now()):
+	case ar.NeedsLogin(sess.AuthTime):
 		if ar.PromptNone() {
 			return p.authError(c, ar.ID, oidc.ErrLoginRequired())
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // callback is the relying party's redirect URI: a loopback address nothing
@@ -243,7 +244,12 @@ func registerClient(t *testing.T, admin *apptest.Client, req oidcop.CreateClient
 }
 
 func TestProvider_CodeFlow(t *testing.T) {
-	a := apptest.Start(t)
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testCodeFlow(t, apptest.Start(t, apptest.WithStore(b.URL(t)))) })
+	}
+}
+
+func testCodeFlow(t *testing.T, a *apptest.App) {
 	admin := a.Client(t, a.AdminToken(t))
 	a.CreateUser(t, admin, "alice")
 	conf := registerClient(t, admin, oidcop.CreateClientRequest{Name: "Wiki", RedirectURIs: []string{callback},
@@ -570,5 +576,11 @@ func TestProvider_DiscoveryAdvertisesRampart(t *testing.T) {
 	if !slices.Contains(d.PKCE, "S256") || !slices.Contains(d.Claims, "amr") {
 		t.Errorf("pkce %v claims %v", d.PKCE, d.Claims)
 	}
-	_ = fmt.Sprint
+	// The client routes are part of the generated API description.
+	doc := a.Client(t, "").Must(http.StatusOK, "GET", httpapi.Prefix+"/openapi.json", nil)
+	for _, path := range []string{"/oidc/clients/{id}", "/oidc/keys/rotate"} {
+		if !strings.Contains(string(doc.Body), fmt.Sprintf("%q", httpapi.Prefix+path)) {
+			t.Errorf("openapi.json lacks %s", path)
+		}
+	}
 }

@@ -91,6 +91,9 @@ func (p *Provider) createAuthRequest(ctx context.Context, r *oidc.AuthRequest) (
 	if len(r.State) > maxStateLen || len(r.Nonce) > maxNonceLen || len(r.LoginHint) > 256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("state, nonce or login_hint is too long")
 	}
+	if r.ResponseMode != "" && r.ResponseMode != oidc.ResponseModeQuery {
+		return nil, oidc.ErrInvalidRequest().WithDescription("response_mode must be query")
+	}
 	if r.ResponseType != oidc.ResponseTypeCode {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("only the authorization code flow is supported")
 	}

@@ -75,9 +75,21 @@ func (p *Provider) loginPage(c *web.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Issues the code and redirects to the client's redirect URI.
-	op.AuthResponse(a, p.op, c.W, c.R.WithContext(op.ContextWithIssuer(ctx, p.issuer)))
-	return nil
+	target, err := op.BuildAuthResponseCallbackURL(op.ContextWithIssuer(ctx, p.issuer), a, p.op)
+	if err != nil {
+		return err
+	}
+	// Browsers apply the sign-in form's CSP form-action 'self' to every
+	// redirect that follows its submission, so an HTTP redirect to the
+	// client would be blocked right after a sign-in. A page that navigates
+	// on its own (meta refresh, plus a link) is not a form submission.
+	return c.Render(http.StatusOK, "oidc_continue", "Signing in to "+ar.ClientName, continueView{Client: ar.ClientName, URL: target})
+}
+
+// continueView is the page that hands the browser back to the client.
+type continueView struct {
+	Client string
+	URL    string
 }
 
 // authError sends the browser back to the relying party with an OAuth

@@ -31,6 +31,7 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/httpmw"
 	"github.com/rampartsec/rampart/internal/identity"
+	"github.com/rampartsec/rampart/internal/identity/oidcop"
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
@@ -59,6 +60,7 @@ type App struct {
 	adminPW  string
 	Audit    *audit.Log
 	IDs      *identity.Service
+	OIDC     *oidcop.Provider
 	API      *httpapi.Server
 	Registry *prometheus.Registry
 }
@@ -96,7 +98,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -116,11 +118,22 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.adminPW = pw
 	}
 
-	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes}); err != nil {
+	if a.OIDC, err = oidcop.New(oidcop.Deps{IDs: a.IDs, Logger: log, Issuer: a.url,
+		AccessTokenLifetime: cfg.OIDC.AccessTokenLifetime, RefreshTokenLifetime: cfg.OIDC.RefreshTokenLifetime,
+		IDTokenLifetime: cfg.OIDC.IDTokenLifetime, KeyRotation: cfg.OIDC.KeyRotation,
+		DevicePollInterval: cfg.OIDC.DevicePollInterval}); err != nil {
+		return nil, err
+	}
+	if err := a.OIDC.EnsureCLIClient(ctx); err != nil {
+		return nil, err
+	}
+
+	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
+		Extra: a.OIDC.Routes()}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes})
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: a.OIDC.Pages(), Nav: a.OIDC.Nav(), Templates: oidcop.Templates()})
 	if err != nil {
 		return nil, err
 	}
@@ -128,13 +141,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	mux := http.NewServeMux()
 	a.API.Register(mux)
 	ui.Register(mux)
+	a.OIDC.Register(mux)
 	a.registerOps(mux)
 
 	// The middleware chain, outermost first.
-	authenticator := &authn.Authenticator{IDs: a.IDs}
+	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
 	metrics := httpmw.NewMetrics(a.Registry)
 	var h http.Handler = httpmw.Route(mux)
-	h = httpmw.Authenticate(authenticator, log, h)
+	// OAuth endpoints authenticate their callers (client secrets, access
+	// tokens) themselves; everything else goes through Authenticate.
+	h = oidcop.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h))
 	h = httpmw.SecurityHeaders(cfg.TLS, h)
 	h = httpmw.Observe(log, metrics, h)
 	h = httpmw.RequestID(h)
@@ -268,6 +284,9 @@ func (a *App) housekeeping(ctx context.Context) error {
 				a.log.Warn("purge expired sessions", logging.KeyErr, err)
 			} else if n > 0 {
 				a.log.Debug("purged expired sessions", "count", n)
+			}
+			if _, err := a.OIDC.Purge(ctx); err != nil {
+				a.log.Warn("purge expired oidc grants", logging.KeyErr, err)
 			}
 		}
 	}

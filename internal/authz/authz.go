@@ -250,6 +250,10 @@ var (
 	MetricsRead  = Action{Name: "metrics.read", Level: LevelAuthed, Scope: ScopeMetricsRead}
 )
 
+// OIDCKeysAdmin rotates the OpenID provider's signing keys (site
+// administrators).
+var OIDCKeysAdmin = Action{Name: "oidc.keys.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+
 // Decision is the outcome of Decide.
 type Decision struct {
 	Allow bool

@@ -23,6 +23,9 @@ type client struct {
 	base  string
 	token string
 	http  *http.Client
+	// oauth is set when the token came from an OAuth login with a
+	// refresh token: do refreshes it when it expires or is refused.
+	oauth *oauthSession
 }
 
 // newHTTPClient returns an HTTP client trusting caFile (when set) in
@@ -49,28 +52,33 @@ func newHTTPClient(caFile string) (*http.Client, error) {
 // do sends a request with a JSON body (when in is non-nil) and decodes a
 // JSON response into out (when non-nil). API errors come back classified.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if c.oauth != nil && c.oauth.expired(time.Now()) {
+		if err := c.refresh(ctx); err != nil {
+			return err
+		}
+	}
+	resp, err := c.send(ctx, method, path, in != nil, body)
 	if err != nil {
-		return apperr.Wrap(err, apperr.Invalid, "bad request URL")
+		return err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return apperr.Wrap(err, apperr.Unavailable, "cannot reach "+c.base+": "+shortNetErr(err))
+	if resp.StatusCode == http.StatusUnauthorized && c.oauth != nil {
+		// The access token may have expired early or been revoked: one
+		// refresh, one retry.
+		resp.Body.Close()
+		if err := c.refresh(ctx); err != nil {
+			return err
+		}
+		if resp, err = c.send(ctx, method, path, in != nil, body); err != nil {
+			return err
+		}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
@@ -87,6 +95,41 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
 		return fmt.Errorf("decode %s %s response: %w", method, path, err)
 	}
+	return nil
+}
+
+func (c *client) send(ctx context.Context, method, path string, hasBody bool, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if hasBody {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Invalid, "bad request URL")
+	}
+	if hasBody {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Unavailable, "cannot reach "+c.base+": "+shortNetErr(err))
+	}
+	return resp, nil
+}
+
+// refresh replaces an OAuth access token with a fresh one (saved for the
+// next command); it is refreshed at most once per command.
+func (c *client) refresh(ctx context.Context) error {
+	tok, err := c.oauth.refresh(ctx, c.http)
+	if err != nil {
+		return err
+	}
+	c.token = tok
+	c.oauth = nil
 	return nil
 }
 

@@ -110,9 +110,13 @@ func (ce *cmdEnv) client() (*client, error) {
 	entry := creds.Servers[server]
 	token := ce.Getenv("RAMPART_TOKEN")
 	ca := ce.Getenv("RAMPART_CA_CERT")
+	var oauth *oauthSession
 	if entry != nil {
 		if token == "" {
 			token = entry.Token
+			if entry.RefreshToken != "" {
+				oauth = &oauthSession{ce: ce, server: server, entry: entry}
+			}
 		}
 		if ca == "" {
 			ca = entry.CACert
@@ -125,5 +129,5 @@ func (ce *cmdEnv) client() (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &client{base: server, token: token, http: hc}, nil
+	return &client{base: server, token: token, http: hc, oauth: oauth}, nil
 }

@@ -151,6 +151,13 @@ func (ce *cmdEnv) logoutCmd() *cobra.Command {
 			if entry == nil {
 				return apperr.E(apperr.NotFound, "not logged in to %s", server)
 			}
+			if entry.RefreshToken != "" {
+				if hc, err := newHTTPClient(entry.CACert); err == nil {
+					if err := revokeRefresh(cmd.Context(), hc, server, entry.RefreshToken); err != nil {
+						fmt.Fprintf(ce.Stderr, "warning: could not end the sign-in on the server: %s\n", apperr.Message(err))
+					}
+				}
+			}
 			if entry.TokenID != 0 {
 				if c, err := ce.client(); err == nil {
 					if err := c.do(cmd.Context(), "DELETE", fmt.Sprintf("%s/user/tokens/%d", httpapi.Prefix, entry.TokenID), nil, nil); err != nil {

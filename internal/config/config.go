@@ -35,6 +35,18 @@ type Config struct {
 	LogLevel string
 	Session  Session
 	Limits   Limits
+	OIDC     OIDC
+}
+
+// OIDC tunes the built-in OpenID provider; zero values take its defaults.
+type OIDC struct {
+	AccessTokenLifetime  time.Duration
+	RefreshTokenLifetime time.Duration
+	IDTokenLifetime      time.Duration
+	// KeyRotation is how long a signing key signs before it is replaced.
+	KeyRotation time.Duration
+	// DevicePollInterval is how often device-flow clients may poll.
+	DevicePollInterval time.Duration
 }
 
 // Session bounds the lifetime of a browser session.
@@ -115,6 +127,10 @@ func (c *Config) Validate() error {
 		bad("session", "timeouts must be positive")
 	} else if c.Session.IdleTimeout > c.Session.AbsoluteTimeout {
 		bad("session.idle-timeout", "must not exceed the absolute timeout")
+	}
+	if c.OIDC.AccessTokenLifetime < 0 || c.OIDC.RefreshTokenLifetime < 0 || c.OIDC.IDTokenLifetime < 0 ||
+		c.OIDC.KeyRotation < 0 || c.OIDC.DevicePollInterval < 0 {
+		bad("oidc", "lifetimes and intervals must not be negative")
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -175,7 +176,7 @@ func (s *Server) parseTemplates(extra fs.FS) error {
 			if name == "layout.html" || strings.HasPrefix(name, "_") || !strings.HasSuffix(name, ".html") {
 				continue
 			}
-			body, err := fs.ReadFile(fsys, dir+"/"+name)
+			body, err := fs.ReadFile(fsys, path.Join(dir, name))
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@ import (
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/identity"
-	"github.com/rampartsec/rampart/internal/problem"
 )
 
 // The fixtures of the route tests: two orgs, each with a project, a team,
@@ -291,41 +290,6 @@ func (w *world) scopedToken(t *testing.T, user string, scopes []string) string {
 	return raw
 }
 
-// auditHead returns the sequence number of the newest audit entry.
-func (w *world) auditHead(t *testing.T) int64 { return auditHead(t, w.a) }
+func (w *world) auditHead(t *testing.T) int64 { return w.a.AuditHead(t) }
 
-func (w *world) auditSince(t *testing.T, seq int64) []audit.Entry { return auditSince(t, w.a, seq) }
-
-func auditHead(t *testing.T, a *apptest.App) int64 {
-	t.Helper()
-	es, err := a.Audit.List(t.Context(), audit.Filter{Limit: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(es) == 0 {
-		return 0
-	}
-	return es[0].Seq
-}
-
-// auditSince returns the audit entries appended after seq.
-func auditSince(t *testing.T, a *apptest.App, seq int64) []audit.Entry {
-	t.Helper()
-	es, err := a.Audit.List(t.Context(), audit.Filter{AfterSeq: seq, Limit: 500})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return es
-}
-
-// problemOf decodes a problem document.
-func problemOf(t *testing.T, r apptest.Response) problem.Details {
-	t.Helper()
-	var p problem.Details
-	if ct := r.Header.Get("Content-Type"); ct != problem.ContentType {
-		t.Errorf("Content-Type = %q, want %q: %s", ct, problem.ContentType, r.Body)
-		return p
-	}
-	r.Decode(t, &p)
-	return p
-}
+func (w *world) auditSince(t *testing.T, seq int64) []audit.Entry { return w.a.AuditSince(t, seq) }

@@ -21,9 +21,11 @@ import (
 // forged, revoked, expired, of a disabled user, of a deleted service
 // account — on a request that would create an org: each is refused with
 // 401 and nothing is created.
-func TestAPI_BadTokens(t *testing.T) {
+func TestAPI_BadTokens(t *testing.T) { eachStore(t, testBadTokens) }
+
+func testBadTokens(t *testing.T, store apptest.Option) {
 	clk := apptest.NewClock(time.Now())
-	a := apptest.Start(t, apptest.WithClock(clk.Now))
+	a := apptest.Start(t, store, apptest.WithClock(clk.Now))
 	admin := a.Client(t, a.AdminToken(t))
 	carolToken := a.CreateUser(t, admin, "carol")
 	carol := a.Client(t, carolToken)
@@ -122,9 +124,11 @@ func basicAuth(user, password string) string {
 
 // TestAPI_LoginReplayedTOTP signs in with a password and a TOTP code:
 // a code is good once, so a replayed one is refused and no token is made.
-func TestAPI_LoginReplayedTOTP(t *testing.T) {
+func TestAPI_LoginReplayedTOTP(t *testing.T) { eachStore(t, testLoginReplayedTOTP) }
+
+func testLoginReplayedTOTP(t *testing.T, store apptest.Option) {
 	clk := apptest.NewClock(time.Now())
-	a := apptest.Start(t, apptest.WithClock(clk.Now))
+	a := apptest.Start(t, store, apptest.WithClock(clk.Now))
 	ctx := t.Context()
 	u, err := a.IDs.CreateUser(ctx, identity.NewUser{Username: "erin", Password: apptest.UserPassword})
 	if err != nil {
@@ -181,9 +185,11 @@ func TestAPI_LoginReplayedTOTP(t *testing.T) {
 // TestAPI_LoginThrottle fails sign-ins until the user is locked: then even
 // the right password is refused with 429 and Retry-After until the lock
 // ends, and each further failure doubles the lock.
-func TestAPI_LoginThrottle(t *testing.T) {
+func TestAPI_LoginThrottle(t *testing.T) { eachStore(t, testLoginThrottle) }
+
+func testLoginThrottle(t *testing.T, store apptest.Option) {
 	clk := apptest.NewClock(time.Now())
-	a := apptest.Start(t, apptest.WithClock(clk.Now))
+	a := apptest.Start(t, store, apptest.WithClock(clk.Now))
 	if _, err := a.IDs.CreateUser(t.Context(), identity.NewUser{Username: "frank", Password: apptest.UserPassword}); err != nil {
 		t.Fatal(err)
 	}

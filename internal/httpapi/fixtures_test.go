@@ -105,9 +105,9 @@ type world struct {
 	scoped    map[string]string // tokens with chosen scopes, by user and scopes
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, opts ...apptest.Option) *world {
 	t.Helper()
-	a := apptest.Start(t)
+	a := apptest.Start(t, opts...)
 	w := &world{a: a, botTokens: map[string]int64{}, scoped: map[string]string{}}
 	ctx := t.Context()
 	for _, name := range []string{"owner", "maintainer", "developer", "reader", "projlead", "teamlead", "outsider", "globex-owner", bystander} {

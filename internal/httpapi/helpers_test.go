@@ -8,6 +8,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/problem"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // problemOf decodes a problem document.
@@ -73,4 +74,12 @@ func newRequest(t *testing.T, a *apptest.App, method, path, token, contentType s
 		req.Header.Set("Content-Type", contentType)
 	}
 	return req
+}
+
+// eachStore runs fn once per store backend (SQLite, and PostgreSQL when
+// RAMPART_TEST_POSTGRES is set), passing the option that selects it.
+func eachStore(t *testing.T, fn func(t *testing.T, store apptest.Option)) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { fn(t, apptest.WithStore(b.URL(t))) })
+	}
 }

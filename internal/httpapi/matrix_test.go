@@ -76,7 +76,10 @@ type expect struct {
 var loginBody = `{"username":"signer","password":"` + apptest.UserPassword + `","token_name":"matrix"}`
 
 // routeRules lists every API route. A route without a row fails the test:
-// classify new routes here (one line each).
+// classify new routes here (one line each). Path wildcards are filled from
+// the fixtures where pathValue knows them ({org}, {project}, {team},
+// {username}, service-account {name} and token {id}) and with a name of
+// nothing otherwise, which is enough to check authorisation.
 var routeRules = map[string]expect{
 	"POST /api/v1/auth/login":         {public, "", loginBody},
 	"GET /api/v1/scopes":              {public, "", ""},
@@ -162,9 +165,11 @@ var wildcardRE = regexp.MustCompile(`\{([a-z]+)\}`)
 // TestRoutes_AuthorisationMatrix calls every route of the running app as
 // every kind of caller, on their own org and on another, and fails on any
 // allow or deny the table does not expect.
-func TestRoutes_AuthorisationMatrix(t *testing.T) {
+func TestRoutes_AuthorisationMatrix(t *testing.T) { eachStore(t, testAuthorisationMatrix) }
+
+func testAuthorisationMatrix(t *testing.T, store apptest.Option) {
 	start := time.Now()
-	w := newWorld(t)
+	w := newWorld(t, store)
 	routes := w.a.API.Routes()
 	seen := map[string]bool{}
 	for _, rt := range routes {
@@ -274,7 +279,7 @@ func (w *world) check(t *testing.T, rt httpapi.Route, rule expect, s *subject, t
 		t.Errorf("%s %s as %s = %d, want allowed: %s", rt.Method, rt.Path, who, res.Status, brief(res.Body))
 	case !want && !denied:
 		t.Errorf("UNEXPECTED ALLOW: %s %s as %s = %d: %s", rt.Method, rt.Path, who, res.Status, brief(res.Body))
-	case !denied && res.Status == http.StatusNotFound && w.realPath(rt.Path, s):
+	case !denied && res.Status == http.StatusNotFound && w.realPath(rt.Path, s, target):
 		// Every path value names an existing fixture: a 404 means a
 		// fixture was lost, and later cases would prove nothing.
 		t.Errorf("%s %s as %s = 404 on existing fixtures: %s", rt.Method, rt.Path, who, brief(res.Body))
@@ -304,7 +309,8 @@ func (w *world) check(t *testing.T, rt httpapi.Route, rule expect, s *subject, t
 func (w *world) call(t *testing.T, rt httpapi.Route, rule expect, s *subject, target string) apptest.Response {
 	t.Helper()
 	path := wildcardRE.ReplaceAllStringFunc(rt.Path, func(m string) string {
-		return w.pathValue(m[1:len(m)-1], rt.Path, s, target)
+		v, _ := w.pathValue(m[1:len(m)-1], rt.Path, s, target)
+		return v
 	})
 	var body any
 	switch {
@@ -317,44 +323,39 @@ func (w *world) call(t *testing.T, rt httpapi.Route, rule expect, s *subject, ta
 }
 
 // pathValue fills a path wildcard with an existing fixture, so that an
-// allowed call reaches real data.
-func (w *world) pathValue(name, path string, s *subject, target string) string {
+// allowed call reaches real data. fixture is false when the value names
+// nothing: a wildcard this test has no fixture for, whose value does not
+// matter for authorisation (it happens before the handler looks it up).
+func (w *world) pathValue(name, path string, s *subject, target string) (value string, fixture bool) {
 	switch name {
 	case "org":
-		return target
+		return target, true
 	case "project":
-		return fixtureProject
+		return fixtureProject, true
 	case "team":
-		return fixtureTeam
+		return fixtureTeam, true
 	case "username":
-		return bystander
+		return bystander, true
 	case "name":
-		return target + "-bot-" + disposableBot
+		if strings.Contains(path, "/service-accounts/{name}") {
+			return target + "-bot-" + disposableBot, true
+		}
 	case "id":
-		if strings.Contains(path, "/service-accounts/") {
-			return strconv.FormatInt(w.botTokens[target], 10)
+		switch {
+		case strings.Contains(path, "/service-accounts/{name}/tokens/{id}"):
+			return strconv.FormatInt(w.botTokens[target], 10), true
+		case strings.Contains(path, "/user/tokens/{id}") && s.user != "":
+			return strconv.FormatInt(s.spareID, 10), true
 		}
-		if s.user != "" {
-			return strconv.FormatInt(s.spareID, 10)
-		}
-		return "1"
 	}
-	// A wildcard this test has no fixture for: the value does not matter
-	// for authorisation, which happens before the handler looks it up.
-	return "no-such-" + name
+	return "no-such-" + name, false
 }
 
 // realPath reports whether every wildcard of path is filled with an
 // existing fixture for s.
-func (w *world) realPath(path string, s *subject) bool {
+func (w *world) realPath(path string, s *subject, target string) bool {
 	for _, m := range wildcardRE.FindAllStringSubmatch(path, -1) {
-		switch m[1] {
-		case "org", "project", "team", "username", "name":
-		case "id":
-			if s.user == "" && !strings.Contains(path, "/service-accounts/") {
-				return false
-			}
-		default:
+		if _, ok := w.pathValue(m[1], path, s, target); !ok {
 			return false
 		}
 	}

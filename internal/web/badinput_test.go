@@ -12,6 +12,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/httpapi"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // browser is a signed-in (or not yet signed-in) web browser.
@@ -200,8 +201,14 @@ func TestAPI_SessionCSRF(t *testing.T) {
 // next page sends the browser to the sign-in page, the API answers 401 and
 // a form from the old page changes nothing.
 func TestWeb_SessionExpiry(t *testing.T) {
+	for _, backend := range storetest.Backends() {
+		t.Run(backend.Name, func(t *testing.T) { testSessionExpiry(t, apptest.WithStore(backend.URL(t))) })
+	}
+}
+
+func testSessionExpiry(t *testing.T, store apptest.Option) {
 	clk := apptest.NewClock(time.Now())
-	a := apptest.Start(t, apptest.WithClock(clk.Now))
+	a := apptest.Start(t, store, apptest.WithClock(clk.Now))
 	expired := func(t *testing.T, b *browser) {
 		t.Helper()
 		p := b.get(t, "/account")

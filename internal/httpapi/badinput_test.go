@@ -162,6 +162,11 @@ func TestAPI_BadNames(t *testing.T) {
 		{"project description", "/orgs/acme/projects", "description", httpapi.CreateProjectRequest{Name: "web", Description: "web\x07"}},
 		{"user display name", "/users", "display_name", httpapi.CreateUserRequest{Username: "carol", DisplayName: "Carol\r\nAdmin", Password: apptest.UserPassword}},
 		{"token name", "/user/tokens", "name", httpapi.CreateTokenRequest{Name: "ci\x00", Scopes: []string{"user:read"}}},
+		{"sign-in token name", "/auth/login", "token_name", httpapi.LoginRequest{Username: "admin", Password: apptest.AdminPassword, TokenName: "cli\x1b[2J"}},
+		{"sign-in token lifetime", "/auth/login", "expires_in", httpapi.LoginRequest{Username: "admin", Password: apptest.AdminPassword, ExpiresIn: "forever"}},
+		{"sign-in token too short-lived", "/auth/login", "expires_in", httpapi.LoginRequest{Username: "admin", Password: apptest.AdminPassword, ExpiresIn: "30s"}},
+		{"sign-in token too long-lived", "/auth/login", "expires_in", httpapi.LoginRequest{Username: "admin", Password: apptest.AdminPassword, ExpiresIn: "9000h"}},
+		{"sign-in token scopes", "/auth/login", "scopes", httpapi.LoginRequest{Username: "admin", Password: apptest.AdminPassword, Scopes: []string{"root"}}},
 		{"profile display name", "/user", "display_name", map[string]string{"display_name": "Admin\x08\x08"}},
 		{"long display name", "/orgs", "display_name", httpapi.CreateOrgRequest{Name: "globex", DisplayName: strings.Repeat("G", 200)}},
 	}

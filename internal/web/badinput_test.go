@@ -339,3 +339,28 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// TestWeb_NoGrantAboveOwnRole uses the project access form as a project
+// maintainer: granting owner is refused, granting maintainer works.
+func TestWeb_NoGrantAboveOwnRole(t *testing.T) {
+	a := apptest.Start(t)
+	admin := a.Client(t, a.AdminToken(t))
+	a.CreateUser(t, admin, "pat")
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"})
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/acme/projects", httpapi.CreateProjectRequest{Name: "web"})
+	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/members/pat", httpapi.RoleRequest{Role: "reader"})
+	admin.Must(http.StatusNoContent, "PUT", httpapi.Prefix+"/orgs/acme/projects/web/grants/users/pat", httpapi.RoleRequest{Role: "maintainer"})
+	b := newBrowser(t, a)
+	b.signIn(t, "pat", apptest.UserPassword)
+	b.get(t, "/orgs/acme/projects/web")
+
+	before := a.Mark(t)
+	p := b.post(t, "/orgs/acme/projects/web/grants", url.Values{"who": {"user:pat"}, "role": {"owner"}, "csrf_token": {b.csrf}})
+	wantPage(t, p, http.StatusForbidden, "you cannot grant the owner role")
+	before.Unchanged(t)
+
+	p = b.post(t, "/orgs/acme/projects/web/grants", url.Values{"who": {"user:admin"}, "role": {"maintainer"}, "csrf_token": {b.csrf}})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("granting maintainer = %d: %s", p.status, p.body)
+	}
+}

@@ -46,6 +46,10 @@ type Options struct {
 	// Listener, when set, is used instead of listening on cfg.Addr (tests
 	// listen on :0 first to learn the port).
 	Listener net.Listener
+	// Clock, when set, replaces time.Now for identity (sessions, tokens,
+	// TOTP, sign-in throttling) and the audit log, so end-to-end tests can
+	// move time forward.
+	Clock func() time.Time
 }
 
 // App is a running Rampart.
@@ -105,8 +109,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err != nil {
 		return nil, err
 	}
-	a.Audit = audit.New(a.db, nil)
-	if a.IDs, err = identity.New(identity.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: log,
+	a.Audit = audit.New(a.db, opt.Clock)
+	if a.IDs, err = identity.New(identity.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: log, Clock: opt.Clock,
 		SessionIdle: cfg.Session.IdleTimeout, SessionAbsolute: cfg.Session.AbsoluteTimeout, PublicURL: a.url}); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,33 +33,80 @@ type App struct {
 	done    chan error
 }
 
-// Option changes the configuration before start.
-type Option func(*config.Config)
+// Option changes how the app is configured or built before start.
+type Option func(*setup)
+
+// setup is what options change.
+type setup struct {
+	cfg   config.Config
+	clock func() time.Time
+}
 
 // WithStore runs the app on the given database URL.
-func WithStore(url string) Option { return func(c *config.Config) { c.Store = url } }
+func WithStore(url string) Option { return func(s *setup) { s.cfg.Store = url } }
 
 // WithDataDir reuses a data directory (to test restarts).
-func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
+func WithDataDir(dir string) Option { return func(s *setup) { s.cfg.DataDir = dir } }
+
+// WithConfig changes the configuration before start.
+func WithConfig(f func(*config.Config)) Option { return func(s *setup) { f(&s.cfg) } }
+
+// WithClock makes the app read the time from now (see Clock) wherever
+// time decides something: sessions, tokens, TOTP, sign-in throttling and
+// the audit log.
+func WithClock(now func() time.Time) Option { return func(s *setup) { s.clock = now } }
+
+// Clock is a settable clock, safe for concurrent use. Pass its Now method
+// to WithClock, then move time with Advance or Set.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock showing start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start.Round(0)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t.Round(0)
+}
+
+// Advance moves the clock forward by d and returns the new time.
+func (c *Clock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	return c.now
+}
 
 // Start runs the app until the test ends.
 func Start(t testing.TB, opts ...Option) *App {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.TLS = false
-	cfg.AdminPassword = AdminPassword
-	cfg.LogLevel = "warn"
-	cfg.Limits.ShutdownGrace = 5 * time.Second
+	st := setup{cfg: config.Default()}
+	st.cfg.DataDir = t.TempDir()
+	st.cfg.TLS = false
+	st.cfg.AdminPassword = AdminPassword
+	st.cfg.LogLevel = "warn"
+	st.cfg.Limits.ShutdownGrace = 5 * time.Second
 	for _, o := range opts {
-		o(&cfg)
+		o(&st)
 	}
+	cfg := st.cfg
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{Logger: logging.New(testWriter{t}, cfg.LogLevel), Listener: ln})
+	a, err := app.New(ctx, cfg, app.Options{Logger: logging.New(testWriter{t}, cfg.LogLevel), Listener: ln, Clock: st.clock})
 	if err != nil {
 		cancel()
 		t.Fatalf("start app: %v", err)

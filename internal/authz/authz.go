@@ -189,6 +189,9 @@ type Resource struct {
 	// RequireMFA is set when the owning org requires two-factor
 	// authentication of its members.
 	RequireMFA bool
+	// Grant is the role the action hands out (a project grant), if any:
+	// nobody but a site administrator may hand out a role above their own.
+	Grant Role
 }
 
 // Site is the resource of site-wide actions.
@@ -318,6 +321,9 @@ func Decide(s Subject, a Action, r Resource) Decision {
 		}
 		if role < a.Role {
 			return deny(apperr.Forbidden, "%s needs the %s role (you have %s)", a.Name, a.Role, role)
+		}
+		if r.Grant > role {
+			return deny(apperr.Forbidden, "you cannot grant the %s role: it is above your own (%s)", r.Grant, role)
 		}
 		return allow
 	}

@@ -47,6 +47,10 @@ func TestDecide(t *testing.T) {
 		{"mfa required, enrolled", member(Reader), OrgRead, Resource{OrgID: acme, RequireMFA: true}, true, 0},
 		{"service account cannot create orgs", Subject{UserID: 9, Service: true}, OrgCreate, Site, false, apperr.Forbidden},
 		{"human creates org", Subject{UserID: 9}, OrgCreate, Site, true, 0},
+		{"maintainer grants maintainer", member(Maintainer), ProjectMembersWrite, Resource{OrgID: acme, ProjectID: proj, Grant: Maintainer}, true, 0},
+		{"maintainer cannot grant owner", member(Maintainer), ProjectMembersWrite, Resource{OrgID: acme, ProjectID: proj, Grant: Owner}, false, apperr.Forbidden},
+		{"project grant bounds what it grants", Subject{UserID: 5, OrgRoles: map[int64]Role{acme: Reader}, ProjectRoles: map[int64]Role{proj: Maintainer}}, ProjectMembersWrite, Resource{OrgID: acme, ProjectID: proj, Grant: Owner}, false, apperr.Forbidden},
+		{"site admin grants owner", Subject{UserID: 1, SiteAdmin: true}, ProjectMembersWrite, Resource{OrgID: acme, ProjectID: proj, Grant: Owner}, true, 0},
 		{"zero action denied", Subject{UserID: 9, SiteAdmin: true}, Action{Name: "x"}, Site, false, apperr.Forbidden},
 	}
 	for _, tt := range tests {

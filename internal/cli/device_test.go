@@ -169,10 +169,10 @@ func waitExit(t *testing.T, done chan int, stderr *syncBuffer) int {
 
 func TestLogin_DeviceFlow(t *testing.T) {
 	const lifetime = 4 * time.Second
-	a := apptest.Start(t, func(c *config.Config) {
+	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) {
 		c.OIDC.AccessTokenLifetime = lifetime
 		c.OIDC.DevicePollInterval = time.Second
-	})
+	}))
 	admin := a.Client(t, a.AdminToken(t))
 	a.CreateUser(t, admin, "dave")
 	dir := t.TempDir()
@@ -259,7 +259,7 @@ func TestLogin_DeviceFlow(t *testing.T) {
 }
 
 func TestLogin_DeviceFlowDenied(t *testing.T) {
-	a := apptest.Start(t, func(c *config.Config) { c.OIDC.DevicePollInterval = time.Second })
+	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.OIDC.DevicePollInterval = time.Second }))
 	admin := a.Client(t, a.AdminToken(t))
 	a.CreateUser(t, admin, "erin")
 	dir := t.TempDir()

@@ -30,12 +30,36 @@ func ParseLifetime(s string) (time.Duration, error) {
 	if err != nil || d <= 0 {
 		return 0, apperr.InvalidField("expires_in", "expires_in %q must be a duration like 720h or 30d", s)
 	}
+	if d < identity.MinTokenLifetime || d > identity.MaxTokenLifetime {
+		return 0, apperr.InvalidField("expires_in", "expires_in %q must be between 1m and 366d", s)
+	}
 	return d, nil
 }
 
 func (s *Server) login(c *Call) error {
 	var req LoginRequest
 	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	// Check the token request before the password, so that a request
+	// that cannot succeed records neither a sign-in nor a failure.
+	names := req.Scopes
+	if len(names) == 0 {
+		names = []string{string(authz.ScopeAdmin)}
+	}
+	scopes, err := authz.ParseScopes(names)
+	if err != nil {
+		return err
+	}
+	life, err := ParseLifetime(req.ExpiresIn)
+	if err != nil {
+		return err
+	}
+	name := req.TokenName
+	if name == "" {
+		name = "rampart login"
+	}
+	if err := identity.ValidateTokenName("token_name", name); err != nil {
 		return err
 	}
 	ctx := c.R.Context()
@@ -59,22 +83,6 @@ func (s *Server) login(c *Call) error {
 		amr = append(amr, m)
 	case res.MustEnrol:
 		return apperr.E(apperr.Forbidden, "an org of yours requires a second factor: sign in with the browser and enrol one first")
-	}
-	names := req.Scopes
-	if len(names) == 0 {
-		names = []string{string(authz.ScopeAdmin)}
-	}
-	scopes, err := authz.ParseScopes(names)
-	if err != nil {
-		return err
-	}
-	life, err := ParseLifetime(req.ExpiresIn)
-	if err != nil {
-		return err
-	}
-	name := req.TokenName
-	if name == "" {
-		name = "rampart login"
 	}
 	ctx = reqinfo.WithActor(ctx, u.ID, u.Username)
 	if err := s.ids.LoginSucceeded(ctx, u, amr, "api"); err != nil {

@@ -257,9 +257,19 @@ func (s *Server) decodeRole(c *Call) (authz.Role, error) {
 	return authz.ParseRole(req.Role)
 }
 
+// checkGrant refuses to hand out a project role above the caller's own.
+func checkGrant(c *Call, role authz.Role) error {
+	res := c.Project.Resource(c.Org)
+	res.Grant = role
+	return authz.Check(c.P.Subject, c.route.Action, res)
+}
+
 func (s *Server) grantUser(c *Call) error {
 	role, err := s.decodeRole(c)
 	if err != nil {
+		return err
+	}
+	if err := checkGrant(c, role); err != nil {
 		return err
 	}
 	u, err := s.userFromPath(c)
@@ -286,6 +296,9 @@ func (s *Server) revokeUser(c *Call) error {
 func (s *Server) grantTeam(c *Call) error {
 	role, err := s.decodeRole(c)
 	if err != nil {
+		return err
+	}
+	if err := checkGrant(c, role); err != nil {
 		return err
 	}
 	t, err := s.teamFromPath(c)

@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -218,21 +220,56 @@ func decodeError(err error) error {
 	case errors.As(err, &syn):
 		return apperr.E(apperr.Invalid, "malformed JSON at byte %d", syn.Offset)
 	case errors.As(err, &typ):
-		return &apperr.Error{Kind: apperr.Invalid, Field: typ.Field, Msg: fmt.Sprintf("field %q must be %s", typ.Field, typ.Type)}
+		if typ.Field == "" {
+			return apperr.E(apperr.Invalid, "request body must be %s", jsonKind(typ.Type))
+		}
+		return &apperr.Error{Kind: apperr.Invalid, Field: typ.Field, Msg: fmt.Sprintf("field %q must be %s", typ.Field, jsonKind(typ.Type))}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		name = strings.Map(func(r rune) rune {
+		quoted := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		name, uerr := strconv.Unquote(quoted)
+		if uerr != nil {
+			name = strings.Trim(quoted, `"`)
+		}
+		if len(name) > 64 {
+			name = strings.ToValidUTF8(name[:64], "")
+		}
+		// The message shows the name as sent (escaped); the field holds
+		// only its printable characters.
+		field := strings.Map(func(r rune) rune {
 			if unicode.IsPrint(r) {
 				return r
 			}
 			return -1
 		}, name)
-		if len(name) > 64 {
-			name = name[:64]
-		}
-		return &apperr.Error{Kind: apperr.Invalid, Field: name, Msg: fmt.Sprintf("unknown field %q", name)}
+		return &apperr.Error{Kind: apperr.Invalid, Field: field, Msg: fmt.Sprintf("unknown field %q", name)}
 	}
 	return apperr.Wrap(err, apperr.Invalid, "invalid JSON body")
+}
+
+// jsonKind names the JSON value a Go type is decoded from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "a JSON value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		return "a JSON array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a different JSON value"
 }
 
 // JSON writes v with the route's success status.

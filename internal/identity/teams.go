@@ -324,6 +324,9 @@ func (s *Service) GrantUser(ctx context.Context, p Project, userID int64, role a
 		if err != nil {
 			return err
 		}
+		if role != authz.NoRole && u.Kind == KindService && u.OwnerOrgID != p.OrgID {
+			return apperr.E(apperr.Invalid, "service account %q belongs to another org", u.Username)
+		}
 		if role == authz.NoRole {
 			n, err := tx.Exec(ctx, "DELETE FROM project_user_grants WHERE project_id = ? AND user_id = ?", p.ID, userID)
 			if err != nil {

@@ -26,6 +26,7 @@ const (
 // Token limits.
 const (
 	DefaultTokenLifetime = 30 * 24 * time.Hour
+	MinTokenLifetime     = time.Minute
 	MaxTokenLifetime     = 366 * 24 * time.Hour
 	maxTokensPerUser     = 200
 )
@@ -86,14 +87,20 @@ func wellFormedToken(raw string) bool {
 	return checksum62(raw[:len(raw)-6]) == raw[len(raw)-6:]
 }
 
+// ValidateTokenName checks a token name as CreateToken does, naming field
+// as the input at fault (for callers that check input before acting).
+func ValidateTokenName(field, name string) error {
+	if strings.TrimSpace(name) == "" {
+		return apperr.InvalidField(field, "a token needs a name")
+	}
+	return validateText(field, strings.TrimSpace(name), 100, false)
+}
+
 // CreateToken creates a token for userID and returns its secret, which is
 // never shown again.
 func (s *Service) CreateToken(ctx context.Context, userID int64, nt NewToken) (string, Token, error) {
 	nt.Name = strings.TrimSpace(nt.Name)
-	if nt.Name == "" {
-		return "", Token{}, apperr.InvalidField("name", "a token needs a name")
-	}
-	if err := validateText("name", nt.Name, 100, false); err != nil {
+	if err := ValidateTokenName("name", nt.Name); err != nil {
 		return "", Token{}, err
 	}
 	if len(nt.Scopes) == 0 {
@@ -110,7 +117,7 @@ func (s *Service) CreateToken(ctx context.Context, userID int64, nt NewToken) (s
 	switch {
 	case nt.Lifetime == 0:
 		nt.Lifetime = DefaultTokenLifetime
-	case nt.Lifetime < time.Minute:
+	case nt.Lifetime < MinTokenLifetime:
 		return "", Token{}, apperr.InvalidField("expires_in", "a token must live at least a minute")
 	case nt.Lifetime > MaxTokenLifetime:
 		return "", Token{}, apperr.InvalidField("expires_in", "a token may live at most 366 days")

@@ -1,11 +1,8 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"html"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -21,100 +18,6 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/identity/webauthntest"
 )
-
-// httpBrowser is a browser without JavaScript: a cookie jar that does not
-// follow redirects, remembering the CSRF token of the last page it got.
-type httpBrowser struct {
-	t    *testing.T
-	base string
-	c    *http.Client
-	csrf string
-}
-
-func newHTTPBrowser(t *testing.T, a *apptest.App) *httpBrowser {
-	return &httpBrowser{t: t, base: a.URL, c: a.Browser(t)}
-}
-
-// page is a response as the test looks at it.
-type page struct {
-	status   int
-	location string
-	body     string
-}
-
-var csrfMeta = regexp.MustCompile(`<meta name="csrf-token" content="([^"]*)">`)
-
-func (b *httpBrowser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if m := csrfMeta.FindSubmatch(body); m != nil {
-		b.csrf = html.UnescapeString(string(m[1]))
-	}
-	return page{status: resp.StatusCode, location: resp.Header.Get("Location"), body: string(body)}
-}
-
-func (b *httpBrowser) get(path string) page {
-	b.t.Helper()
-	req, err := http.NewRequest("GET", b.base+path, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.do(req)
-}
-
-// submit posts a form with the current CSRF token.
-func (b *httpBrowser) submit(path string, fields url.Values) page {
-	b.t.Helper()
-	if fields == nil {
-		fields = url.Values{}
-	}
-	fields.Set("csrf_token", b.csrf)
-	req, err := http.NewRequest("POST", b.base+path, strings.NewReader(fields.Encode()))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
-}
-
-// fetch posts JSON as rampart.js does, with csrf in X-CSRF-Token.
-func (b *httpBrowser) fetch(path string, body []byte, csrf string) page {
-	b.t.Helper()
-	req, err := http.NewRequest("POST", b.base+path, bytes.NewReader(body))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if csrf != "" {
-		req.Header.Set("X-CSRF-Token", csrf)
-	}
-	return b.do(req)
-}
-
-func (b *httpBrowser) must(p page, status int, what string) page {
-	b.t.Helper()
-	if p.status != status {
-		b.t.Fatalf("%s: status %d (location %q), want %d:\n%s", what, p.status, p.location, status, p.body)
-	}
-	return p
-}
-
-// signIn posts the password form and returns the redirect target.
-func (b *httpBrowser) signIn(username, password string) string {
-	b.t.Helper()
-	b.must(b.get("/login"), http.StatusOK, "sign-in page")
-	p := b.must(b.submit("/login", url.Values{"username": {username}, "password": {password}, "next": {"/"}}),
-		http.StatusSeeOther, "sign in")
-	return p.location
-}
 
 var (
 	totpSecretRE    = regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`)
@@ -154,7 +57,7 @@ func TestOrgRequiresMFA_EnrolAtSignIn(t *testing.T) {
 	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/users", httpapi.CreateUserRequest{Username: "dana", Password: apptest.UserPassword})
 	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/members/dana", httpapi.RoleRequest{Role: "developer"})
 
-	b := newHTTPBrowser(t, a)
+	b := newBrowser(t, a)
 	if to := b.signIn("dana", apptest.UserPassword); to != "/login/enrol" {
 		t.Fatalf("after the password: redirected to %q, want /login/enrol", to)
 	}
@@ -214,7 +117,7 @@ func TestOrgRequiresMFA_EnrolAtSignIn(t *testing.T) {
 func TestWebAuthn_OverHTTP(t *testing.T) {
 	a := apptest.Start(t)
 	key := webauthntest.New(a.URL)
-	b := newHTTPBrowser(t, a)
+	b := newBrowser(t, a)
 	if to := b.signIn("admin", apptest.AdminPassword); to != "/" {
 		t.Fatalf("admin without a second factor redirected to %q", to)
 	}
@@ -286,7 +189,7 @@ func TestWebAuthn_OverHTTP(t *testing.T) {
 	b.must(b.submit("/logout", nil), http.StatusSeeOther, "sign out")
 
 	// Passkey: no user name, no password.
-	anon := newHTTPBrowser(t, a)
+	anon := newBrowser(t, a)
 	anon.must(anon.get("/login"), http.StatusOK, "sign-in page")
 	if p := anon.fetch("/login/passkey/finish", []byte("{}"), anon.csrf); p.status != http.StatusUnauthorized {
 		t.Errorf("passkey finish before begin: status %d, want 401", p.status)

@@ -385,6 +385,11 @@ func (s *Server) grantSubmit(c *Ctx) error {
 		role, err = authz.ParseRole(r)
 	}
 	if err == nil {
+		res := p.Resource(o)
+		res.Grant = role
+		err = c.Check(authz.ProjectMembersWrite, res)
+	}
+	if err == nil {
 		switch who := strings.TrimSpace(c.R.PostFormValue("who")); {
 		case strings.HasPrefix(who, "team:"):
 			var t identity.Team

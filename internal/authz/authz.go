@@ -235,7 +235,9 @@ var (
 	OrgUpdate       = Action{Name: "org.update", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 	OrgDelete       = Action{Name: "org.delete", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 	OrgMembersWrite = Action{Name: "org.members.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
-	OrgTeamsWrite   = Action{Name: "org.teams.write", Level: LevelOrg, Role: Maintainer, Scope: ScopeOrgWrite}
+	// Teams carry project grants, so only owners change them: a maintainer
+	// adding themselves to a team could otherwise gain its roles.
+	OrgTeamsWrite   = Action{Name: "org.teams.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 	OrgServiceWrite = Action{Name: "org.serviceaccounts.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 	OrgIdPWrite     = Action{Name: "org.idp.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 	OrgAuditRead    = Action{Name: "org.audit.read", Level: LevelOrg, Role: Owner, Scope: ScopeAuditRead}

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"slices"
+
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/identity"
@@ -257,10 +259,11 @@ func (s *Server) decodeRole(c *Call) (authz.Role, error) {
 	return authz.ParseRole(req.Role)
 }
 
-// checkGrant refuses to hand out a project role above the caller's own.
-func checkGrant(c *Call, role authz.Role) error {
+// checkGrant refuses to hand out, change or take away a project role above
+// the caller's own: the resource carries the highest role involved.
+func checkGrant(c *Call, roles ...authz.Role) error {
 	res := c.Project.Resource(c.Org)
-	res.Grant = role
+	res.Grant = slices.Max(roles)
 	return authz.Check(c.P.Subject, c.route.Action, res)
 }
 
@@ -269,25 +272,25 @@ func (s *Server) grantUser(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if err := checkGrant(c, role); err != nil {
-		return err
-	}
-	u, err := s.userFromPath(c)
-	if err != nil {
-		return err
-	}
-	if err := s.ids.GrantUser(c.R.Context(), c.Project, u.ID, role); err != nil {
-		return err
-	}
-	return c.NoContent()
+	return s.setUserGrant(c, role)
 }
 
-func (s *Server) revokeUser(c *Call) error {
+func (s *Server) revokeUser(c *Call) error { return s.setUserGrant(c, authz.NoRole) }
+
+func (s *Server) setUserGrant(c *Call, role authz.Role) error {
+	ctx := c.R.Context()
 	u, err := s.userFromPath(c)
 	if err != nil {
 		return err
 	}
-	if err := s.ids.GrantUser(c.R.Context(), c.Project, u.ID, authz.NoRole); err != nil {
+	old, err := s.ids.UserGrant(ctx, c.Project, u.ID)
+	if err != nil {
+		return err
+	}
+	if err := checkGrant(c, role, old); err != nil {
+		return err
+	}
+	if err := s.ids.GrantUser(ctx, c.Project, u.ID, role); err != nil {
 		return err
 	}
 	return c.NoContent()
@@ -298,25 +301,25 @@ func (s *Server) grantTeam(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if err := checkGrant(c, role); err != nil {
-		return err
-	}
-	t, err := s.teamFromPath(c)
-	if err != nil {
-		return err
-	}
-	if err := s.ids.GrantTeam(c.R.Context(), c.Project, t, role); err != nil {
-		return err
-	}
-	return c.NoContent()
+	return s.setTeamGrant(c, role)
 }
 
-func (s *Server) revokeTeam(c *Call) error {
+func (s *Server) revokeTeam(c *Call) error { return s.setTeamGrant(c, authz.NoRole) }
+
+func (s *Server) setTeamGrant(c *Call, role authz.Role) error {
+	ctx := c.R.Context()
 	t, err := s.teamFromPath(c)
 	if err != nil {
 		return err
 	}
-	if err := s.ids.GrantTeam(c.R.Context(), c.Project, t, authz.NoRole); err != nil {
+	old, err := s.ids.TeamGrant(ctx, c.Project, t.ID)
+	if err != nil {
+		return err
+	}
+	if err := checkGrant(c, role, old); err != nil {
+		return err
+	}
+	if err := s.ids.GrantTeam(ctx, c.Project, t, role); err != nil {
 		return err
 	}
 	return c.NoContent()

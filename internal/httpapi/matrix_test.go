@@ -107,11 +107,11 @@ var routeRules = map[string]expect{
 	"GET /api/v1/orgs/{org}/audit":                 {org(owner), "audit:read", ""},
 
 	"GET /api/v1/orgs/{org}/teams":                              {org(reader), "org:read", ""},
-	"POST /api/v1/orgs/{org}/teams":                             {org(maintainer), "org:write", ""},
-	"DELETE /api/v1/orgs/{org}/teams/{team}":                    {org(maintainer), "org:write", ""},
+	"POST /api/v1/orgs/{org}/teams":                             {org(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/teams/{team}":                    {org(owner), "org:write", ""},
 	"GET /api/v1/orgs/{org}/teams/{team}/members":               {org(reader), "org:read", ""},
-	"PUT /api/v1/orgs/{org}/teams/{team}/members/{username}":    {org(maintainer), "org:write", ""},
-	"DELETE /api/v1/orgs/{org}/teams/{team}/members/{username}": {org(maintainer), "org:write", ""},
+	"PUT /api/v1/orgs/{org}/teams/{team}/members/{username}":    {org(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/teams/{team}/members/{username}": {org(owner), "org:write", ""},
 
 	"GET /api/v1/orgs/{org}/projects":                                      {org(reader), "org:read", ""},
 	"POST /api/v1/orgs/{org}/projects":                                     {org(maintainer), "org:write", ""},
@@ -484,5 +484,42 @@ func TestRoutes_NoGrantAboveOwnRole(t *testing.T) {
 			}
 			w.restore(t)
 		})
+	}
+}
+
+// TestRoutes_NoRevokingAboveOwnRole: a grant above the caller's role can be
+// neither lowered nor taken away by them.
+func TestRoutes_NoRevokingAboveOwnRole(t *testing.T) {
+	w := newWorld(t)
+	grants := httpapi.Prefix + "/orgs/acme/projects/web/grants/"
+	admin := w.a.Client(t, w.subject("admin").token)
+	admin.Must(http.StatusNoContent, "PUT", grants+"users/bystander", `{"role":"owner"}`)
+	admin.Must(http.StatusNoContent, "PUT", grants+"teams/devs", `{"role":"owner"}`)
+	defer w.restore(t)
+	lead := w.a.Client(t, w.subject("projlead").token)
+	for _, tt := range []struct{ method, path, body string }{
+		{"DELETE", grants + "users/bystander", ""},
+		{"PUT", grants + "users/bystander", `{"role":"reader"}`},
+		{"DELETE", grants + "teams/devs", ""},
+		{"PUT", grants + "teams/devs", `{"role":"reader"}`},
+	} {
+		var body any
+		if tt.body != "" {
+			body = tt.body
+		}
+		if res := lead.Do(tt.method, tt.path, body); res.Status != http.StatusForbidden {
+			t.Errorf("%s %s by a project maintainer = %d, want 403: %s", tt.method, tt.path, res.Status, brief(res.Body))
+		}
+	}
+	var gs []httpapi.Grant
+	admin.Must(http.StatusOK, "GET", strings.TrimSuffix(grants, "/"), nil).Decode(t, &gs)
+	owners := 0
+	for _, g := range gs {
+		if g.Role == "owner" {
+			owners++
+		}
+	}
+	if owners != 2 {
+		t.Errorf("grants after refused changes = %+v, want both owner grants intact", gs)
 	}
 }

@@ -366,3 +366,26 @@ func (s *Service) GrantTeam(ctx context.Context, p Project, t Team, role authz.R
 			Details: map[string]any{"project": p.Name, "role": role.String()}})
 	})
 }
+
+// UserGrant returns the role a user holds on a project by a direct grant
+// (NoRole when none).
+func (s *Service) UserGrant(ctx context.Context, p Project, userID int64) (authz.Role, error) {
+	return s.grantRole(ctx, "SELECT role FROM project_user_grants WHERE project_id = ? AND user_id = ?", p.ID, userID)
+}
+
+// TeamGrant returns the role a team holds on a project (NoRole when none).
+func (s *Service) TeamGrant(ctx context.Context, p Project, teamID int64) (authz.Role, error) {
+	return s.grantRole(ctx, "SELECT role FROM project_team_grants WHERE project_id = ? AND team_id = ?", p.ID, teamID)
+}
+
+func (s *Service) grantRole(ctx context.Context, q string, args ...any) (authz.Role, error) {
+	var role string
+	err := s.db.QueryRow(ctx, q, args...).Scan(&role)
+	if apperr.Is(err, apperr.NotFound) {
+		return authz.NoRole, nil
+	}
+	if err != nil {
+		return authz.NoRole, err
+	}
+	return authz.ParseRole(role)
+}

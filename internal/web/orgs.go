@@ -385,21 +385,29 @@ func (s *Server) grantSubmit(c *Ctx) error {
 		role, err = authz.ParseRole(r)
 	}
 	if err == nil {
-		res := p.Resource(o)
-		res.Grant = role
-		err = c.Check(authz.ProjectMembersWrite, res)
-	}
-	if err == nil {
+		// Nobody hands out, changes or takes away a role above their own.
+		grant := func(old authz.Role, oerr error) error {
+			if oerr != nil {
+				return oerr
+			}
+			res := p.Resource(o)
+			res.Grant = max(role, old)
+			return c.Check(authz.ProjectMembersWrite, res)
+		}
 		switch who := strings.TrimSpace(c.R.PostFormValue("who")); {
 		case strings.HasPrefix(who, "team:"):
 			var t identity.Team
 			if t, err = s.ids.Team(ctx, o.ID, strings.TrimPrefix(who, "team:")); err == nil {
-				err = s.ids.GrantTeam(ctx, p, t, role)
+				if err = grant(s.ids.TeamGrant(ctx, p, t.ID)); err == nil {
+					err = s.ids.GrantTeam(ctx, p, t, role)
+				}
 			}
 		default:
 			var u identity.User
 			if u, err = s.ids.UserByName(ctx, strings.TrimPrefix(who, "user:")); err == nil {
-				err = s.ids.GrantUser(ctx, p, u.ID, role)
+				if err = grant(s.ids.UserGrant(ctx, p, u.ID)); err == nil {
+					err = s.ids.GrantUser(ctx, p, u.ID, role)
+				}
 			}
 		}
 	}

@@ -199,13 +199,13 @@ type Level uint8
 
 // Levels.
 const (
-	LevelPublic   Level = iota + 1 // anyone, even anonymous
-	LevelAuthed                    // any signed-in user
-	LevelHuman                     // any signed-in human (not a service account)
-	LevelSelf                      // the owner of the resource (or a site admin)
-	LevelOrg                       // a role in Resource.OrgID
-	LevelProject                   // a role in Resource.ProjectID (org role included)
-	LevelSiteAdmin                 // site administrators only
+	LevelPublic    Level = iota + 1 // anyone, even anonymous
+	LevelAuthed                     // any signed-in user
+	LevelHuman                      // any signed-in human (not a service account)
+	LevelSelf                       // the owner of the resource (or a site admin)
+	LevelOrg                        // a role in Resource.OrgID
+	LevelProject                    // a role in Resource.ProjectID (org role included)
+	LevelSiteAdmin                  // site administrators only
 )
 
 // Action is something a subject may be allowed to do.

@@ -85,9 +85,9 @@ type Target uint8
 // Route targets.
 const (
 	OnSite    Target = iota // authz.Site
-	OnSelf                 // the caller's own account
-	OnOrg                  // the org named by {org}
-	OnProject              // the project named by {org}/{project}
+	OnSelf                  // the caller's own account
+	OnOrg                   // the org named by {org}
+	OnProject               // the project named by {org}/{project}
 )
 
 // Route is one API endpoint.

@@ -93,7 +93,6 @@ func (s *Server) openAPI(c *Call) error {
 	return c.JSON(s.OpenAPI())
 }
 
-
 func operationID(rt Route) string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(rt.Method))

@@ -26,11 +26,11 @@ const pendingLifetime = 10 * time.Minute
 
 // Authentication methods (RFC 8176 amr values).
 const (
-	AMRPassword = "pwd"
-	AMROTP      = "otp" // TOTP or a recovery code
-	AMRHardware = "hwk" // WebAuthn security key or passkey
+	AMRPassword  = "pwd"
+	AMROTP       = "otp" // TOTP or a recovery code
+	AMRHardware  = "hwk" // WebAuthn security key or passkey
 	AMRFederated = "fed"
-	AMRMFA      = "mfa"
+	AMRMFA       = "mfa"
 )
 
 // Session is a browser session.

@@ -143,5 +143,6 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.auditCmd(),
 		ce.versionCmd(),
 	)
+	strictGroups(root)
 	return root
 }

@@ -149,6 +149,9 @@ func (ce *cmdEnv) logoutCmd() *cobra.Command {
 			}
 			entry := creds.Servers[server]
 			if entry == nil {
+				if server == "" {
+					return apperr.E(apperr.NotFound, "not logged in")
+				}
 				return apperr.E(apperr.NotFound, "not logged in to %s", server)
 			}
 			if entry.TokenID != 0 {

@@ -49,9 +49,11 @@ const (
 	testPassword    = "correct horse battery"
 )
 
-// each runs fn on SQLite and PostgreSQL, each with a fresh service.
+// each runs fn on SQLite and PostgreSQL, each with a fresh service, in
+// parallel with other such tests.
 func each(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
+	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		fn(t, newEnv(t, db))
 	}, audit.Migrations, identity.Migrations)

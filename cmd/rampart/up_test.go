@@ -205,17 +205,15 @@ func TestUp_FirstStartPrintsGeneratedAdminPasswordOnce(t *testing.T) {
 	if len(pw) < 20 {
 		t.Errorf("generated password %q is too short", pw)
 	}
-	if n := strings.Count(p.stdout.String(), pw); n != 1 {
-		t.Errorf("password printed %d times, want once:\n%s", n, p.stdout)
-	}
-	if !strings.Contains(p.stdout.String(), "This password is shown only once") {
-		t.Errorf("no warning that the password is shown once:\n%s", p.stdout)
-	}
+	p.stdout.waitFor(t, regexp.MustCompile(`This password is shown only once`), p.exited)
 	if _, status := login(t, http.DefaultClient, p.Base, "admin", pw); status != http.StatusCreated {
 		t.Fatalf("login with the printed password: status %d", status)
 	}
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", code, p.stderr)
+	}
+	if n := strings.Count(p.stdout.String(), pw); n != 1 {
+		t.Errorf("password printed %d times, want once:\n%s", n, p.stdout)
 	}
 	if strings.Contains(p.stderr.String(), pw) {
 		t.Errorf("the admin password is in the log:\n%s", p.stderr)

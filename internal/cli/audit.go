@@ -74,7 +74,7 @@ func (ce *cmdEnv) auditCmd() *cobra.Command {
 	}
 	filters(export)
 	verify := &cobra.Command{
-		Use: "verify", Short: "Check the hash chain; exits 1 and names every edited or deleted entry", Args: cobra.NoArgs,
+		Use: "verify", Short: "Check the hash chain; names every edited or deleted entry and exits 6 if there is one", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := ce.client()
 			if err != nil {

@@ -144,5 +144,6 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.oidcCmd(),
 		ce.versionCmd(),
 	)
+	strictGroups(root)
 	return root
 }

@@ -136,7 +136,7 @@ func readPassword(r io.Reader) (string, error) {
 func (ce *cmdEnv) logoutCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout",
-		Short: "Revoke and forget the saved credential of the current server",
+		Short: "Forget the saved credential of the current server, revoking the token if login created it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			creds, path, err := ce.loadCredentials()
@@ -149,6 +149,9 @@ func (ce *cmdEnv) logoutCmd() *cobra.Command {
 			}
 			entry := creds.Servers[server]
 			if entry == nil {
+				if server == "" {
+					return apperr.E(apperr.NotFound, "not logged in")
+				}
 				return apperr.E(apperr.NotFound, "not logged in to %s", server)
 			}
 			if entry.RefreshToken != "" {

@@ -109,13 +109,20 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(c.URL)
 		switch {
 		case err != nil:
+			// Not the *url.Error itself: it quotes the URL, password included.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
 			bad("url", "invalid URL: %v", err)
 		case u.Scheme != "http" && u.Scheme != "https":
 			bad("url", "scheme must be http or https")
 		case u.Host == "":
 			bad("url", "must include a host")
-		case u.Path != "" && u.Path != "/":
+		case u.EscapedPath() != "" && u.EscapedPath() != "/":
 			bad("url", "must not have a path")
+		case u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(c.URL, "#"):
+			bad("url", "must be only scheme://host[:port], without user, query or fragment")
 		}
 	}
 	switch c.LogLevel {
@@ -134,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")
+	}
+	if c.Limits.ShutdownGrace <= 0 {
+		bad("limits.shutdown-grace", "must be positive: in-flight requests get this long at shutdown")
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -189,7 +190,10 @@ func (c *Call) Decode(v any) error {
 			return apperr.E(apperr.Invalid, "request body must be application/json")
 		}
 	}
-	body := http.MaxBytesReader(c.W, c.R.Body, c.s.maxBody)
+	body := bufio.NewReader(http.MaxBytesReader(c.W, c.R.Body, c.s.maxBody))
+	if err := expectObject(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -202,6 +206,29 @@ func (c *Call) Decode(v any) error {
 		return apperr.E(apperr.Invalid, "request body must hold a single JSON value")
 	}
 	return nil
+}
+
+// expectObject checks, without consuming anything, that the body holds a
+// JSON object: encoding/json would take null for an empty request, and
+// report an array as a type error naming Go types.
+func expectObject(r *bufio.Reader) error {
+	for n := 1; ; n++ {
+		b, err := r.Peek(n)
+		if errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+		if err != nil {
+			return decodeError(err)
+		}
+		switch b[n-1] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return nil
+		}
+		break
+	}
+	return apperr.E(apperr.Invalid, "request body must be a JSON object")
 }
 
 func decodeError(err error) error {

@@ -222,6 +222,9 @@ func (s *Service) SetMember(ctx context.Context, orgID, userID int64, role authz
 		if u.Kind == KindService && u.OwnerOrgID != orgID {
 			return apperr.E(apperr.Invalid, "service account %q belongs to another org", u.Username)
 		}
+		if u.Kind == KindService && role == authz.Owner {
+			return apperr.InvalidField("role", "a service account may be maintainer, developer or reader")
+		}
 		var old string
 		err = tx.QueryRow(ctx, "SELECT role FROM org_members WHERE org_id = ? AND user_id = ?", orgID, userID).Scan(&old)
 		if err != nil && !apperr.Is(err, apperr.NotFound) {

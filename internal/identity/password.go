@@ -60,24 +60,28 @@ func checkPassword(encoded, password string) (ok, rehash bool) {
 
 func parsePHC(s string) (p argonParams, salt, key []byte, err error) {
 	parts := strings.Split(s, "$")
-	if len(parts) != 6 || parts[1] != "argon2id" {
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
 		return p, nil, nil, fmt.Errorf("not an argon2id hash")
 	}
-	var v int
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+	if parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
 		return p, nil, nil, fmt.Errorf("unsupported argon2 version")
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil {
+	// Sscanf ignores trailing text and takes signs and leading zeros: accept
+	// only the canonical spelling, so one hash has one text.
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", p.memory, p.time, p.threads) {
 		return p, nil, nil, fmt.Errorf("bad argon2 parameters")
 	}
 	if p.memory == 0 || p.memory > 1<<21 || p.time == 0 || p.time > 16 || p.threads == 0 {
 		return p, nil, nil, fmt.Errorf("argon2 parameters out of range")
 	}
+	// The decoder skips newlines and ignores stray bits: compare the
+	// re-encoding too.
 	b64 := base64.RawStdEncoding
-	if salt, err = b64.DecodeString(parts[4]); err != nil {
-		return p, nil, nil, err
+	if salt, err = b64.DecodeString(parts[4]); err != nil || len(salt) < 8 || b64.EncodeToString(salt) != parts[4] {
+		return p, nil, nil, fmt.Errorf("bad argon2 salt")
 	}
-	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) < 16 || len(key) > 64 {
+	if key, err = b64.DecodeString(parts[5]); err != nil || len(key) < 16 || len(key) > 64 || b64.EncodeToString(key) != parts[5] {
 		return p, nil, nil, fmt.Errorf("bad argon2 key")
 	}
 	return p, salt, key, nil

@@ -161,7 +161,7 @@ func (s *Service) CreateToken(ctx context.Context, userID int64, nt NewToken) (s
 			return fmt.Errorf("insert token: %w", err)
 		}
 		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "token.create", Target: tokenTarget(t), OrgID: u.OwnerOrgID,
-			Details: map[string]any{"owner": u.Username, "kind": t.Kind, "scopes": names, "expires_at": t.ExpiresAt}})
+			Details: map[string]any{"owner": u.Username, "kind": t.Kind, "scopes": strings.Fields(joinScopes(scopes)), "expires_at": t.ExpiresAt}})
 	})
 	if err != nil {
 		return "", Token{}, err

@@ -431,7 +431,7 @@ func (s *Server) fail(c *Ctx, err error) {
 // SafeNext returns next if it is a local path, else "/".
 func SafeNext(next string) string {
 	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
-		strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n\t") {
+		strings.HasPrefix(next, "/\\") || strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "/"
 	}
 	u, err := url.Parse(next)

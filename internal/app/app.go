@@ -175,6 +175,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			return nil, err
 		}
 		a.caFile = ca.CertFile()
+		if abs, err := filepath.Abs(a.caFile); err == nil {
+			a.caFile = abs
+		}
 		cert, err := ca.ServerCert(certHosts(a.url, a.ln.Addr()))
 		if err != nil {
 			return nil, err

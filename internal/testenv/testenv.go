@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"testing"
@@ -40,4 +41,29 @@ func Env(t testing.TB, name, hint string) string {
 		Missing(t, name+" is not set ("+hint+")")
 	}
 	return v
+}
+
+// GoModule downloads a module version through the Go module proxy (or
+// finds it in the module cache) and returns its directory. Tests use it for
+// real data such as the Go vulnerability database or published schemas,
+// which are never committed to the repository.
+func GoModule(t testing.TB, path, version string) string {
+	t.Helper()
+	gobin := LookPath(t, "go")
+	cmd := exec.Command(gobin, "mod", "download", "-json", path+"@"+version)
+	cmd.Dir = t.TempDir() // outside any module: nothing to edit
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")
+	out, err := cmd.Output()
+	var res struct {
+		Dir   string
+		Error string
+	}
+	if jerr := json.Unmarshal(out, &res); jerr != nil || res.Dir == "" {
+		msg := res.Error
+		if msg == "" && err != nil {
+			msg = err.Error()
+		}
+		Missing(t, "go mod download "+path+"@"+version+": "+msg)
+	}
+	return res.Dir
 }

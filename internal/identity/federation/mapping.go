@@ -301,7 +301,7 @@ func (s *Service) insertLink(ctx context.Context, tx *store.Tx, p Provider, org 
 		return err
 	}
 	return s.audit.AppendTx(ctx, tx, audit.Record{Action: "federation.link", OrgID: org.ID,
-		Target: audit.Target{Type: "user", ID: strconv.FormatInt(u.ID, 10), Name: u.Username},
+		Target:  audit.Target{Type: "user", ID: strconv.FormatInt(u.ID, 10), Name: u.Username},
 		Details: map[string]any{"idp": p.Name, "org": org.Name, "issuer": id.Issuer, "subject": id.Subject, "method": method}})
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/identity/federation"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // federationEnv is a downstream Rampart (in process) whose org "acme"
@@ -29,9 +30,9 @@ type federationEnv struct {
 	acme  identity.Org
 }
 
-func setUp(t *testing.T) *federationEnv {
+func setUp(t *testing.T, opts ...apptest.Option) *federationEnv {
 	t.Helper()
-	e := &federationEnv{up: startUpstream(t), down: apptest.Start(t)}
+	e := &federationEnv{up: startUpstream(t), down: apptest.Start(t, opts...)}
 	e.admin = e.down.Client(t, e.down.AdminToken(t))
 	e.admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"})
 	var err error
@@ -146,10 +147,16 @@ func amrOf(e audit.Entry) []string {
 	return out
 }
 
-// TestFederation_UpstreamRampart signs in to a Rampart through another
-// Rampart process acting as the org's upstream OpenID provider.
+// TestFederation_UpstreamRampart signs in to a Rampart (on SQLite and on
+// PostgreSQL) through another Rampart process acting as the org's
+// upstream OpenID provider.
 func TestFederation_UpstreamRampart(t *testing.T) {
-	e := setUp(t)
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testUpstreamRampart(t, setUp(t, apptest.WithStore(b.URL(t)))) })
+	}
+}
+
+func testUpstreamRampart(t *testing.T, e *federationEnv) {
 	ctx := context.Background()
 	corp := e.addProvider(t, federation.CreateProviderRequest{Name: "corp", Label: "Corp SSO", CreateUsers: true, MatchEmail: true, Role: "developer"})
 	e.addProvider(t, federation.CreateProviderRequest{Name: "strict", Label: "Strict SSO"})

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/logging"
@@ -72,6 +73,9 @@ func (s *Service) startPage(c *web.Ctx) error {
 	}
 	target, binding, err := s.Start(ctx, org, c.R.PathValue("name"), next)
 	if err != nil {
+		if apperr.Is(err, apperr.Unavailable) {
+			s.log.WarnContext(ctx, "identity provider unavailable", "org", org.Name, "idp", c.R.PathValue("name"), logging.KeyErr, err)
+		}
 		return c.LoginFailed(next, err)
 	}
 	http.SetCookie(c.W, &http.Cookie{Name: stateCookie, Value: binding, Path: "/login/idp/", MaxAge: int(stateLifetime.Seconds()),

@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +33,7 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/httpmw"
 	"github.com/rampartsec/rampart/internal/identity"
+	"github.com/rampartsec/rampart/internal/identity/federation"
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
@@ -54,19 +57,21 @@ type Options struct {
 
 // App is a running Rampart.
 type App struct {
-	cfg      config.Config
-	log      *slog.Logger
-	db       *store.DB
-	ln       net.Listener
-	srv      *http.Server
-	url      string
-	caFile   string
-	adminPW  string
-	Audit    *audit.Log
-	IDs      *identity.Service
-	OIDC     *oidcop.Provider
-	API      *httpapi.Server
-	Registry *prometheus.Registry
+	cfg     config.Config
+	log     *slog.Logger
+	db      *store.DB
+	ln      net.Listener
+	srv     *http.Server
+	url     string
+	caFile  string
+	adminPW string
+	Audit   *audit.Log
+	IDs     *identity.Service
+	OIDC    *oidcop.Provider
+	// Federation runs sign-ins through orgs' upstream identity providers.
+	Federation *federation.Service
+	API        *httpapi.Server
+	Registry   *prometheus.Registry
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -102,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -132,12 +137,17 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	if a.Federation, err = federation.New(federation.Deps{IDs: a.IDs, Logger: log, PublicURL: a.url}); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: a.OIDC.Routes()}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: a.OIDC.Pages(), Nav: a.OIDC.Nav(), Templates: oidcop.Templates()})
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages()), Nav: a.OIDC.Nav(),
+		Templates: []fs.FS{oidcop.Templates(), federation.Templates()}, LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
 	}

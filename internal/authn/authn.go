@@ -106,6 +106,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A session signed in with two factors counts as MFA even when the
+	// second one was proven elsewhere (an upstream identity provider).
+	sub.MFA = sub.MFA || sess.MFA()
 	return &Principal{User: u, Subject: sub, Session: &sess}, nil
 }
 

@@ -123,7 +123,7 @@ func (ce *cmdEnv) orgCmd() *cobra.Command {
 		},
 	}
 	del.Flags().BoolVar(&yes, "yes", false, "confirm")
-	cmd.AddCommand(create, list, get, set, del, ce.memberCmd())
+	cmd.AddCommand(create, list, get, set, del, ce.memberCmd(), ce.orgIdPCmd())
 	return cmd
 }
 

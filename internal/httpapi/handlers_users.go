@@ -30,7 +30,7 @@ func (s *Server) createUser(c *Call) error {
 		return err
 	}
 	u, err := s.ids.CreateUser(c.R.Context(), identity.NewUser{Username: req.Username, Email: req.Email,
-		DisplayName: req.DisplayName, Password: req.Password, SiteAdmin: req.SiteAdmin})
+		DisplayName: req.DisplayName, Password: req.Password, SiteAdmin: req.SiteAdmin, EmailVerified: req.EmailVerified})
 	if err != nil {
 		return err
 	}

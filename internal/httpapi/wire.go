@@ -57,6 +57,9 @@ type CreateUserRequest struct {
 	DisplayName string `json:"display_name,omitempty"`
 	Password    string `json:"password,omitempty"`
 	SiteAdmin   bool   `json:"site_admin,omitempty"`
+	// EmailVerified records that the administrator vouches for the
+	// address (Rampart's OpenID provider then asserts email_verified).
+	EmailVerified bool `json:"email_verified,omitempty"`
 }
 
 // UpdateUserRequest changes a user (site administrators).

@@ -91,6 +91,13 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	return u, err
 }
 
+// CreateUserTx creates a person inside the caller's transaction, for
+// components that create users as part of a larger change (federation
+// links a new user to its upstream identity); the caller audits it.
+func (s *Service) CreateUserTx(ctx context.Context, tx *store.Tx, nu NewUser) (User, error) {
+	return s.createUserTx(ctx, tx, nu)
+}
+
 func (s *Service) createUserTx(ctx context.Context, tx *store.Tx, nu NewUser) (User, error) {
 	if err := ValidateName("username", nu.Username); err != nil {
 		return User{}, err

@@ -1,161 +1,55 @@
 package web_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/browsertest"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
-// chrome is a headless Chromium driven over the DevTools protocol.
+// chrome is the shared headless Chromium with this file's sign-in steps.
 type chrome struct {
-	t   *testing.T
-	ctx context.Context
-
-	mu      sync.Mutex
-	console []string
+	*browsertest.Chrome
+	t *testing.T
 }
 
-// newChrome starts Debian's chromium with a fresh profile; it is stopped
-// when the test ends. Console messages and uncaught exceptions of the
-// pages are logged when the test fails.
 func newChrome(t *testing.T, path string) *chrome {
 	t.Helper()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	c := &chrome{t: t, ctx: ctx}
-	t.Cleanup(func() {
-		cancelCtx()
-		cancelAlloc()
-		if t.Failed() {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			for _, l := range c.console {
-				t.Log("chromium:", l)
-			}
-		}
-	})
-	// The first run starts the browser; it must not carry a timeout.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	err := chromedp.Listen(ctx, func(ev any) {
-		var line string
-		switch ev := ev.(type) {
-		case *runtime.EventConsoleAPICalled:
-			var args []string
-			for _, a := range ev.Args {
-				if len(a.Value) > 0 {
-					args = append(args, string(a.Value))
-				} else {
-					args = append(args, a.Description)
-				}
-			}
-			line = string(ev.Type) + ": " + strings.Join(args, " ")
-		case *runtime.EventExceptionThrown:
-			d := ev.ExceptionDetails
-			line = "exception: " + d.Text
-			if d.Exception != nil {
-				line += " " + d.Exception.Description
-			}
-		default:
-			return
-		}
-		c.mu.Lock()
-		c.console = append(c.console, line)
-		c.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return &chrome{Chrome: browsertest.Start(t, path), t: t}
 }
 
-// stepTimeout bounds one step of the test in the browser.
-const stepTimeout = 30 * time.Second
-
-// do performs actions or fails the test, naming the step and showing where
-// the browser is.
 func (c *chrome) do(step string, actions ...chromedp.Action[chromedp.Void]) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, stepTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		c.fatal(step, err)
-	}
+	c.Do(step, actions...)
 }
 
-func (c *chrome) fatal(step string, err error) {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
-	defer cancel()
-	loc, _ := chromedp.Run(ctx, chromedp.Location())
-	body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
-	c.t.Fatalf("%s: %v\nat %s:\n%s", step, err, loc, body)
-}
-
-// eval evaluates a JavaScript expression in the page.
-func eval[T any](c *chrome, step, expr string) T {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, stepTimeout)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		c.fatal(step, err)
-	}
-	return v
-}
-
-// call sends a DevTools command to the page's target.
-func call[P, R any](c *chrome, step string, cmd cdp.Command[P, R], params P) R {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, stepTimeout)
-	defer cancel()
-	r, err := chromedp.Call(ctx, cmd, params)
-	if err != nil {
-		c.fatal(step, err)
-	}
-	return r
-}
-
-// text returns the text of the first element matching sel, once visible.
 func (c *chrome) text(sel string) string {
 	c.t.Helper()
-	c.do("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
-	ctx, cancel := context.WithTimeout(c.ctx, stepTimeout)
-	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		c.fatal("read "+sel, err)
-	}
-	return strings.TrimSpace(s)
+	return c.Text(sel)
+}
+
+func eval[T any](c *chrome, step, expr string) T {
+	c.t.Helper()
+	return browsertest.Eval[T](c.Chrome, step, expr)
+}
+
+func call[P, R any](c *chrome, step string, cmd cdp.Command[P, R], params P) R {
+	c.t.Helper()
+	return browsertest.Call(c.Chrome, step, cmd, params)
 }
 
 // signedInAs waits for a signed-in page and checks the heading and the

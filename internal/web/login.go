@@ -9,6 +9,8 @@ import (
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/httpmw"
 	"github.com/rampartsec/rampart/internal/identity"
+	"github.com/rampartsec/rampart/internal/logging"
+	"github.com/rampartsec/rampart/internal/reqinfo"
 )
 
 // pendingLogin is the state of a sign-in between its password and its
@@ -105,6 +107,28 @@ func (s *Server) firstFactorDone(c *Ctx, res identity.LoginResult, amr []string,
 		return c.Redirect("/login/enrol", "")
 	}
 	return c.Redirect("/login/verify", "")
+}
+
+// FirstFactorDone continues a sign-in whose first factor another component
+// proved (an upstream identity provider, named in via): the user is signed
+// in at once, or goes on to the second factor or its enrolment that res
+// asks for. amr lists the methods already proven.
+func (c *Ctx) FirstFactorDone(res identity.LoginResult, amr []string, next, via string) error {
+	return c.s.firstFactorDone(c, res, amr, SafeNext(next), via)
+}
+
+// LoginFailed shows the sign-in page with err's user-safe message, for a
+// sign-in through another login source that failed. Internal errors are
+// logged and shown only as a request id.
+func (c *Ctx) LoginFailed(next string, err error) error {
+	k := apperr.KindOf(err)
+	msg := apperr.Message(err)
+	if k == apperr.Internal {
+		c.s.log.ErrorContext(c.R.Context(), "sign-in failed", logging.KeyErr, err)
+		msg = "Sign-in failed on our side. Quote request id " + reqinfo.From(c.R.Context()).RequestID + " to your administrator."
+	}
+	lv := loginView{Next: SafeNext(next), Sources: c.s.loginSources(c)}
+	return c.render(statusOf(k), "login", view{Title: "Sign in", Error: msg, Data: lv})
 }
 
 // pending returns the mid-sign-in session and user of the request, or an

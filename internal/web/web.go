@@ -61,7 +61,7 @@ type Deps struct {
 	Nav   []NavItem
 	// Templates contributed by other components: NAME.html files, each
 	// defining "content" (and optionally "scripts"), rendered in the layout.
-	Templates fs.FS
+	Templates []fs.FS
 	// LoginSources lists extra sign-in options (upstream identity
 	// providers) for the sign-in page; next is where to go afterwards.
 	LoginSources func(ctx context.Context, next string) []LoginSource
@@ -142,7 +142,7 @@ var funcs = template.FuncMap{
 	},
 }
 
-func (s *Server) parseTemplates(extra fs.FS) error {
+func (s *Server) parseTemplates(extra []fs.FS) error {
 	layout, err := fs.ReadFile(templateFS, "templates/layout.html")
 	if err != nil {
 		return err
@@ -194,8 +194,10 @@ func (s *Server) parseTemplates(extra fs.FS) error {
 	if err := add(templateFS, "templates"); err != nil {
 		return err
 	}
-	if extra != nil {
-		return add(extra, ".")
+	for _, fsys := range extra {
+		if err := add(fsys, "."); err != nil {
+			return err
+		}
 	}
 	return nil
 }

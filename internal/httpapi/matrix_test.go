@@ -134,6 +134,11 @@ var routeRules = map[string]expect{
 	"GET /api/v1/audit/export":  {admins, "audit:read", ""},
 	"POST /api/v1/audit/verify": {admins, "audit:read", ""},
 
+	"GET /api/v1/orgs/{org}/idps":           {org(reader), "org:read", ""},
+	"POST /api/v1/orgs/{org}/idps":          {org(owner), "org:write", ""},
+	"GET /api/v1/orgs/{org}/idps/{name}":    {org(reader), "org:read", ""},
+	"DELETE /api/v1/orgs/{org}/idps/{name}": {org(owner), "org:write", ""},
+
 	"GET /api/v1/oidc/clients":         {admins, "admin", ""},
 	"POST /api/v1/oidc/clients":        {admins, "admin", ""},
 	"GET /api/v1/oidc/clients/{id}":    {admins, "admin", ""},

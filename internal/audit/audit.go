@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -22,15 +21,7 @@ import (
 var migrationFS embed.FS
 
 // Migrations is the audit schema.
-var Migrations = store.Migrations{Component: "audit", FS: mustSub(migrationFS, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
+var Migrations = store.EmbeddedMigrations("audit", migrationFS, "migrations")
 
 // Outcomes of an action.
 const (

@@ -6,11 +6,11 @@ import (
 	"crypto/rand"
 	"embed"
 	"errors"
-	"github.com/rampartsec/rampart/internal/reqinfo"
 	"io"
-	"io/fs"
 	"log/slog"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/reqinfo"
 
 	"github.com/go-webauthn/webauthn/webauthn"
 
@@ -23,15 +23,7 @@ import (
 var migrationFS embed.FS
 
 // Migrations is the identity schema.
-var Migrations = store.Migrations{Component: "identity", FS: mustSub(migrationFS, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
+var Migrations = store.EmbeddedMigrations("identity", migrationFS, "migrations")
 
 // Sealer encrypts small secrets at rest (TOTP seeds, upstream client
 // secrets) bound to a context string. vault/keyring.Local implements it.

@@ -204,3 +204,15 @@ func (tx *Tx) lockMigrations(ctx context.Context) error {
 	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(7061727470)")
 	return err
 }
+
+// EmbeddedMigrations returns the migrations of component found in directory
+// dir of fsys (typically an embed.FS with //go:embed migrations/*.sql). It
+// panics when dir is missing, a programming error caught by any test that
+// opens a store.
+func EmbeddedMigrations(component string, fsys fs.FS, dir string) Migrations {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("store: migrations of %s: %v", component, err))
+	}
+	return Migrations{Component: component, FS: sub}
+}

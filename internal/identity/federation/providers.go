@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,15 +36,7 @@ var migrationFS embed.FS
 // Migrations is the federation schema (component "federation"). It refers
 // to identity's orgs and users tables, so apply it after
 // identity.Migrations.
-var Migrations = store.Migrations{Component: "federation", FS: mustSub(migrationFS, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
+var Migrations = store.EmbeddedMigrations("federation", migrationFS, "migrations")
 
 // CallbackPath is where upstream providers send the browser back; its full
 // URL (public URL + CallbackPath) is what owners register upstream.

@@ -19,7 +19,10 @@ import (
 var templateFS embed.FS
 
 // Templates are federation's page templates, for web.Deps.Templates.
-func Templates() fs.FS { return mustSub(templateFS, "templates") }
+func Templates() fs.FS {
+	sub, _ := fs.Sub(templateFS, "templates") // cannot fail: the directory is embedded
+	return sub
+}
 
 // stateCookie binds a sign-in in progress to the browser that started it.
 const stateCookie = "rampart_idp"

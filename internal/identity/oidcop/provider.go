@@ -4,7 +4,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -26,15 +25,7 @@ var migrationFS embed.FS
 
 // Migrations is the provider's schema (component "oidc"). It refers to
 // identity's users table, so apply it after identity.Migrations.
-var Migrations = store.Migrations{Component: "oidc", FS: mustSub(migrationFS, "migrations")}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err)
-	}
-	return s
-}
+var Migrations = store.EmbeddedMigrations("oidc", migrationFS, "migrations")
 
 // Paths of the provider's endpoints, relative to the issuer.
 const (

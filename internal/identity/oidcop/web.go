@@ -19,7 +19,10 @@ import (
 var templateFS embed.FS
 
 // Templates are the provider's page templates, for web.Deps.Templates.
-func Templates() fs.FS { return mustSub(templateFS, "templates") }
+func Templates() fs.FS {
+	sub, _ := fs.Sub(templateFS, "templates") // cannot fail: the directory is embedded
+	return sub
+}
 
 // Pages are the provider's browser pages, for web.Deps.Pages.
 func (p *Provider) Pages() []web.Page {

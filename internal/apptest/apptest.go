@@ -11,9 +11,10 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/fakeclock"
 
 	"github.com/rampartsec/rampart/internal/app"
 	"github.com/rampartsec/rampart/internal/config"
@@ -56,37 +57,11 @@ func WithConfig(f func(*config.Config)) Option { return func(s *setup) { f(&s.cf
 // the audit log.
 func WithClock(now func() time.Time) Option { return func(s *setup) { s.clock = now } }
 
-// Clock is a settable clock, safe for concurrent use. Pass its Now method
-// to WithClock, then move time with Advance or Set.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is a settable clock (see package fakeclock).
+type Clock = fakeclock.Clock
 
 // NewClock returns a clock showing start.
-func NewClock(start time.Time) *Clock { return &Clock{now: start.Round(0)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Set moves the clock to t.
-func (c *Clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t.Round(0)
-}
-
-// Advance moves the clock forward by d and returns the new time.
-func (c *Clock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
+func NewClock(start time.Time) *Clock { return fakeclock.New(start) }
 
 // Start runs the app until the test ends.
 func Start(t testing.TB, opts ...Option) *App {

@@ -2,9 +2,10 @@ package identity_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/fakeclock"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/audit"
@@ -16,31 +17,12 @@ import (
 	"github.com/rampartsec/rampart/internal/vault/keyring"
 )
 
-// clock is a settable time source shared by the identity service and its
-// audit log.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is an identity service on a fresh database with a fake clock.
 type env struct {
 	ids   *identity.Service
 	db    *store.DB
 	audit *audit.Log
-	clock *clock
+	clock *fakeclock.Clock
 }
 
 const (
@@ -61,7 +43,7 @@ func each(t *testing.T, fn func(t *testing.T, e *env)) {
 
 func newEnv(t *testing.T, db *store.DB) *env {
 	t.Helper()
-	c := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	key := make([]byte, 32)
 	for i := range key {
 		key[i] = byte(i)

@@ -6,9 +6,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/fakeclock"
 
 	"github.com/pquerna/otp"
 
@@ -19,28 +20,10 @@ import (
 	"github.com/rampartsec/rampart/internal/vault/keyring"
 )
 
-// mfaClock is a settable clock for the identity service and its audit log.
-type mfaClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *mfaClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *mfaClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // mfaEnv is an identity service on a fresh database with a test clock.
 type mfaEnv struct {
 	ids   *Service
-	clock *mfaClock
+	clock *fakeclock.Clock
 	log   *audit.Log
 }
 
@@ -48,7 +31,7 @@ func newMFAEnv(t *testing.T, db *store.DB, publicURL string) *mfaEnv {
 	t.Helper()
 	// Mid-step, so that one step of skew either way stays on the same side
 	// of the test's own arithmetic.
-	clock := &mfaClock{t: time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC))
 	key := bytes.Repeat([]byte{7}, 32)
 	sealer, err := keyring.FromKey(key)
 	if err != nil {
@@ -223,7 +206,7 @@ func TestTOTP_EnrolConfirmVerify(t *testing.T) {
 			{"garbage", 0, 0, false},
 		}
 		for _, s := range steps {
-			e.clock.Add(s.advance)
+			e.clock.Advance(s.advance)
 			c := code(s.offset)
 			if s.name == "garbage" {
 				c = "12a456"
@@ -343,7 +326,7 @@ func TestVerifyOneTimeCode_Throttled(t *testing.T) {
 		if _, err := e.ids.VerifyOneTimeCode(ctx, u, code(), "192.0.2.1"); !apperr.Is(err, apperr.TooManyRequests) {
 			t.Fatalf("right code while locked: err = %v, want TooManyRequests", err)
 		}
-		e.clock.Add(totpPeriod * time.Second)
+		e.clock.Advance(totpPeriod * time.Second)
 		if _, err := e.ids.VerifyOneTimeCode(ctx, u, code(), "192.0.2.1"); err != nil {
 			t.Fatalf("right code after the lock expired: %v", err)
 		}

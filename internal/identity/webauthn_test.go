@@ -112,7 +112,7 @@ func TestWebAuthn_RegisterLoginRemove(t *testing.T) {
 		}
 
 		// Second factor.
-		e.clock.Add(time.Minute)
+		e.clock.Advance(time.Minute)
 		opts, err = e.ids.BeginWebAuthnLogin(ctx, u, "pending-1", "192.0.2.1")
 		if err != nil {
 			t.Fatal(err)
@@ -226,7 +226,7 @@ func TestWebAuthn_SecondFactorRefused(t *testing.T) {
 			return answer(t, a, opts), "other-pending"
 		}, apperr.Unauthenticated, false},
 		{"expired ceremony", func(t *testing.T, e *mfaEnv, a *webauthntest.Authenticator, opts []byte) ([]byte, string) {
-			e.clock.Add(ceremonyLifetime + time.Second)
+			e.clock.Advance(ceremonyLifetime + time.Second)
 			return answer(t, a, opts), "pending"
 		}, apperr.Unauthenticated, false},
 	}
@@ -349,7 +349,7 @@ func TestWebAuthn_PasskeyCeremoniesBounded(t *testing.T) {
 		_, err = e.ids.BeginPasskeyLogin(ctx, "one-too-many", "192.0.2.1")
 		wantKind(t, err, apperr.TooManyRequests)
 		// Expired ones do not count, and are cleaned up.
-		e.clock.Add(ceremonyLifetime + time.Second)
+		e.clock.Advance(ceremonyLifetime + time.Second)
 		if _, err := e.ids.BeginPasskeyLogin(ctx, "later", "192.0.2.1"); err != nil {
 			t.Fatalf("after the others expired: %v", err)
 		}

@@ -6,9 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/fakeclock"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -23,23 +24,10 @@ import (
 	"github.com/rampartsec/rampart/internal/vault/keyring"
 )
 
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type fixture struct {
 	p     *Provider
 	s     *storage
-	clock *clock
+	clock *fakeclock.Clock
 	user  identity.User
 	ctx   context.Context
 }
@@ -48,7 +36,7 @@ type fixture struct {
 func newFixture(t *testing.T, db *store.DB) *fixture {
 	t.Helper()
 	ctx := t.Context()
-	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	sealer, err := keyring.FromKey(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +76,7 @@ func TestStorage_SigningKeyRotation(t *testing.T) {
 		if again, _ := f.s.SigningKey(f.ctx); again.ID() != k1.ID() {
 			t.Fatalf("key changed without rotation: %s then %s", k1.ID(), again.ID())
 		}
-		f.clock.Add(DefaultKeyRotation + time.Second)
+		f.clock.Advance(DefaultKeyRotation + time.Second)
 		k2, err := f.s.SigningKey(f.ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +99,7 @@ func TestStorage_SigningKeyRotation(t *testing.T) {
 			t.Errorf("key set right after rotation (-want +got):\n%s", diff)
 		}
 		// Once every ID token signed with k1 has expired, it leaves.
-		f.clock.Add(DefaultIDTokenLifetime + keyOverlap + time.Second)
+		f.clock.Advance(DefaultIDTokenLifetime + keyOverlap + time.Second)
 		if diff := cmp.Diff([]string{k2.ID()}, ids()); diff != "" {
 			t.Errorf("key set after the overlap (-want +got):\n%s", diff)
 		}
@@ -211,7 +199,7 @@ func TestStorage_AccessTokenExpiry(t *testing.T) {
 		if _, _, err := f.p.VerifyAccessToken(f.ctx, raw); err != nil {
 			t.Fatal(err)
 		}
-		f.clock.Add(DefaultAccessTokenLifetime)
+		f.clock.Advance(DefaultAccessTokenLifetime)
 		if _, _, err := f.p.VerifyAccessToken(f.ctx, raw); !apperr.Is(err, apperr.Unauthenticated) {
 			t.Fatalf("expired token: %v", err)
 		}
@@ -255,7 +243,7 @@ func TestStorage_DeviceAuthorization(t *testing.T) {
 		if err := f.p.DecideDevice(f.ctx, "BCDF-GHJK", false, f.user, f.session("pwd")); !apperr.Is(err, apperr.NotFound) {
 			t.Fatalf("second decision = %v", err)
 		}
-		f.clock.Add(5 * time.Second)
+		f.clock.Advance(5 * time.Second)
 		st, err = f.s.GetDeviceAuthorizatonState(f.ctx, CLIClientID, "device-code")
 		if err != nil || !st.Done || st.Subject != strconv.FormatInt(f.user.ID, 10) || !cmp.Equal(st.AMR, []string{"pwd", "hwk", "mfa"}) {
 			t.Fatalf("approved state = %+v %v", st, err)
@@ -308,7 +296,7 @@ func TestStorage_CodeWorksOnce(t *testing.T) {
 			t.Fatal("a code worked twice")
 		}
 		late := issue()
-		f.clock.Add(codeLifetime + time.Second)
+		f.clock.Advance(codeLifetime + time.Second)
 		if _, err := f.s.AuthRequestByCode(f.ctx, late); err == nil {
 			t.Fatal("an expired code worked")
 		}

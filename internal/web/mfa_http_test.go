@@ -114,6 +114,54 @@ func TestOrgRequiresMFA_EnrolAtSignIn(t *testing.T) {
 
 // TestWebAuthn_OverHTTP drives the security-key endpoints as rampart.js
 // does, with a software authenticator in place of the browser's.
+// TestOrgRequiresMFA_EnrolKeyAtSignIn: a member held at enrolment may
+// register a security key instead of an authenticator app, which finishes
+// the sign-in.
+func TestOrgRequiresMFA_EnrolKeyAtSignIn(t *testing.T) {
+	a := apptest.Start(t)
+	admin := a.Client(t, a.AdminToken(t))
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"})
+	requireMFA := true
+	admin.Must(http.StatusOK, "PATCH", httpapi.Prefix+"/orgs/acme", httpapi.UpdateOrgRequest{RequireMFA: &requireMFA})
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/users", httpapi.CreateUserRequest{Username: "erin", Password: apptest.UserPassword})
+	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/members/erin", httpapi.RoleRequest{Role: "developer"})
+
+	b := newBrowser(t, a)
+	if to := b.signIn("erin", apptest.UserPassword); to != "/login/enrol" {
+		t.Fatalf("after the password: redirected to %q, want /login/enrol", to)
+	}
+	p := b.must(b.get("/login/enrol"), http.StatusOK, "enrolment page")
+	if !strings.Contains(p.body, `data-begin="/login/enrol/webauthn/begin"`) {
+		t.Fatalf("enrolment page offers no security key:\n%s", p.body)
+	}
+	if p := b.fetch("/login/enrol/webauthn/begin", []byte(`{"name":"Key"}`), ""); p.status != http.StatusForbidden {
+		t.Fatalf("begin without CSRF token: status %d, want 403", p.status)
+	}
+	key := webauthntest.New(a.URL)
+	opts := b.must(b.fetch("/login/enrol/webauthn/begin", []byte(`{"name":"Key"}`), b.csrf), http.StatusOK, "enrol key begin")
+	resp, err := key.Create([]byte(opts.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fin := b.must(b.fetch("/login/enrol/webauthn/finish", resp, b.csrf), http.StatusOK, "enrol key finish")
+	var got struct {
+		Name          string
+		Next          string
+		RecoveryCodes []string `json:"recovery_codes"`
+	}
+	if err := json.Unmarshal([]byte(fin.body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "Key" || got.Next != "/" || len(got.RecoveryCodes) != 10 {
+		t.Fatalf("answer = %+v, want the key, next /, ten recovery codes", got)
+	}
+	b.must(b.get("/orgs/acme"), http.StatusOK, "org page after enrolling a key")
+	// The pending session is gone: enrolling again is refused.
+	if p := b.fetch("/login/enrol/webauthn/begin", []byte(`{"name":"Again"}`), b.csrf); p.status != http.StatusUnauthorized {
+		t.Errorf("enrol after sign-in: status %d, want 401", p.status)
+	}
+}
+
 func TestWebAuthn_OverHTTP(t *testing.T) {
 	a := apptest.Start(t)
 	key := webauthntest.New(a.URL)

@@ -12,6 +12,8 @@ func (s *Server) corePages() []Page {
 		{Method: "POST", Path: "/login/verify", Anonymous: true, Handler: s.verifySubmit},
 		{Method: "GET", Path: "/login/enrol", Anonymous: true, Handler: s.enrolPage},
 		{Method: "POST", Path: "/login/enrol", Anonymous: true, Handler: s.enrolSubmit},
+		{Method: "POST", Path: "/login/enrol/webauthn/begin", Anonymous: true, Handler: s.fetchHandler(s.enrolKeyBegin)},
+		{Method: "POST", Path: "/login/enrol/webauthn/finish", Anonymous: true, Handler: s.fetchHandler(s.enrolKeyFinish)},
 		{Method: "POST", Path: "/logout", Anonymous: true, Handler: s.logout},
 		{Method: "POST", Path: "/login/webauthn/begin", Anonymous: true, Handler: s.fetchHandler(s.webauthnLoginBegin)},
 		{Method: "POST", Path: "/login/webauthn/finish", Anonymous: true, Handler: s.fetchHandler(s.webauthnLoginFinish)},

@@ -198,6 +198,57 @@ func (s *Server) securityKeyList(c *Ctx) ([]SecurityKey, error) {
 
 func displayTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
+// enrolKeyBegin starts registering a security key as the first second
+// factor of a user whose org requires one, during sign-in.
+func (s *Server) enrolKeyBegin(c *Ctx) (any, error) {
+	sess, u, p, err := s.pending(c)
+	if err != nil {
+		return nil, err
+	}
+	if !p.MustEnrol {
+		return nil, apperr.E(apperr.Invalid, "no second factor needs to be set up")
+	}
+	body, err := readBody(c, maxKeyNameBody)
+	if err != nil {
+		return nil, err
+	}
+	name, err := decodeKeyName(body)
+	if err != nil {
+		return nil, err
+	}
+	return s.ids.BeginWebAuthnRegistration(c.R.Context(), u, sess.IDHash, name)
+}
+
+// enrolledKey answers a key registered during sign-in: the session is now
+// signed in, the recovery codes are shown once, then the browser goes on.
+type enrolledKey struct {
+	registeredKey
+	Next string `json:"next"`
+}
+
+func (s *Server) enrolKeyFinish(c *Ctx) (any, error) {
+	sess, u, p, err := s.pending(c)
+	if err != nil {
+		return nil, err
+	}
+	if !p.MustEnrol {
+		return nil, apperr.E(apperr.Invalid, "no second factor needs to be set up")
+	}
+	body, err := readBody(c, identity.MaxWebAuthnResponse)
+	if err != nil {
+		return nil, err
+	}
+	key, codes, err := s.ids.FinishWebAuthnRegistration(c.R.Context(), u, sess.IDHash, body)
+	if err != nil {
+		return nil, err
+	}
+	// Registering the key proved possession of it: the sign-in is complete.
+	if err := s.activateLogin(c, sess, u, p, identity.AMRHardware); err != nil {
+		return nil, err
+	}
+	return enrolledKey{registeredKey: registeredKey{Name: key.Name, Passkey: key.Discoverable, RecoveryCodes: codes}, Next: p.Next}, nil
+}
+
 // nextAfterLogin is where a sign-in finished with fetch sends the browser.
 type nextAfterLogin struct {
 	Next string `json:"next"`

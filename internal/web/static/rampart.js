@@ -126,7 +126,8 @@ async function rampartSignIn(beginURL, finishURL) {
 document.addEventListener("DOMContentLoaded", () => {
   const supported = typeof window.PublicKeyCredential === "function" && !!navigator.credentials;
 
-  // Account page: register a key.
+  // Register a key: on the account page, or while enrolling a second
+  // factor during sign-in (the button's data-begin/data-finish say where).
   const reg = document.getElementById("webauthn-register");
   if (reg) {
     const errEl = document.getElementById("webauthn-error");
@@ -139,9 +140,11 @@ document.addEventListener("DOMContentLoaded", () => {
       reg.disabled = true;
       try {
         const nameEl = document.getElementById("webauthn-name");
-        const opts = await rampartPost("/account/webauthn/register/begin", { name: nameEl ? nameEl.value : "" });
+        const opts = await rampartPost(reg.dataset.begin || "/account/webauthn/register/begin", { name: nameEl ? nameEl.value : "" });
         const cred = await navigator.credentials.create(rampartCreationOptions(opts));
-        const res = await rampartPost("/account/webauthn/register/finish", rampartCredentialJSON(cred));
+        const res = await rampartPost(reg.dataset.finish || "/account/webauthn/register/finish", rampartCredentialJSON(cred));
+        const done = document.getElementById("webauthn-codes-done");
+        if (res.next && done) done.setAttribute("href", res.next);
         if (res.recovery_codes && res.recovery_codes.length) {
           const box = document.getElementById("webauthn-recovery-codes");
           box.replaceChildren(...res.recovery_codes.map((c) => {
@@ -152,6 +155,10 @@ document.addEventListener("DOMContentLoaded", () => {
           const panel = document.getElementById("webauthn-codes");
           panel.classList.remove("hidden");
           panel.scrollIntoView();
+          return;
+        }
+        if (res.next) {
+          window.location.assign(res.next);
           return;
         }
         window.location.assign("/account?flash=" + encodeURIComponent("Security key “" + res.name + "” registered."));

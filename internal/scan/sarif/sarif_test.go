@@ -26,7 +26,7 @@ func sampleReport() *report.Report {
 		Target: "/src/app", TargetKind: "dir", StartedAt: t0, FinishedAt: t0.Add(1500 * time.Millisecond),
 		Findings: []report.Finding{
 			{Kind: report.KindSecret, RuleID: "aws-access-key-id", Title: "AWS access key ID", Severity: report.SeverityCritical,
-				Location: report.Location{Path: "config/prod.env", StartLine: 3, StartCol: 19, EndLine: 3, EndCol: 39, Commit: "0123abcd", Author: "Alice"},
+				Location:    report.Location{Path: "config/prod.env", StartLine: 3, StartCol: 19, EndLine: 3, EndCol: 39, Commit: "0123abcd", Author: "Alice"},
 				Fingerprint: "fp-secret", Secret: &report.Secret{Redacted: "AKIA…"}},
 			{Kind: report.KindVulnerability, RuleID: "GO-2024-2687", Title: "HTTP/2 CONTINUATION flood in net/http", Severity: report.SeverityHigh,
 				Location: report.Location{Path: "go.mod"}, Fingerprint: "fp-vuln",

@@ -1,0 +1,2 @@
+// Package iac finds misconfigurations in infrastructure as code.
+package iac

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -203,20 +204,41 @@ func (s *Scanner) Scan(ctx context.Context, path string, data []byte) ([]report.
 	}
 	lines := lineCount(data)
 	var findings []report.Finding
+	var resources []string
 	for i, c := range kq.checks {
 		results, _ := rs[0].Bindings[fmt.Sprintf("c%d", i)].([]any)
 		for _, r := range results {
-			findings = append(findings, finding(c, path, r, lines))
+			f, resource := finding(c, path, r, lines)
+			findings, resources = append(findings, f), append(resources, resource)
 		}
 	}
-	slices.SortFunc(findings, func(a, b report.Finding) int {
+	order := make([]int, len(findings))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		a, b := findings[i], findings[j]
 		return cmp.Or(
 			cmp.Compare(a.Location.StartLine, b.Location.StartLine),
 			strings.Compare(a.RuleID, b.RuleID),
 			strings.Compare(a.Description, b.Description),
 		)
 	})
-	return findings, notes
+	// Fingerprints hash (check, path, resource); a check that names the
+	// same resource twice gets the second one numbered, in line order, so
+	// that no two findings of a file share a fingerprint.
+	sorted := make([]report.Finding, len(findings))
+	seen := map[[2]string]int{}
+	for n, i := range order {
+		f := findings[i]
+		key := [2]string{f.RuleID, resources[i]}
+		if k := seen[key]; k > 0 {
+			f.Fingerprint = report.Fingerprint("iac", f.RuleID, path, resources[i], strconv.Itoa(k))
+		}
+		seen[key]++
+		sorted[n] = f
+	}
+	return sorted, notes
 }
 
 func kindName(k InputKind) string {
@@ -251,9 +273,10 @@ func convert(kind InputKind, path string, data []byte) (doc map[string]any, err 
 	return nil, nil
 }
 
-// finding turns one element of a check's deny set into a Finding. Lines
-// outside the file are dropped rather than reported wrong.
-func finding(c CheckInfo, path string, r any, lines int) report.Finding {
+// finding turns one element of a check's deny set into a Finding, and
+// returns the resource its fingerprint names. Lines outside the file are
+// dropped rather than reported wrong.
+func finding(c CheckInfo, path string, r any, lines int) (report.Finding, string) {
 	obj, _ := r.(map[string]any)
 	msg, ok := obj["message"].(string)
 	if !ok {
@@ -279,7 +302,7 @@ func finding(c CheckInfo, path string, r any, lines int) report.Finding {
 		Fingerprint: report.Fingerprint("iac", c.ID, path, resource),
 		Description: msg,
 		Remediation: c.Remediation,
-	}
+	}, resource
 }
 
 func intField(obj map[string]any, key string) int {

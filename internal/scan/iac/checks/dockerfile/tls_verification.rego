@@ -29,7 +29,7 @@ deny contains {"message": msg, "line": i.line, "resource": sprintf("%s %s", [df.
 	msg := sprintf("RUN turns verification off (%s)", [what])
 }
 
-deny contains {"message": msg, "line": i.line, "resource": sprintf("%s %s", [df.where(i), what])} if {
+deny contains {"message": msg, "line": i.line, "resource": sprintf("%s %s %s", [df.where(i), v.key, what])} if {
 	some i in input.instructions
 	i.cmd == "env"
 	some v in i.vars

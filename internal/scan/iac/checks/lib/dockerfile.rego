@@ -26,5 +26,9 @@ runs contains i if {
 # script is the shell text of a RUN instruction, heredocs included.
 script(i) := concat("\n", array.concat([i.value], [h.content | some h in i.heredocs]))
 
-# where names an instruction for fingerprints: its stage and command.
-where(i) := sprintf("stage %d %s", [i.stage, i.cmd])
+# where names an instruction for fingerprints: its stage, command and, for
+# RUN and ADD, its text (never for ENV or ARG, whose text may be a
+# secret).
+where(i) := sprintf("stage %d %s %s", [i.stage, i.cmd, i.original]) if {
+	i.cmd in {"run", "add"}
+} else := sprintf("stage %d %s", [i.stage, i.cmd])

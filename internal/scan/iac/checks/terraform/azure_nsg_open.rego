@@ -32,14 +32,19 @@ port_specs(r) := array.concat(
 	[s | some s in tf.value(r, "destination_port_ranges")],
 )
 
-deny contains {"message": msg, "line": x.rule.line, "resource": sprintf("%s/%s/%d", [x.address, object.get(x.rule.attributes, ["name", "value"], ""), port])} if {
+admits(rule, port) if {
+	some spec in port_specs(rule)
+	is_string(spec)
+	tf.covers_spec(spec, port)
+}
+
+deny contains {"message": msg, "line": x.rule.line, "resource": sprintf("%s/%v", [x.address, object.get(x.rule.attributes, ["name", "value"], "")])} if {
 	some x in rules
 	lower(tf.value(x.rule, "direction")) == "inbound"
 	lower(tf.value(x.rule, "access")) == "allow"
 	open_source(x.rule)
-	some port, name in ports
-	some spec in port_specs(x.rule)
-	is_string(spec)
-	tf.covers_spec(spec, port)
-	msg := sprintf("%s allows inbound %s (port %d) from the internet", [x.address, name, port])
+	hits := sort([p | some p, _ in ports; admits(x.rule, p)])
+	count(hits) > 0
+	names := [sprintf("%s (port %d)", [ports[p], p]) | some p in hits]
+	msg := sprintf("%s allows inbound %s from the internet", [x.address, concat(" and ", names)])
 }

@@ -19,14 +19,15 @@ admits(allow, port) if {
 	tf.covers_spec(spec, port)
 }
 
-deny contains {"message": msg, "line": allow.line, "resource": sprintf("%s/%d", [b.address, port])} if {
+deny contains {"message": msg, "line": allow.line, "resource": sprintf("%s/allow/%d", [b.address, i])} if {
 	some b in tf.resources("google_compute_firewall")
 	upper(object.get(b.attributes, ["direction", "value"], "INGRESS")) == "INGRESS"
-	some cidr in tf.value(b, "source_ranges")
-	cidr in {"0.0.0.0/0", "::/0"}
-	some allow in tf.nested(b, "allow")
+	open := [c | some c in tf.value(b, "source_ranges"); c in {"0.0.0.0/0", "::/0"}]
+	count(open) > 0
+	some i, allow in tf.nested(b, "allow")
 	lower(tf.value(allow, "protocol")) in {"tcp", "all"}
-	some port, name in ports
-	admits(allow, port)
-	msg := sprintf("%s allows %s (port %d) from %s", [b.address, name, port, cidr])
+	hits := sort([p | some p, _ in ports; admits(allow, p)])
+	count(hits) > 0
+	names := [sprintf("%s (port %d)", [ports[p], p]) | some p in hits]
+	msg := sprintf("%s allows %s from %s", [b.address, concat(" and ", names), concat(", ", open)])
 }

@@ -14,10 +14,11 @@ ports := {
 	6379: "Redis", 9042: "Cassandra", 9200: "Elasticsearch", 11211: "Memcached", 27017: "MongoDB",
 }
 
-deny contains {"message": msg, "line": rule.line, "resource": sprintf("%s/%d", [rule.block.address, port])} if {
+deny contains {"message": msg, "line": rule.line, "resource": sprintf("%s/%v/%v-%v", [rule.block.address, rule.protocol, rule.from, rule.to])} if {
 	some rule in tf.aws_ingress
 	tf.aws_rule_open(rule)
-	some port, name in ports
-	tf.aws_rule_covers(rule, port)
-	msg := sprintf("%s lets the whole internet reach port %d (%s)", [rule.block.address, port, name])
+	hits := sort([p | some p, _ in ports; tf.aws_rule_covers(rule, p)])
+	count(hits) > 0
+	names := [sprintf("%d (%s)", [p, ports[p]]) | some p in hits]
+	msg := sprintf("%s lets the whole internet reach port %s", [rule.block.address, concat(", ", names)])
 }

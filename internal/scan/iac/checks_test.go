@@ -3,12 +3,10 @@ package iac_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,15 +15,9 @@ import (
 	"github.com/rampartsec/rampart/internal/scan/report"
 )
 
-// builtin is a Scanner with the built-in checks only, compiled once per
-// test binary: compiling every check takes longer than running them.
-var builtin = sync.OnceValues(func() (*iac.Scanner, error) {
-	return iac.New(context.Background(), iac.Options{})
-})
-
 func scanner(t testing.TB) *iac.Scanner {
 	t.Helper()
-	s, err := builtin()
+	s, err := iac.SharedScanner()
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -32,7 +32,7 @@ func dockerfileInput(path string, data []byte) (map[string]any, error) {
 	stages := []any{}
 	var stage map[string]any
 	for _, node := range res.AST.Children {
-		in := dockerInstruction(node, lex)
+		in := dockerInstruction(node, node.StartLine, node.EndLine, lex)
 		switch in["cmd"] {
 		case "from":
 			stage = dockerStage(node, in, len(stages), lex, globalArgs, stageNames)
@@ -94,8 +94,9 @@ func dockerfileError(err error) error {
 	return err
 }
 
-// dockerInstruction describes one instruction node.
-func dockerInstruction(node *parser.Node, lex *shell.Lex) map[string]any {
+// dockerInstruction describes one instruction node on lines start to end
+// (the trigger of an ONBUILD has no lines of its own).
+func dockerInstruction(node *parser.Node, start, end int, lex *shell.Lex) map[string]any {
 	cmd := strings.ToLower(node.Value)
 	args := []any{}
 	words := []string{}
@@ -113,8 +114,8 @@ func dockerInstruction(node *parser.Node, lex *shell.Lex) map[string]any {
 	}
 	in := map[string]any{
 		"cmd":      cmd,
-		"line":     node.StartLine,
-		"end_line": node.EndLine,
+		"line":     start,
+		"end_line": end,
 		"original": node.Original,
 		"flags":    flags,
 		"args":     args,
@@ -124,16 +125,17 @@ func dockerInstruction(node *parser.Node, lex *shell.Lex) map[string]any {
 	}
 	switch cmd {
 	case "env", "label":
-		vars := []any{}
+		vars, pairs, text := []any{}, []any{}, []string{}
 		// The parser chains each pair as key, value, separator.
 		for n := node.Next; n != nil && n.Next != nil; {
 			vars = append(vars, dockerVar(n.Value, n.Next.Value, true, lex))
+			pairs, text = append(pairs, n.Value+"="+n.Next.Value), append(text, n.Value+"="+n.Next.Value)
 			n = n.Next.Next
 			if n != nil {
 				n = n.Next
 			}
 		}
-		in["vars"] = vars
+		in["vars"], in["args"], in["value"] = vars, pairs, strings.Join(text, " ")
 	case "arg":
 		vars := []any{}
 		for _, w := range words {
@@ -143,9 +145,9 @@ func dockerInstruction(node *parser.Node, lex *shell.Lex) map[string]any {
 		in["vars"] = vars
 	case "onbuild":
 		if node.Next != nil && len(node.Next.Children) > 0 {
-			trigger := dockerInstruction(node.Next.Children[0], lex)
-			trigger["line"], trigger["end_line"] = node.StartLine, node.EndLine
-			in["trigger"] = trigger
+			sub := node.Next.Children[0]
+			trigger := dockerInstruction(sub, start, end, lex)
+			in["trigger"], in["args"], in["value"] = trigger, []any{sub.Original}, sub.Original
 		}
 	}
 	return in
@@ -171,7 +173,8 @@ func dockerVar(key, raw string, hasValue bool, lex *shell.Lex) map[string]any {
 
 // dockerStage describes the stage a FROM instruction starts. The base
 // image has the defaults of ARGs declared before the first FROM
-// substituted; base_known is false when a variable is left unresolved.
+// substituted; when a variable is left unresolved base is kept as written
+// and base_known is false.
 func dockerStage(node *parser.Node, from map[string]any, index int, lex *shell.Lex, globalArgs map[string]string, stageNames map[string]bool) map[string]any {
 	var words []string
 	for n := node.Next; n != nil; n = n.Next {
@@ -185,9 +188,8 @@ func dockerStage(node *parser.Node, from map[string]any, index int, lex *shell.L
 		name = strings.ToLower(words[2])
 	}
 	known := true
-	if res, err := lex.ProcessWordWithMatches(base, mapEnv(globalArgs)); err == nil {
+	if res, err := lex.ProcessWordWithMatches(base, mapEnv(globalArgs)); err == nil && len(res.Unmatched) == 0 {
 		base = res.Result
-		known = len(res.Unmatched) == 0
 	} else {
 		known = false
 	}

@@ -29,8 +29,19 @@ const (
 
 var inputKinds = []InputKind{KindDockerfile, KindKubernetes, KindTerraform}
 
-// MaxFileSize is the largest file Scan parses; larger ones get a Note.
-const MaxFileSize = 4 << 20
+// Size limits: larger files get a Note. Parsing HCL costs about 150
+// bytes of memory per byte of source, YAML much less.
+const (
+	MaxTerraformSize  = 1 << 20
+	MaxDockerfileSize = 1 << 20
+	MaxYAMLSize       = 4 << 20
+)
+
+var maxSize = map[InputKind]int{
+	KindTerraform:  MaxTerraformSize,
+	KindDockerfile: MaxDockerfileSize,
+	KindKubernetes: MaxYAMLSize,
+}
 
 // Options configure a Scanner.
 type Options struct {
@@ -173,8 +184,8 @@ func (s *Scanner) Scan(ctx context.Context, path string, data []byte) ([]report.
 	note := func(format string, args ...any) []report.Note {
 		return []report.Note{{Path: path, Message: fmt.Sprintf(format, args...)}}
 	}
-	if len(data) > MaxFileSize {
-		return nil, note("%s file of %d bytes is over the %d-byte limit; not scanned", kindName(kind), len(data), MaxFileSize)
+	if limit := maxSize[kind]; len(data) > limit {
+		return nil, note("%s file of %d bytes is over the %d-byte limit; not scanned", kindName(kind), len(data), limit)
 	}
 	if bytes.IndexByte(data, 0) >= 0 {
 		return nil, note("%s file holds binary data; not scanned", kindName(kind))
@@ -190,6 +201,9 @@ func (s *Scanner) Scan(ctx context.Context, path string, data []byte) ([]report.
 	}
 	if doc == nil {
 		return nil, notes
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, append(notes, note("%s checks not run: %v", kind, err)...)
 	}
 	input, err := ast.InterfaceToValue(doc)
 	if err != nil {

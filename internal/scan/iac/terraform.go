@@ -48,6 +48,9 @@ var hclEvalContext = &hcl.EvalContext{Functions: hclFuncs}
 // terraformInput turns a Terraform file into the input document described
 // in doc.go.
 func terraformInput(path string, data []byte) (map[string]any, error) {
+	if err := checkHCLBytes(data); err != nil {
+		return nil, err
+	}
 	tokens, diags := hclsyntax.LexConfig(data, path, hcl.InitialPos)
 	if diags.HasErrors() {
 		return nil, hclError(diags)
@@ -100,6 +103,37 @@ func hclError(diags hcl.Diagnostics) error {
 		msg += fmt.Sprintf(" (and %d more errors)", n-1)
 	}
 	return errors.New(msg)
+}
+
+// checkHCLBytes refuses, before lexing, the sources that would be all
+// tokens: the lexer spends about 550 bytes per token, so a megabyte of
+// "[" would cost more than half a gigabyte. It counts brackets and runs
+// of operator characters, strings included, with limits well above
+// those of checkHCLComplexity, which then counts precisely.
+func checkHCLBytes(data []byte) error {
+	depth, run, line := 0, 0, 1
+	for _, b := range data {
+		switch b {
+		case '(', '[', '{':
+			if depth++; depth > 4*maxHCLDepth {
+				return fmt.Errorf("line %d: brackets nested deeper than %d levels", line, 4*maxHCLDepth)
+			}
+			run = 0
+		case ')', ']', '}':
+			depth = max(depth-1, 0)
+			run = 0
+		case '!', '-', '+', '*', '/', '%', '<', '>', '=', '&', '|', '?', ':':
+			if run++; run > 4*maxHCLOps {
+				return fmt.Errorf("line %d: a run of more than %d operator characters", line, 4*maxHCLOps)
+			}
+		case ' ', '\t', '\r':
+		case '\n':
+			line++
+		default:
+			run = 0
+		}
+	}
+	return nil
 }
 
 // checkHCLComplexity refuses token streams that would nest the parser

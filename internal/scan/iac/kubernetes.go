@@ -29,7 +29,7 @@ var errYAMLBudget = fmt.Errorf("more than %d values once aliases are expanded (a
 // the earlier ones and is returned with them.
 func kubernetesInput(path string, data []byte) (map[string]any, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	conv := &yamlConverter{}
+	conv := &yamlConverter{lastLine: lineCount(data)}
 	docs := []any{}
 	var parseErr error
 	for i := 0; ; i++ {
@@ -77,12 +77,30 @@ func yamlError(err error, doc int) error {
 // yamlConverter turns yaml.v3 nodes into JSON-like values, counting every
 // value it produces against maxYAMLNodes across the whole file.
 type yamlConverter struct {
-	nodes int
+	nodes    int
+	lastLine int
+}
+
+// line is the line of n, within the file: the parser places an empty
+// value at the end of a file on the line after the last.
+func (c *yamlConverter) line(n *yaml.Node) int {
+	return min(max(n.Line, 1), c.lastLine)
+}
+
+// spend counts one step of the conversion against the file's budget.
+func (c *yamlConverter) spend() error {
+	if c.nodes++; c.nodes > maxYAMLNodes {
+		return errYAMLBudget
+	}
+	return nil
 }
 
 // objects returns the Kubernetes objects of one YAML document: the
 // document itself, or the items of a List.
 func (c *yamlConverter) objects(root *yaml.Node) ([]map[string]any, error) {
+	if err := c.spend(); err != nil {
+		return nil, err
+	}
 	root = resolveAlias(root)
 	if root == nil || root.Kind != yaml.MappingNode {
 		return nil, nil
@@ -113,7 +131,7 @@ func (c *yamlConverter) objects(root *yaml.Node) ([]map[string]any, error) {
 	}
 	m, _ := obj.(map[string]any)
 	return []map[string]any{{
-		"line":     root.Line,
+		"line":     c.line(root),
 		"end_line": end,
 		"resource": resourceName(m),
 		"object":   m,
@@ -171,14 +189,13 @@ func (c *yamlConverter) value(n *yaml.Node, ptr string, lines map[string]any, de
 	if depth > maxYAMLDepth {
 		return nil, 0, fmt.Errorf("line %d: values nested deeper than %d levels", n.Line, maxYAMLDepth)
 	}
-	c.nodes++
-	if c.nodes > maxYAMLNodes {
-		return nil, 0, errYAMLBudget
+	if err := c.spend(); err != nil {
+		return nil, 0, err
 	}
 	if _, seen := lines[ptr]; !seen {
-		lines[ptr] = n.Line
+		lines[ptr] = c.line(n)
 	}
-	end := n.Line
+	end := c.line(n)
 	switch n.Kind {
 	case yaml.AliasNode:
 		if n.Alias == nil {
@@ -217,6 +234,12 @@ func (c *yamlConverter) value(n *yaml.Node, ptr string, lines map[string]any, de
 // mapping adds the entries of mapping n to out. Merge keys (<<) add the
 // entries of the mappings they name that out does not set itself.
 func (c *yamlConverter) mapping(n *yaml.Node, ptr string, lines map[string]any, depth int, out map[string]any, end *int) error {
+	if depth > maxYAMLDepth {
+		return fmt.Errorf("line %d: merge keys nested deeper than %d levels", n.Line, maxYAMLDepth)
+	}
+	if err := c.spend(); err != nil {
+		return err
+	}
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
@@ -229,7 +252,7 @@ func (c *yamlConverter) mapping(n *yaml.Node, ptr string, lines map[string]any, 
 			continue
 		}
 		childPtr := ptr + "/" + escapePointer(key)
-		lines[childPtr] = k.Line
+		lines[childPtr] = c.line(k)
 		x, e, err := c.value(v, childPtr, lines, depth+1)
 		if err != nil {
 			return err

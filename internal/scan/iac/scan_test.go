@@ -86,6 +86,8 @@ func TestScan_BadInput(t *testing.T) {
 		{"YAML syntax error", "pod.yaml", readBad(t, "syntax.yaml"), "invalid YAML, not scanned: "},
 		{"Dockerfile the parser rejects", "Dockerfile", readBad(t, "rejected.Dockerfile"), "invalid Dockerfile, not scanned: line 2: ENV must have two arguments"},
 		{"YAML alias bomb", "bomb.yaml", readBad(t, "bomb.yaml"), "aliases are expanded"},
+		{"YAML bomb of nested Lists", "lists.yaml", readBad(t, "listbomb.yaml"), "aliases are expanded"},
+		{"YAML bomb of merge keys", "merge.yaml", readBad(t, "mergebomb.yaml"), "aliases are expanded"},
 		{"YAML alias cycle", "cycle.yaml", []byte("apiVersion: v1\nkind: Pod\nspec: &s\n  self: *s\n"), "invalid YAML"},
 		{"binary garbage (Terraform)", "main.tf", garbage(4096, true), "binary data"},
 		{"binary garbage (YAML)", "pod.yaml", garbage(4096, true), "binary data"},

@@ -24,11 +24,11 @@ const (
 )
 
 // hclFuncs are the functions evaluated in constant expressions: pure, and
-// with output no larger than their input (no join, format or range, which
-// an attacker could use to build a huge value from a small file).
+// with output no larger or deeper than their input (no join, format or
+// range, which could build a huge value from a small file, and no
+// jsondecode, which could build one nested deeper than the file shows).
 var hclFuncs = map[string]function.Function{
 	"jsonencode": stdlib.JSONEncodeFunc,
-	"jsondecode": stdlib.JSONDecodeFunc,
 	"lower":      stdlib.LowerFunc,
 	"upper":      stdlib.UpperFunc,
 	"trimspace":  stdlib.TrimSpaceFunc,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -158,6 +159,10 @@ func dockerInstruction(node *parser.Node, start, end int, lex *shell.Lex) map[st
 func dockerVar(key, raw string, hasValue bool, lex *shell.Lex) map[string]any {
 	value := raw
 	refs := []any{}
+	if !utf8.ValidString(raw) {
+		// BuildKit's lexer prints (to stderr) what it cannot decode.
+		return map[string]any{"key": key, "value": value, "has_value": hasValue, "refs": refs}
+	}
 	if res, err := lex.ProcessWordWithMatches(raw, emptyEnv{}); err == nil {
 		value = res.Result
 		for name := range res.Unmatched {
@@ -187,11 +192,13 @@ func dockerStage(node *parser.Node, from map[string]any, index int, lex *shell.L
 	if len(words) >= 3 && strings.EqualFold(words[1], "as") {
 		name = strings.ToLower(words[2])
 	}
-	known := true
-	if res, err := lex.ProcessWordWithMatches(base, mapEnv(globalArgs)); err == nil && len(res.Unmatched) == 0 {
-		base = res.Result
-	} else {
-		known = false
+	// BuildKit's lexer prints (to stderr) what it cannot decode: leave
+	// such bases as written.
+	known := false
+	if utf8.ValidString(base) {
+		if res, err := lex.ProcessWordWithMatches(base, mapEnv(globalArgs)); err == nil && len(res.Unmatched) == 0 {
+			base, known = res.Result, true
+		}
 	}
 	platform := ""
 	for _, f := range node.Flags {

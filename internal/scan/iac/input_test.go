@@ -2,6 +2,8 @@ package iac
 
 import (
 	"encoding/json"
+	"io"
+	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -246,5 +248,28 @@ FROM ${BASE}
 	}
 	if get(t, doc, "instructions", 0, "stage") != -1.0 {
 		t.Errorf("global ARG has stage %v, want -1", get(t, doc, "instructions", 0, "stage"))
+	}
+}
+
+// TestDockerfileInput_InvalidUTF8: bytes that are not UTF-8 are kept as
+// they are, and nothing is printed to stderr (BuildKit's word lexer would
+// print them there).
+func TestDockerfileInput_InvalidUTF8(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	doc, err := dockerfileInput("Dockerfile", []byte("ARG X=\xff\nFROM a\xfe:1\nENV A=\xff\n"))
+	os.Stderr = stderr
+	w.Close()
+	printed, _ := io.ReadAll(r)
+	if err != nil || len(printed) > 0 {
+		t.Errorf("err %v, printed %q", err, printed)
+	}
+	st := doc["stages"].([]any)[0].(map[string]any)
+	if st["base"] != "a\xfe:1" || st["base_known"] != false {
+		t.Errorf("stage = %v", st)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/scan/iac"
@@ -37,20 +38,31 @@ func benchFiles(b *testing.B) ([]benchFile, int64) {
 	return files, size
 }
 
-// BenchmarkScan scans a few hundred files, one after another.
+// BenchmarkScan scans a few hundred files, one after another: all of
+// them, then those of each kind.
 func BenchmarkScan(b *testing.B) {
 	s := scanner(b)
-	files, size := benchFiles(b)
-	b.SetBytes(size)
-	b.ResetTimer()
-	for b.Loop() {
-		for _, f := range files {
-			if _, notes := s.Scan(b.Context(), f.path, f.data); notes != nil {
-				b.Fatal(notes)
+	all, _ := benchFiles(b)
+	for _, kind := range []string{"all", ".tf", ".yaml", ".Dockerfile"} {
+		var files []benchFile
+		var size int64
+		for _, f := range all {
+			if kind == "all" || strings.HasSuffix(f.path, kind) {
+				files, size = append(files, f), size+int64(len(f.data))
 			}
 		}
+		b.Run(strings.TrimPrefix(kind, "."), func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				for _, f := range files {
+					if _, notes := s.Scan(b.Context(), f.path, f.data); notes != nil {
+						b.Fatal(notes)
+					}
+				}
+			}
+			b.ReportMetric(float64(len(files))*float64(b.N)/b.Elapsed().Seconds(), "files/s")
+		})
 	}
-	b.ReportMetric(float64(len(files))*float64(b.N)/b.Elapsed().Seconds(), "files/s")
 }
 
 // BenchmarkScanParallel scans the same files from GOMAXPROCS goroutines.

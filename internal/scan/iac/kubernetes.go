@@ -69,7 +69,7 @@ func kubernetesInput(path string, data []byte) (map[string]any, error) {
 func yamlError(err error, doc int) error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if doc > 0 {
-		return fmt.Errorf("%s (documents after the %d before it were not scanned)", msg, doc)
+		return fmt.Errorf("%s (only the %d document(s) before it were scanned)", msg, doc)
 	}
 	return errors.New(msg)
 }

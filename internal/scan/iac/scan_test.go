@@ -136,7 +136,7 @@ func TestScan_PartialYAML(t *testing.T) {
 	if !slices.ContainsFunc(findings, func(f report.Finding) bool { return f.RuleID == "RMP-K8S-009" && f.Location.StartLine == 6 }) {
 		t.Errorf("first document not scanned: %v", findings)
 	}
-	if len(notes) != 1 || !strings.Contains(notes[0].Message, "partly scanned") || !strings.Contains(notes[0].Message, "not scanned") {
+	if len(notes) != 1 || !strings.Contains(notes[0].Message, "partly scanned: line 15:") || !strings.Contains(notes[0].Message, "only the 1 document(s) before it were scanned") {
 		t.Errorf("notes = %+v", notes)
 	}
 }

@@ -60,7 +60,9 @@ setting(c, key) := {"value": v, "path": array.concat(c.path, ["securityContext",
 
 # line is the line of the value at path in doc, or of the nearest value
 # above it that the file has.
-line(doc, path) := ls[0] if {
+line(doc, path) := l if {
+	l := doc.lines[pointer(path)]
+} else := ls[0] if {
 	ls := [l |
 		some n in numbers.range(count(path), 0)
 		l := doc.lines[pointer(array.slice(path, 0, n))]

@@ -75,6 +75,9 @@ type Scanner struct {
 type kindQuery struct {
 	checks []CheckInfo // checks[i] is bound to the query variable c<i>
 	query  rego.PreparedEvalQuery
+	// single[i] evaluates checks[i] alone, to tell which check failed
+	// when the whole query does.
+	single []rego.PreparedEvalQuery
 }
 
 // New compiles the built-in checks, and the user's from
@@ -112,24 +115,29 @@ func New(ctx context.Context, opts Options) (*Scanner, error) {
 		var kq kindQuery
 		var body []string
 		for _, c := range checks {
-			if c.Kind == kind {
-				body = append(body, fmt.Sprintf("c%d := data.rampart.checks.%s.%s.deny", len(kq.checks), kind, set.pkgName[c.ID]))
-				kq.checks = append(kq.checks, c)
+			if c.Kind != kind {
+				continue
 			}
+			q := fmt.Sprintf("c%d := data.rampart.checks.%s.%s.deny", len(kq.checks), kind, set.pkgName[c.ID])
+			single, err := prepare(ctx, compiler, q)
+			if err != nil {
+				return nil, fmt.Errorf("prepare check %s: %w", c.ID, err)
+			}
+			body, kq.checks, kq.single = append(body, q), append(kq.checks, c), append(kq.single, single)
 		}
 		if len(body) == 0 {
 			continue
 		}
-		kq.query, err = rego.New(
-			rego.Compiler(compiler),
-			rego.Query(strings.Join(body, "; ")),
-		).PrepareForEval(ctx)
-		if err != nil {
+		if kq.query, err = prepare(ctx, compiler, strings.Join(body, "; ")); err != nil {
 			return nil, fmt.Errorf("prepare %s checks: %w", kind, err)
 		}
 		s.queries[kind] = &kq
 	}
 	return s, nil
+}
+
+func prepare(ctx context.Context, compiler *ast.Compiler, query string) (rego.PreparedEvalQuery, error) {
+	return rego.New(rego.Compiler(compiler), rego.Query(query)).PrepareForEval(ctx)
 }
 
 // Checks lists the built-in checks, ordered by id.
@@ -209,19 +217,20 @@ func (s *Scanner) Scan(ctx context.Context, path string, data []byte) ([]report.
 	if err != nil {
 		return nil, append(notes, note("build check input: %v", err)...)
 	}
-	rs, err := kq.query.Eval(ctx, rego.EvalParsedInput(input))
-	if err != nil {
-		return nil, append(notes, note("evaluate %s checks: %v", kind, err)...)
+	results, failed := kq.eval(ctx, input)
+	if len(failed) > 0 && ctx.Err() != nil {
+		return nil, append(notes, note("%s checks not run: %v", kind, ctx.Err())...)
 	}
-	if len(rs) == 0 {
-		return nil, notes
+	for i, c := range kq.checks {
+		if err, ok := failed[i]; ok {
+			notes = append(notes, note("check %s failed: %v", c.ID, err)...)
+		}
 	}
 	lines := lineCount(data)
 	var findings []report.Finding
 	var resources []string
 	for i, c := range kq.checks {
-		results, _ := rs[0].Bindings[fmt.Sprintf("c%d", i)].([]any)
-		for _, r := range results {
+		for _, r := range results[i] {
 			f, resource := finding(c, path, r, lines)
 			findings, resources = append(findings, f), append(resources, resource)
 		}
@@ -253,6 +262,38 @@ func (s *Scanner) Scan(ctx context.Context, path string, data []byte) ([]report.
 		sorted[n] = f
 	}
 	return sorted, notes
+}
+
+// eval runs every check on input and returns each check's deny set. When
+// the query fails (a check with a runtime error: conflicting values,
+// a cancelled context), each check runs alone so that one broken check
+// costs only its own results; failed holds the errors by check index.
+func (kq *kindQuery) eval(ctx context.Context, input ast.Value) (results [][]any, failed map[int]error) {
+	results = make([][]any, len(kq.checks))
+	bind := func(rs rego.ResultSet, i int) []any {
+		if len(rs) == 0 {
+			return nil
+		}
+		set, _ := rs[0].Bindings[fmt.Sprintf("c%d", i)].([]any)
+		return set
+	}
+	rs, err := kq.query.Eval(ctx, rego.EvalParsedInput(input))
+	if err == nil {
+		for i := range kq.checks {
+			results[i] = bind(rs, i)
+		}
+		return results, nil
+	}
+	failed = map[int]error{}
+	for i, q := range kq.single {
+		rs, err := q.Eval(ctx, rego.EvalParsedInput(input))
+		if err != nil {
+			failed[i] = err
+			continue
+		}
+		results[i] = bind(rs, i)
+	}
+	return results, failed
 }
 
 func kindName(k InputKind) string {

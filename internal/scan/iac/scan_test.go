@@ -359,6 +359,40 @@ deny contains {"message": "MAINTAINER is deprecated", "line": i.line} if {
 	}
 }
 
+// TestScan_FailingUserCheck: a check that fails while it runs costs its
+// own results and a Note naming it, not those of the other checks.
+func TestScan_FailingUserCheck(t *testing.T) {
+	dir := writeChecks(t, map[string]string{"conflict.rego": `package rampart.checks.dockerfile.conflict
+
+metadata := {"id": "ACME-003", "severity": "low", "title": "t", "remediation": "r."}
+
+stage := s.name if some s in input.stages
+
+deny contains {"message": stage} if true
+`})
+	s, err := iac.New(t.Context(), iac.Options{ExtraChecksDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fine with one stage.
+	findings, notes := s.Scan(t.Context(), "Dockerfile", []byte("FROM a:1 AS one\nEXPOSE 22\n"))
+	if notes != nil || !slices.ContainsFunc(findings, func(f report.Finding) bool { return f.RuleID == "ACME-003" }) {
+		t.Fatalf("one stage: findings %v, notes %v", findings, notes)
+	}
+	// Two stages give stage two values: an evaluation error.
+	findings, notes = s.Scan(t.Context(), "Dockerfile", []byte("FROM a:1 AS one\nFROM a:1 AS two\nEXPOSE 22\n"))
+	if len(notes) != 1 || !strings.Contains(notes[0].Message, "check ACME-003 failed") || !strings.Contains(notes[0].Message, "conflict.rego:5") {
+		t.Errorf("notes = %+v, want one naming ACME-003 and its file", notes)
+	}
+	var ids []string
+	for _, f := range findings {
+		ids = append(ids, f.RuleID)
+	}
+	if !slices.Contains(ids, "RMP-DF-011") || slices.Contains(ids, "ACME-003") {
+		t.Errorf("findings %v, want the built-in ones only", ids)
+	}
+}
+
 // TestNew_BrokenUserChecks: a user check that cannot be used stops New
 // with an Invalid error naming the file, the line where there is one,
 // and the problem.

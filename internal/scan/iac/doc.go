@@ -12,7 +12,9 @@
 // many goroutines as it likes. Scan parses the file once into an input
 // document, evaluates the prepared query on it, and turns each result
 // into a report.Finding. A file that cannot be parsed becomes a
-// report.Note and the scan goes on.
+// report.Note and the scan goes on; so does a check that fails while it
+// runs (the other checks then run one by one, and only its findings are
+// lost).
 //
 // # Files
 //

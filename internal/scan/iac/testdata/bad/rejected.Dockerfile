@@ -1,0 +1,3 @@
+FROM debian:12-slim
+ENV ONLYKEY
+USER root

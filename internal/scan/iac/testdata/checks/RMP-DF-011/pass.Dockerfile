@@ -1,0 +1,2 @@
+FROM debian:12-slim
+EXPOSE 80 443 2222 8022/tcp

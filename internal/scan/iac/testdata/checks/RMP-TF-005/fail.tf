@@ -1,0 +1,4 @@
+# want
+resource "aws_s3_bucket" "logs" {
+  bucket = "acme-logs"
+}

@@ -1,0 +1,4 @@
+# want
+resource "aws_s3_bucket" "data" {
+  bucket = "acme-data"
+}

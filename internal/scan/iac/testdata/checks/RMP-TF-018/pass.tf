@@ -1,0 +1,8 @@
+resource "azurerm_storage_account" "data" {
+  name                     = "acmedata"
+  resource_group_name      = "rg"
+  location                 = "westeurope"
+  account_tier             = "Standard"
+  account_replication_type = "GRS"
+  min_tls_version          = "TLS1_2"
+}

@@ -1,0 +1,7 @@
+resource "aws_db_instance" "main" {
+  engine         = "postgres"
+  instance_class = "db.t3.micro"
+  username       = "app"
+  # want
+  password       = "correct-horse-battery-staple"
+}

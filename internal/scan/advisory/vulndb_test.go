@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampartsec/rampart/internal/scan/advisory"
+	"github.com/rampartsec/rampart/internal/scan/deps"
 	"github.com/rampartsec/rampart/internal/scan/report"
 )
 
@@ -169,14 +171,22 @@ func TestVulnDB_ImportDirectoryAndZip(t *testing.T) {
 
 func TestVulnDB_MatchKnownVulnerableModules(t *testing.T) {
 	db := vulndb(t)
-	pkgs := []report.Package{
-		goPkg("github.com/dgrijalva/jwt-go", "3.2.0+incompatible"),
-		goPkg("github.com/gin-gonic/gin", "1.7.0"),
-		goPkg("github.com/gorilla/websocket", "1.4.0"),
-		goPkg("github.com/prometheus/client_golang", "1.11.0"),
-		goPkg("golang.org/x/text", "0.3.7"),
-		goPkg("gopkg.in/yaml.v2", "2.2.3"),
-		goPkg("github.com/google/go-cmp", "0.7.0"), // no advisory
+	// A go.mod as a project would have it, inventoried by package deps.
+	gomod := `module example.com/vulnerable
+
+require (
+	github.com/dgrijalva/jwt-go v3.2.0+incompatible
+	github.com/gin-gonic/gin v1.7.0
+	github.com/google/go-cmp v0.7.0 // no advisory
+	github.com/gorilla/websocket v1.4.0 // indirect
+	github.com/prometheus/client_golang v1.11.0
+	golang.org/x/text v0.3.7
+	gopkg.in/yaml.v2 v2.2.3 // indirect
+)
+`
+	pkgs, notes, err := deps.Inventory(t.Context(), fstest.MapFS{"go.mod": {Data: []byte(gomod)}}, deps.Options{})
+	if err != nil || len(notes) != 0 || len(pkgs) != 7 {
+		t.Fatalf("inventory: %d packages, notes %v, %v", len(pkgs), notes, err)
 	}
 	fs, err := db.Match(t.Context(), pkgs)
 	if err != nil {

@@ -357,6 +357,14 @@ func extractFile(ctx context.Context, sfs scalibrfs.FS, root string, j job, dire
 			continue
 		}
 		for _, p := range inv.Packages {
+			if n.kind == goModule && p.Name == "stdlib" {
+				// The go directive names the oldest Go that may build the
+				// module, not the one that does: matching the standard
+				// library against it reports vulnerabilities of toolchains
+				// nobody uses (osv-scanner drops it for the same reason).
+				// Go binaries record their real toolchain and keep it.
+				continue
+			}
 			if p.Location.PathOrEmpty() == "" {
 				p.Location = extractor.LocationFromPath(j.path)
 			}

@@ -352,7 +352,6 @@ require (
 		}, []pkg{
 			{"Go", "github.com/gin-gonic/gin", "1.7.0", true, "go.mod"},
 			{"Go", "golang.org/x/text", "0.3.7", false, "go.mod"},
-			{"Go", "stdlib", "1.21", true, "go.mod"},
 		}},
 	}
 	for _, tt := range tests {

@@ -317,3 +317,16 @@ func TestUpdate_RefusesBadSource(t *testing.T) {
 }
 
 func diff(a, b []string) string { return cmp.Diff(a, b) }
+
+func TestImport_SingleFile(t *testing.T) {
+	dir := writeRecords(t, npmRecord("GHSA-jf85-cpcp-j695", "2024-01-01T00:00:00Z", "one file", ""))
+	db := openDB(t)
+	res, err := db.Import(t.Context(), filepath.Join(dir, "GHSA-jf85-cpcp-j695.json"))
+	if err != nil || res.Added != 1 || res.Files != 1 {
+		t.Fatalf("import one file: %+v, %v", res, err)
+	}
+	fs, err := db.Match(t.Context(), lodash)
+	if err != nil || len(fs) != 1 || fs[0].Title != "one file" || fs[0].Vuln.FixedVersion != "4.17.21" {
+		t.Errorf("match after importing one file: %+v, %v", fs, err)
+	}
+}

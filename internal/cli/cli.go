@@ -141,6 +141,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.tokenCmd(),
 		ce.serviceAccountCmd(),
 		ce.auditCmd(),
+		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.versionCmd(),
 	)

@@ -14,7 +14,7 @@ type automaton struct {
 	delta    []int32 // [state*nclass + class] → next state*nclass
 	firstOut int32   // premultiplied id of the first state with outputs
 	out      [][]int32
-	minLen   int // length of the shortest keyword
+	maxLen   int // length of the longest keyword
 }
 
 // fold lowers ASCII letters.
@@ -63,11 +63,8 @@ func newAutomaton(keywords []string) *automaton {
 		return node{next: nx}
 	}
 	nodes := []node{newNode()}
-	a.minLen = -1
 	for ki, k := range keywords {
-		if a.minLen < 0 || len(k) < a.minLen {
-			a.minLen = len(k)
-		}
+		a.maxLen = max(a.maxLen, len(k))
 		s := int32(0)
 		for i := 0; i < len(k); i++ {
 			c := a.class[k[i]]
@@ -139,19 +136,73 @@ func newAutomaton(keywords []string) *automaton {
 	return a
 }
 
+// chains is how many parts of a content scan walks at once. The walk is
+// one table lookup per byte, each depending on the one before: walking
+// several parts in one loop gives the processor independent lookups to
+// overlap, about doubling throughput for two and more for four.
+const chains = 4
+
 // scan calls hit for every keyword occurrence in data, with the index of
-// the keyword and the offset just past its end.
+// the keyword and the offset just past its end. Hits come in no
+// particular order.
+//
+// Long contents are cut into chains parts walked together. Each part but
+// the first starts from the root state maxLen-1 bytes before its share,
+// so a keyword straddling a cut is seen whole; a part reports only the
+// keywords ending inside its share, so none is reported twice.
 func (a *automaton) scan(data []byte, hit func(kw int32, end int)) {
 	if len(a.delta) == 0 {
 		return
 	}
+	overlap := a.maxLen - 1
+	share := len(data) / chains
+	if share < 4*overlap+256 {
+		a.walk(data, 0, len(data), 0, 0, hit)
+		return
+	}
+	var start, lo, hi [chains]int
+	for c := range chains {
+		lo[c] = c * share
+		hi[c] = (c + 1) * share
+		start[c] = max(0, lo[c]-overlap)
+	}
+	hi[chains-1] = len(data)
+	n := hi[0] - start[0] // the shortest part
 	delta := a.delta
 	class := &a.class
 	firstOut := a.firstOut
-	s := int32(0)
-	for i, b := range data {
-		s = delta[s+int32(class[b])]
-		if s >= firstOut {
+	var s0, s1, s2, s3 int32
+	d0, d1, d2, d3 := data[start[0]:hi[0]], data[start[1]:hi[1]], data[start[2]:hi[2]], data[start[3]:hi[3]]
+	d1, d2, d3 = d1[:n], d2[:n], d3[:n]
+	for i := range d0 {
+		s0 = delta[s0+int32(class[d0[i]])]
+		s1 = delta[s1+int32(class[d1[i]])]
+		s2 = delta[s2+int32(class[d2[i]])]
+		s3 = delta[s3+int32(class[d3[i]])]
+		if s0 >= firstOut || s1 >= firstOut || s2 >= firstOut || s3 >= firstOut {
+			for c, s := range [chains]int32{s0, s1, s2, s3} {
+				if end := start[c] + i + 1; s >= firstOut && end > lo[c] {
+					for _, k := range a.out[(s-firstOut)/a.nclass] {
+						hit(k, end)
+					}
+				}
+			}
+		}
+	}
+	for c, s := range [chains]int32{s0, s1, s2, s3} {
+		a.walk(data, start[c]+n, hi[c], lo[c], s, hit)
+	}
+}
+
+// walk runs the automaton over data[from:to] from state s, reporting
+// keywords that end past after.
+func (a *automaton) walk(data []byte, from, to, after int, s int32, hit func(kw int32, end int)) {
+	delta := a.delta
+	class := &a.class
+	firstOut := a.firstOut
+	for i := from; i < to; i++ {
+		s = delta[s+int32(class[data[i]])]
+		if s >= firstOut && i+1 > after {
 			for _, k := range a.out[(s-firstOut)/a.nclass] {
 				hit(k, i+1)
 			}

@@ -98,7 +98,7 @@ type window struct {
 // scratch is per-scan memory, pooled.
 type scratch struct {
 	wins    []window
-	covered []int
+	covered []window
 }
 
 // Scan returns the secrets in data, the content of the file at path
@@ -116,24 +116,25 @@ func (e *Engine) scan(path string, data []byte, loc report.Location) ([]report.F
 	defer e.scratch.Put(sc)
 	sc.wins = sc.wins[:0]
 
-	// covered[r] is the end of rule r's latest window: hits inside it
-	// need no window of their own.
+	// covered[r] is rule r's latest window: a hit inside it needs no
+	// window of its own when the window starts at a line start (a
+	// window cut out of a long line may not reach far enough back).
 	if cap(sc.covered) < len(e.rules) {
-		sc.covered = make([]int, len(e.rules))
+		sc.covered = make([]window, len(e.rules))
 	}
 	covered := sc.covered[:len(e.rules)]
 	clear(covered)
 	e.ac.scan(data, func(kw int32, end int) {
 		for _, ri := range e.kwRules[kw] {
 			r := &e.rules[ri]
-			if end+r.Reach <= covered[ri] {
+			if cv := covered[ri]; end+r.Reach <= cv.end && end > cv.start && (cv.start == 0 || data[cv.start-1] == '\n') {
 				continue
 			}
 			w := window{ri, 0, len(data)}
 			if r.Scope == ScopeLine {
 				w = lineWindow(data, ri, end-1, end, r.Reach)
 			}
-			covered[ri] = w.end
+			covered[ri] = w
 			sc.wins = append(sc.wins, w)
 		}
 	})

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"bytes"
 	"encoding/base64"
 	"hash/crc32"
 	"net/url"
@@ -473,7 +474,7 @@ var ruleTable = []spec{
 	{id: "ado-connection-string", desc: "ADO.NET/ODBC connection string with password", sev: high, placeholders: true,
 		re: `(?i:(?:Server|Data Source|Host)\s*=[^;'"\n]+;[^'"\n]*?(?:Password|Pwd)\s*=)([^;'"\s]{3,})`,
 		kw: []string{"password=", "pwd="}},
-	{id: "url-password", desc: "Password in a URL", sev: medium, placeholders: true, generic: true, check: urlPassword,
+	{id: "url-password", desc: "Password in a URL", sev: medium, placeholders: true, generic: true, check: urlPassword, quick: userinfo,
 		re: connString(`https?|ftps?|sftp|smtps?|ldaps?|git|ssh|nats|kafka|mqtts?|wss?|couchdb|neo4j|influxdb|elasticsearch|clickhouse|cockroachdb|snowflake`),
 		kw: []string{"://"}},
 
@@ -483,14 +484,14 @@ var ruleTable = []spec{
 	{id: "http-bearer-token", desc: "HTTP bearer authorization header", sev: medium, generic: true, entropy: 3.5, placeholders: true,
 		re: `(?i:authorization["']?\s*[:=]\s*["']?bearer\s+)([A-Za-z0-9_\-.~+/]{20,}={0,2})`, kw: []string{"authorization"}},
 	{id: "generic-api-key", desc: "Generic API key or secret", sev: medium, generic: true, entropy: 3.7, placeholders: true,
-		check: genericValue, quick: quotedRun(16, tokenChars),
+		check: genericValue, quick: quotedMixedRun(16, tokenChars),
 		re: `(?i:(?:api|access|auth|client|app|private|secret|signing|encryption|master|service)[_.\-]?(?:key|token|secret)|` +
 			`(?:access|auth|api|bearer|refresh|session|bot)[_.\-]?token|secret|credentials?)[\w.\-]{0,20}?["'\x60]?\s{0,3}` +
 			`(?:=|:=|:|=>|\?=)\s{0,3}["'\x60]([A-Za-z0-9_\-+/.=~]{16,128})["'\x60]`,
 		kw:    []string{"key", "token", "secret", "credential"},
 		allow: []allowSpec{genericAllow}},
 	{id: "generic-env-secret", desc: "Secret in an environment assignment", sev: medium, generic: true, entropy: 3.5, placeholders: true,
-		check: genericValue,
+		check: genericValue, quick: upperEnvName,
 		re: `(?m)^\s*(?:export\s+)?[A-Z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)[A-Z0-9_]*=` +
 			`([A-Za-z0-9_\-+/=.~:@%]{16,128})\s*$`,
 		kw:    []string{"key", "token", "secret", "password", "passwd", "credential"},
@@ -547,6 +548,71 @@ func quotedRun(n int, set *[256]bool) func([]byte) bool {
 			}
 		}
 		return false
+	}
+}
+
+// quotedMixedRun is quotedRun for values that must also mix letters and
+// digits (what genericValue then requires).
+func quotedMixedRun(n int, set *[256]bool) func([]byte) bool {
+	return func(b []byte) bool {
+		for i := 0; i < len(b); i++ {
+			c := b[i]
+			if c != '"' && c != '\'' && c != '`' {
+				continue
+			}
+			j := i + 1
+			var letter, digit bool
+			for j < len(b) && set[b[j]] {
+				switch d := b[j]; {
+				case '0' <= d && d <= '9':
+					digit = true
+				case 'a' <= d && d <= 'z', 'A' <= d && d <= 'Z':
+					letter = true
+				}
+				j++
+			}
+			if j-i-1 >= n && letter && digit && j < len(b) && (b[j] == '"' || b[j] == '\'' || b[j] == '`') {
+				return true
+			}
+			i = j - 1
+		}
+		return false
+	}
+}
+
+// upperEnvName tests for the upper-case names generic-env-secret needs.
+func upperEnvName(b []byte) bool {
+	if bytes.IndexByte(b, '=') < 0 {
+		return false
+	}
+	for _, w := range [][]byte{[]byte("KEY"), []byte("TOKEN"), []byte("SECRET"), []byte("PASSW"), []byte("CREDENTIAL")} {
+		if bytes.Contains(b, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// userinfo tests for "://user:password@" as url-password needs it: after
+// "://", a ':' then an '@' before the URL ends.
+func userinfo(b []byte) bool {
+	for {
+		i := bytes.Index(b, []byte("://"))
+		if i < 0 {
+			return false
+		}
+		b = b[i+3:]
+		colon := false
+		for _, c := range b {
+			if c == ' ' || c == '\t' || c == '"' || c == '\'' || c == '`' || c == '<' || c == '>' || c == '/' || c == '\n' {
+				break
+			}
+			if c == ':' {
+				colon = true
+			} else if c == '@' && colon {
+				return true
+			}
+		}
 	}
 }
 

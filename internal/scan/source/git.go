@@ -145,7 +145,10 @@ func (g *GitSource) Walk(ctx context.Context, fn func(File) error) (report.Stats
 	wg.Go(func() {
 		defer close(metas)
 		w := bufio.NewWriterSize(catIn, 64<<10)
+		stopped := false
 		commits, prodErr = parseLog(logOut, len(excl) > 0, func(m blobMeta) bool {
+			ok := false
+			defer func() { stopped = stopped || !ok }()
 			select {
 			case metas <- m:
 			default:
@@ -161,8 +164,12 @@ func (g *GitSource) Walk(ctx context.Context, fn func(File) error) (report.Stats
 				}
 			}
 			_, err := w.WriteString(m.oid + "\n")
-			return err == nil
+			ok = err == nil
+			return ok
 		})
+		if stopped || prodErr != nil {
+			cancel() // git log may be blocked writing what nobody reads now
+		}
 		_ = w.Flush()
 		_ = catIn.Close()
 		if err := logCmd.Wait(); err != nil && prodErr == nil && ctx.Err() == nil {

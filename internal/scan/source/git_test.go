@@ -3,6 +3,7 @@ package source_test
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +112,20 @@ func TestGit_EachBlobOnceFromItsFirstCommit(t *testing.T) {
 	})
 	if err != nil || len(dates) != 1 || !dates[0].Equal(day(2)) {
 		t.Errorf("app.py date = %v (err %v), want %v", dates, err, day(2))
+	}
+}
+
+func TestGit_BareRepository(t *testing.T) {
+	h := buildHistory(t)
+	bare := filepath.Join(t.TempDir(), "app.git")
+	h.repo.Git("clone", "-q", "--bare", "--no-local", h.repo.Dir, bare)
+	want, _, _, _ := walkGit(t, h, source.GitOptions{Include: []string{"main"}})
+	h.repo = &sourcetest.Repo{Dir: bare}
+	got, _, commits, _ := walkGit(t, h, source.GitOptions{})
+	sortProduced(got)
+	sortProduced(want)
+	if diff := cmp.Diff(want, got); diff != "" || commits != 5 {
+		t.Errorf("bare clone: %d commits, files (-want +got):\n%s", commits, diff)
 	}
 }
 

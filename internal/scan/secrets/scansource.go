@@ -24,6 +24,7 @@ type result struct {
 	seq      int64
 	findings []report.Finding
 	keys     []string // per finding: rule, path and a hash of the secret
+	baseline bool
 }
 
 // ScanSource scans every file of src on workers goroutines (GOMAXPROCS
@@ -31,7 +32,8 @@ type result struct {
 // layer) to its findings. The same secret found under the same path in
 // several versions of a file (one per commit that changed the file) is
 // reported once, for the version the source produced first: in a git
-// history, the commit that introduced it.
+// history, the commit that introduced it. Secrets in baseline files are
+// not reported, nor are the same secrets in later versions.
 //
 // Findings are sorted by path, line and column. Notes say what the source
 // skipped. The error is the source's (a bad revision, a corrupt image) or
@@ -48,7 +50,7 @@ func (e *Engine) ScanSource(ctx context.Context, src source.Source, workers int)
 			for j := range jobs {
 				fs, keys := e.scan(j.file.Path, j.file.Data, j.file.Loc)
 				if len(fs) > 0 {
-					results <- result{seq: j.seq, findings: fs, keys: keys}
+					results <- result{seq: j.seq, findings: fs, keys: keys, baseline: j.file.Baseline}
 				}
 			}
 		})
@@ -92,7 +94,9 @@ func (e *Engine) ScanSource(ctx context.Context, src source.Source, workers int)
 				continue
 			}
 			first[k] = r.seq
-			findings = append(findings, f)
+			if !r.baseline {
+				findings = append(findings, f)
+			}
 		}
 	}
 	slices.SortStableFunc(findings, func(a, b report.Finding) int {

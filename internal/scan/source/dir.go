@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -142,17 +143,8 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 // describe gives an error without the absolute path that os errors carry
 // (the note already names the file, relative to the root).
 func describe(err error) string {
-	var pe *fs.PathError
-	if ok := asPathError(err, &pe); ok {
+	if pe, ok := errors.AsType[*fs.PathError](err); ok {
 		return pe.Op + ": " + pe.Err.Error()
 	}
 	return err.Error()
-}
-
-func asPathError(err error, target **fs.PathError) bool {
-	pe, ok := err.(*fs.PathError)
-	if ok {
-		*target = pe
-	}
-	return ok
 }

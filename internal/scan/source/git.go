@@ -54,9 +54,10 @@ func Git(repo string, opts GitOptions) *GitSource {
 
 // blobMeta is what the history walk knows of a blob to read.
 type blobMeta struct {
-	oid  string
-	path string
-	loc  report.Location
+	oid      string
+	path     string
+	loc      report.Location
+	baseline bool
 }
 
 // Walk implements Source.
@@ -144,7 +145,7 @@ func (g *GitSource) Walk(ctx context.Context, fn func(File) error) (report.Stats
 	wg.Go(func() {
 		defer close(metas)
 		w := bufio.NewWriterSize(catIn, 64<<10)
-		commits, prodErr = parseLog(logOut, func(m blobMeta) bool {
+		commits, prodErr = parseLog(logOut, len(excl) > 0, func(m blobMeta) bool {
 			select {
 			case metas <- m:
 			default:
@@ -187,15 +188,26 @@ func (g *GitSource) Walk(ctx context.Context, fn func(File) error) (report.Stats
 			cancel()
 			continue
 		}
-		stats.Blobs++
+		if !m.baseline {
+			stats.Blobs++
+		}
 		switch {
-		case data == nil && size > limit:
-			notes = append(notes, blobNote(sizeNote(m.path, size, limit), m))
+		case data == nil && size > limit, IsBinary(data):
+			if m.baseline {
+				continue
+			}
+			n := binaryNote(m.path)
+			if data == nil {
+				n = sizeNote(m.path, size, limit)
+			}
+			notes = append(notes, blobNote(n, m))
 			stats.Skipped++
 			continue
-		case IsBinary(data):
-			notes = append(notes, blobNote(binaryNote(m.path), m))
-			stats.Skipped++
+		case m.baseline:
+			if err := fn(File{Path: m.path, Data: data, Loc: m.loc, Baseline: true}); err != nil {
+				walkErr = err
+				cancel()
+			}
 			continue
 		}
 		stats.Files++
@@ -252,9 +264,11 @@ func (g *GitSource) resolve(ctx context.Context, gitBin, rev string) (string, er
 }
 
 // parseLog reads `git log --raw -c -z` output and calls blob for every
-// blob a commit introduces that no earlier commit did. It returns the
-// number of commits.
-func parseLog(r io.Reader, blob func(blobMeta) bool) (int64, error) {
+// blob a commit introduces that no earlier commit did. With baselines
+// (the walk covers a range of history), a modified file's previous
+// version is handed over first as a baseline when the range did not
+// produce it. It returns the number of commits.
+func parseLog(r io.Reader, baselines bool, blob func(blobMeta) bool) (int64, error) {
 	br := bufio.NewReaderSize(r, 1<<20)
 	seen := map[string]struct{}{}
 	var (
@@ -298,7 +312,7 @@ func parseLog(r io.Reader, blob func(blobMeta) bool) (int64, error) {
 			if err != nil {
 				return commits, fmt.Errorf("truncated raw diff line: %w", err)
 			}
-			oid, ok := newBlob(tok)
+			oid, olds, ok := newBlob(tok)
 			if !ok {
 				continue
 			}
@@ -308,6 +322,17 @@ func parseLog(r io.Reader, blob func(blobMeta) bool) (int64, error) {
 			seen[oid] = struct{}{}
 			l := loc
 			l.Path = path
+			if baselines {
+				for _, old := range olds {
+					if _, dup := seen[old]; dup {
+						continue
+					}
+					seen[old] = struct{}{}
+					if !blob(blobMeta{oid: old, path: path, loc: l, baseline: true}) {
+						return commits, nil
+					}
+				}
+			}
 			if !blob(blobMeta{oid: oid, path: path, loc: l}) {
 				return commits, nil
 			}
@@ -317,25 +342,48 @@ func parseLog(r io.Reader, blob func(blobMeta) bool) (int64, error) {
 
 // newBlob returns the object a raw diff line (":mode mode oid oid status"
 // or, for merges, "::mode mode mode oid oid oid status") leaves at its
-// path, if that is a regular file.
-func newBlob(line string) (string, bool) {
+// path, if that is a regular file, and the regular files the parents had
+// there.
+func newBlob(line string) (oid string, olds []string, ok bool) {
 	parents := 0
 	for parents < len(line) && line[parents] == ':' {
 		parents++
 	}
 	f := strings.Fields(line[parents:])
-	if len(f) < 2*(parents+1)+1 {
-		return "", false
+	if parents == 0 || len(f) < 2*(parents+1)+1 {
+		return "", nil, false
 	}
-	mode := f[parents]
-	oid := f[2*parents+1]
-	if mode != "100644" && mode != "100755" && mode != "100664" {
-		return "", false // deleted, symbolic link, submodule
+	if !regularMode(f[parents]) {
+		return "", nil, false // deleted, symbolic link, submodule
 	}
-	if strings.Trim(oid, "0") == "" {
-		return "", false
+	oid = f[2*parents+1]
+	if !validOID(oid) {
+		return "", nil, false
 	}
-	return oid, true
+	for p := range parents {
+		if old := f[parents+1+p]; regularMode(f[p]) && validOID(old) {
+			olds = append(olds, old)
+		}
+	}
+	return oid, olds, true
+}
+
+func regularMode(m string) bool { return m == "100644" || m == "100755" || m == "100664" }
+
+// validOID accepts a full, non-zero hexadecimal object id.
+func validOID(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	zero := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+		zero = zero && c == '0'
+	}
+	return !zero
 }
 
 // readBlob reads one `git cat-file --batch` answer. A blob over limit is

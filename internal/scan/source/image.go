@@ -98,7 +98,7 @@ func openImage(p string) (v1.Image, error) {
 	case entries["index.json"].found:
 		return ociImage(tarBlobs{path: p, entries: entries})
 	}
-	return nil, errors.New("not an image archive: no manifest.json (docker save) nor index.json (OCI)")
+	return nil, errors.New("not an image archive, or a truncated one: it has no manifest.json (docker save) nor index.json (OCI)")
 }
 
 // blobs opens the files of an OCI image layout.

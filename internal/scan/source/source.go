@@ -23,6 +23,11 @@ type File struct {
 	// author and date that introduced it (git), or the layer that wrote
 	// it (images). Its Path equals Path.
 	Loc report.Location
+	// Baseline marks content that is already known (the version of a
+	// file just before the scanned range of history): scanners report
+	// nothing in it, and drop the same secret under the same path in the
+	// files that follow.
+	Baseline bool
 }
 
 // Source produces the files of a scan target.

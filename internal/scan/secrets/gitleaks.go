@@ -89,7 +89,8 @@ func keySet(keys ...string) map[string]bool {
 // Loaded rules keep gitleaks' semantics: their regex runs over the whole
 // content when one of their keywords appears anywhere in it
 // (ScopeContent). Their severity is the first tag naming a severity
-// ("critical", "high", …), or high.
+// ("critical", "high", …), or high. Rules whose id starts with "generic"
+// are catch-alls (Rule.Generic).
 //
 // Unknown fields, invalid regexes and unsupported features (composite
 // rules, extend.path) are errors naming the rule.
@@ -294,6 +295,7 @@ func (gr *glRule) translate() (Rule, error) {
 		Entropy:     gr.Entropy,
 		Severity:    report.SeverityHigh,
 		Scope:       ScopeContent,
+		Generic:     strings.HasPrefix(gr.ID, "generic"),
 	}
 	if r.Description == "" {
 		r.Description = gr.ID

@@ -3,9 +3,6 @@ package source_test
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,79 +11,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampartsec/rampart/internal/scan/source"
-	"github.com/rampartsec/rampart/internal/testenv"
+	"github.com/rampartsec/rampart/internal/scan/source/sourcetest"
 )
 
-// Repo is a git repository built by a test with the real git binary.
-type Repo struct {
-	t   testing.TB
-	Dir string
-}
-
-// NewRepo creates an empty repository whose first branch is main.
-func NewRepo(t testing.TB) *Repo {
-	t.Helper()
-	testenv.LookPath(t, "git")
-	r := &Repo{t: t, Dir: t.TempDir()}
-	r.Git("init", "-q", "-b", "main")
-	return r
-}
-
-// Git runs git in the repository and returns its trimmed output.
-func (r *Repo) Git(args ...string) string {
-	r.t.Helper()
-	return r.gitEnv(nil, args...)
-}
-
-func (r *Repo) gitEnv(env []string, args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", r.Dir}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_COMMITTER_NAME=ci", "GIT_COMMITTER_EMAIL=ci@example.test", "GIT_AUTHOR_NAME=ci", "GIT_AUTHOR_EMAIL=ci@example.test")
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// Commit writes files (an empty content deletes the file), commits them
-// as author at date and returns the commit id.
-func (r *Repo) Commit(author string, date time.Time, files map[string]string) string {
-	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.Dir, filepath.FromSlash(name))
-		if content == "" {
-			r.Git("rm", "-q", "--", name)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-		r.Git("add", "--", name)
-	}
-	return r.commitAs(author, date, "commit", "-q", "-m", "change by "+author)
-}
-
-// Merge merges branch into the current branch as author at date.
-func (r *Repo) Merge(author string, date time.Time, branch string) string {
-	r.t.Helper()
-	return r.commitAs(author, date, "merge", "-q", "--no-ff", "-m", "merge "+branch, branch)
-}
-
-func (r *Repo) commitAs(author string, date time.Time, args ...string) string {
-	r.t.Helper()
-	d := date.Format(time.RFC3339)
-	r.gitEnv([]string{"GIT_AUTHOR_NAME=" + author, "GIT_AUTHOR_EMAIL=" + author + "@example.test",
-		"GIT_AUTHOR_DATE=" + d, "GIT_COMMITTER_DATE=" + d}, args...)
-	return r.Git("rev-parse", "HEAD")
-}
-
-func day(n int) time.Time { return time.Date(2024, 1, n, 12, 0, 0, 0, time.UTC) }
+func day(n int) time.Time { return sourcetest.Day(n) }
 
 // history builds:
 //
@@ -96,7 +24,7 @@ func day(n int) time.Time { return time.Date(2024, 1, n, 12, 0, 0, 0, time.UTC) 
 //	c4 dave    main:    re-adds config.env v1 (the same blob as c1)
 //	c5 erin    main:    merges feature
 type history struct {
-	repo               *Repo
+	repo               *sourcetest.Repo
 	c1, c2, c3, c4, c5 string
 }
 
@@ -107,7 +35,7 @@ const (
 )
 
 func buildHistory(t testing.TB) history {
-	r := NewRepo(t)
+	r := sourcetest.NewRepo(t)
 	h := history{repo: r}
 	h.c1 = r.Commit("alice", day(1), map[string]string{"config.env": configV1, "README.md": "hello\n"})
 	r.Git("checkout", "-q", "-b", "feature")
@@ -282,7 +210,7 @@ func TestGit_Errors(t *testing.T) {
 }
 
 func TestGit_CallbackErrorStopsTheWalk(t *testing.T) {
-	r := NewRepo(t)
+	r := sourcetest.NewRepo(t)
 	for i := range 50 {
 		r.Commit("alice", day(1), map[string]string{fmt.Sprintf("f%d.txt", i): strings.Repeat("line\n", 1000) + fmt.Sprint(i)})
 	}
@@ -298,7 +226,7 @@ func TestGit_CallbackErrorStopsTheWalk(t *testing.T) {
 }
 
 func TestGit_SizeLimit(t *testing.T) {
-	r := NewRepo(t)
+	r := sourcetest.NewRepo(t)
 	c := r.Commit("alice", day(1), map[string]string{"big.txt": strings.Repeat("a", 5000), "small.txt": "ok\n"})
 	got, notes, _, blobs := walkGit(t, history{repo: r}, source.GitOptions{MaxFileSize: 4096})
 	if len(got) != 1 || got[0].Path != "small.txt" || blobs != 2 {

@@ -5,7 +5,7 @@
 //
 //	secretscan dir [-max-size N] [-json FILE] [-cpuprofile FILE] PATH
 //	secretscan git [-since REV] [-json FILE] [-cpuprofile FILE] PATH
-//	secretscan plant [-copies N] DIR          (writes DIR/labels.json too)
+//	secretscan plant [-copies N] [-labels FILE] DIR
 //	secretscan recall -labels FILE (-rampart FILE | -gitleaks FILE)
 //	secretscan rules                         (lists the default rules)
 package main
@@ -114,6 +114,7 @@ func plant(args []string) error {
 	fl := flag.NewFlagSet("plant", flag.ExitOnError)
 	copies := fl.Int("copies", 2, "copies of every template")
 	seed := fl.Uint64("seed", 1, "random seed")
+	labels := fl.String("labels", "", "write the labels here (default DIR/../planted-labels.json)")
 	_ = fl.Parse(args)
 	if fl.NArg() != 1 {
 		return fmt.Errorf("plant needs a directory")
@@ -126,7 +127,10 @@ func plant(args []string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(fl.Arg(0), "labels.json"), b, 0o644)
+	if *labels == "" {
+		*labels = filepath.Join(filepath.Dir(filepath.Clean(fl.Arg(0))), "planted-labels.json")
+	}
+	return os.WriteFile(*labels, b, 0o644)
 }
 
 // span is a finding's file and lines, whichever tool reported it.

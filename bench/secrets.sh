@@ -3,8 +3,10 @@
 # the same corpora in the same run:
 #
 #   dir    the Go module cache of Rampart's own dependencies (≈540 MB)
-#   git    a history made of successive releases of golang.org/x/tools,
-#          one commit per release (GIT_VERSIONS of them, 50 by default)
+#   git    a long history made of successive releases of golang.org/x/tools
+#          (GIT_VERSIONS of them, all 71 by default): each release is
+#          committed directory by directory (one commit per changed
+#          two-level directory), a few thousand commits in all
 #   recall a corpus of planted secrets (synthetic values in every format
 #          Rampart knows, labelled), found by each tool
 #   clean  Go's standard library source, where every finding is a false
@@ -23,7 +25,7 @@ root=$PWD
 cache=$root/.cache
 bench=$cache/bench
 RUNS=${RUNS:-2}
-GIT_VERSIONS=${GIT_VERSIONS:-50}
+GIT_VERSIONS=${GIT_VERSIONS:-71}
 GITLEAKS_VERSION=v8.30.1
 GITLEAKS_FLAGS=${GITLEAKS_FLAGS:-}
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
@@ -58,7 +60,7 @@ if [ ! -f "$dircorpus/.done" ]; then
 fi
 
 # Corpus (b): a git history of golang.org/x/tools releases.
-gitcorpus=$bench/git-xtools-$GIT_VERSIONS
+gitcorpus=$bench/git-xtools-split-$GIT_VERSIONS
 if [ ! -f "$gitcorpus.done" ]; then
   log "building the git history corpus: $GIT_VERSIONS releases of golang.org/x/tools (once)"
   rm -rf "$gitcorpus"; mkdir -p "$gitcorpus"
@@ -72,11 +74,17 @@ if [ ! -f "$gitcorpus.done" ]; then
     cp -a "$dir/." "$gitcorpus/"
     find "$gitcorpus" -path "$gitcorpus/.git" -prune -o -exec chmod u+w {} +
     git -C "$gitcorpus" add -A
-    i=$((i + 1))
-    d="2020-01-01T00:00:00Z"; d=$(date -u -d "$d + $i days" +%Y-%m-%dT%H:%M:%SZ)
-    GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.test GIT_COMMITTER_NAME=bench \
-      GIT_COMMITTER_EMAIL=bench@example.test GIT_AUTHOR_DATE=$d GIT_COMMITTER_DATE=$d \
-      git -C "$gitcorpus" -c commit.gpgsign=false commit -q -m "golang.org/x/tools $v"
+    git -C "$gitcorpus" diff --cached --name-only | awk -F/ '{ print (NF > 2 ? $1 "/" $2 : $1) }' | sort -u > "$bench/groups"
+    git -C "$gitcorpus" reset -q
+    while read -r group; do
+      git -C "$gitcorpus" add -A -- "$group" 2>/dev/null || true # already added with its parent
+      git -C "$gitcorpus" diff --cached --quiet && continue
+      i=$((i + 1))
+      d=$(date -u -d "2020-01-01T00:00:00Z + $i minutes" +%Y-%m-%dT%H:%M:%SZ)
+      GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.test GIT_COMMITTER_NAME=bench \
+        GIT_COMMITTER_EMAIL=bench@example.test GIT_AUTHOR_DATE=$d GIT_COMMITTER_DATE=$d \
+        git -C "$gitcorpus" -c commit.gpgsign=false commit -q -m "golang.org/x/tools $v: $group"
+    done < "$bench/groups"
   done
   git -C "$gitcorpus" gc -q
   touch "$gitcorpus.done"
@@ -90,9 +98,10 @@ out=$bench/out; mkdir -p "$out"
 
 # run NAME CMD… — runs a command, prints nothing, sets $secs.
 run() {
-  local t0 t1
+  local name=$1 t0 t1
+  shift
   t0=$(now)
-  "$@" >"$out/$1.stdout" 2>"$out/$1.stderr" || { echo "$1 failed:"; tail -5 "$out/$1.stderr"; exit 1; }
+  "$@" >"$out/$name.stdout" 2>"$out/$name.stderr" || { echo "$name failed:"; tail -5 "$out/$name.stderr"; exit 1; }
   t1=$(now)
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 }

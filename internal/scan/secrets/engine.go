@@ -244,6 +244,9 @@ type match struct {
 func (e *Engine) matchWindow(found []match, data []byte, w window, path, commit string) []match {
 	r := &e.rules[w.rule]
 	text := data[w.start:w.end]
+	if r.quick != nil && !r.quick(text) {
+		return found
+	}
 	for _, m := range r.Regex.FindAllSubmatchIndex(text, -1) {
 		s, t := secretSpan(m, r.SecretGroup)
 		if s < 0 || s == t {

@@ -52,6 +52,11 @@ type Rule struct {
 	// Remediation is advice shown with findings; a general one is used
 	// when empty.
 	Remediation string
+
+	// quick, when set, must accept a window before the regex runs over
+	// it: a cheap test of something every match needs (our generic rules
+	// have keywords that occur on many lines of code).
+	quick func(window []byte) bool
 }
 
 // Scope says which part of the content a rule's regex is run over.

@@ -32,6 +32,7 @@ type spec struct {
 	reach    int
 	generic  bool
 	check    func(string) bool
+	quick    func([]byte) bool
 	allow    []allowSpec
 	// placeholders adds the allowlist of obvious placeholder values.
 	placeholders bool
@@ -482,7 +483,7 @@ var ruleTable = []spec{
 	{id: "http-bearer-token", desc: "HTTP bearer authorization header", sev: medium, generic: true, entropy: 3.5, placeholders: true,
 		re: `(?i:authorization["']?\s*[:=]\s*["']?bearer\s+)([A-Za-z0-9_\-.~+/]{20,}={0,2})`, kw: []string{"authorization"}},
 	{id: "generic-api-key", desc: "Generic API key or secret", sev: medium, generic: true, entropy: 3.7, placeholders: true,
-		check: genericValue,
+		check: genericValue, quick: quotedRun(16, tokenChars),
 		re: `(?i:(?:api|access|auth|client|app|private|secret|signing|encryption|master|service)[_.\-]?(?:key|token|secret)|` +
 			`(?:access|auth|api|bearer|refresh|session|bot)[_.\-]?token|secret|credentials?)[\w.\-]{0,20}?["'\x60]?\s{0,3}` +
 			`(?:=|:=|:|=>|\?=)\s{0,3}["'\x60]([A-Za-z0-9_\-+/.=~]{16,128})["'\x60]`,
@@ -495,10 +496,58 @@ var ruleTable = []spec{
 		kw:    []string{"key", "token", "secret", "password", "passwd", "credential"},
 		allow: []allowSpec{genericAllow}},
 	{id: "generic-password", desc: "Hard-coded password", sev: medium, generic: true, entropy: 3, placeholders: true,
-		check: genericPassword,
+		check: genericPassword, quick: quotedRun(8, passwordChars),
 		re:    `(?i:pass(?:word|wd|phrase)|\bpwd)[\w.\-]{0,20}?["'\x60]?\s{0,3}(?:=|:=|:|=>)\s{0,3}["'\x60]([^\s"'\x60$<>{}%\\]{8,128})["'\x60]`,
 		kw:    []string{"pass", "pwd"},
 		allow: []allowSpec{genericAllow}},
+}
+
+// Character sets of quoted values, for quotedRun.
+var (
+	tokenChars    = charSet(`ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.=~`)
+	passwordChars = func() *[256]bool {
+		s := new([256]bool)
+		for c := 0x21; c < 0x7f; c++ {
+			s[c] = true
+		}
+		for _, c := range "\"'`$<>{}%\\" {
+			s[c] = false
+		}
+		for c := 0x80; c < 0x100; c++ {
+			s[c] = true
+		}
+		return s
+	}()
+)
+
+func charSet(chars string) *[256]bool {
+	s := new([256]bool)
+	for i := 0; i < len(chars); i++ {
+		s[chars[i]] = true
+	}
+	return s
+}
+
+// quotedRun returns a test for a quoted string of at least n characters
+// of set: what the generic rules' values need, and what most lines that
+// merely mention "key" or "token" lack.
+func quotedRun(n int, set *[256]bool) func([]byte) bool {
+	return func(b []byte) bool {
+		for i := 0; i < len(b); i++ {
+			c := b[i]
+			if c != '"' && c != '\'' && c != '`' {
+				continue
+			}
+			j := i + 1
+			for j < len(b) && set[b[j]] {
+				j++
+			}
+			if j-i-1 >= n && j < len(b) && (b[j] == '"' || b[j] == '\'' || b[j] == '`') {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // genericAllow drops values that are obviously not secrets.
@@ -653,6 +702,7 @@ func DefaultRules() []Rule {
 			r := Rule{
 				ID: s.id, Description: s.desc, Regex: regexp.MustCompile(s.re), SecretGroup: s.group,
 				Keywords: s.kw, Entropy: s.entropy, Severity: s.sev, Check: s.check, Reach: s.reach, Generic: s.generic,
+				quick: s.quick,
 			}
 			if s.group == 0 && r.Regex.NumSubexp() > 0 {
 				r.SecretGroup = 1

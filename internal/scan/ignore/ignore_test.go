@@ -39,7 +39,7 @@ func TestApply(t *testing.T) {
 		{RuleID: "RMP-K8S-004", Location: report.Location{Path: "deploy/prod/app.yaml"}, Severity: report.SeverityHigh}, // path outside
 		{RuleID: "GHSA-xxxx", Vuln: &report.Vulnerability{Aliases: []string{"CVE-2024-0001"}}, Severity: report.SeverityCritical},
 		{RuleID: "generic-api-key", Fingerprint: "f00d", Severity: report.SeverityHigh},
-		{RuleID: "OLD-1", Severity: report.SeverityMedium}, // its suppression expired
+		{RuleID: "OLD-1", Severity: report.SeverityMedium},                                                        // its suppression expired
 		{RuleID: "anything", Location: report.Location{Path: "testdata/a/b.yaml"}, Severity: report.SeverityHigh}, // path-only entry
 	}}
 	f.Apply(r, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))

@@ -63,6 +63,19 @@ func Main(ctx context.Context, e Env) int {
 	if err == nil {
 		return ExitOK
 	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		switch {
+		case ec.err != nil:
+			fmt.Fprintf(e.Stderr, "rampart: %s\n", apperr.Message(ec.err))
+			if apperr.KindOf(ec.err) == apperr.Internal {
+				fmt.Fprintf(e.Stderr, "  (%v)\n", ec.err)
+			}
+		case ec.msg != "":
+			fmt.Fprintf(e.Stderr, "rampart: %s\n", ec.msg)
+		}
+		return ec.code
+	}
 	var ue *usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		fmt.Fprintf(e.Stderr, "rampart: %v\nRun 'rampart --help' for usage.\n", err)
@@ -141,6 +154,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.tokenCmd(),
 		ce.serviceAccountCmd(),
 		ce.auditCmd(),
+		ce.scanCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.versionCmd(),

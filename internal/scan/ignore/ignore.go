@@ -2,8 +2,9 @@
 // them to scan reports.
 //
 // A suppression names what it silences — a rule or advisory id (an alias
-// such as a CVE matches too), optionally narrowed to path globs, or one
-// finding's fingerprint — and says why, who owns it and until when:
+// such as a CVE matches too), path globs (alone: everything under them,
+// e.g. test fixtures), or one finding's fingerprint — and says why, who
+// owns it and until when:
 //
 //	suppressions:
 //	  - id: RMP-K8S-004
@@ -134,8 +135,8 @@ func Parse(name string, r io.Reader) (*File, error) {
 		e.Fingerprint = strings.TrimSpace(e.Fingerprint)
 		e.Reason = strings.TrimSpace(e.Reason)
 		switch {
-		case e.ID == "" && e.Fingerprint == "":
-			return nil, fmt.Errorf("%s: a suppression needs an id or a fingerprint", at)
+		case e.ID == "" && e.Fingerprint == "" && len(e.Paths) == 0:
+			return nil, fmt.Errorf("%s: a suppression needs an id, paths or a fingerprint", at)
 		case e.Reason == "":
 			return nil, fmt.Errorf("%s: a suppression needs a reason", at)
 		case len(e.Reason) > 500 || strings.ContainsFunc(e.Reason+e.ID+e.Owner, unicode.IsControl):
@@ -221,8 +222,11 @@ func (f *File) Apply(r *report.Report, now time.Time) {
 	}
 	for j, e := range f.Suppressions {
 		what := e.ID
-		if what == "" {
+		switch {
+		case what == "" && e.Fingerprint != "":
 			what = "fingerprint " + e.Fingerprint
+		case what == "":
+			what = strings.Join(e.Paths, ", ")
 		}
 		switch {
 		case !e.expiresAt.IsZero() && !now.Before(e.expiresAt):

@@ -22,6 +22,8 @@ suppressions:
   - id: OLD-1
     reason: was fine once
     expires: 2026-01-01
+  - paths: ["testdata/**"]
+    reason: fixtures
 `
 
 func TestApply(t *testing.T) {
@@ -37,10 +39,11 @@ func TestApply(t *testing.T) {
 		{RuleID: "RMP-K8S-004", Location: report.Location{Path: "deploy/prod/app.yaml"}, Severity: report.SeverityHigh}, // path outside
 		{RuleID: "GHSA-xxxx", Vuln: &report.Vulnerability{Aliases: []string{"CVE-2024-0001"}}, Severity: report.SeverityCritical},
 		{RuleID: "generic-api-key", Fingerprint: "f00d", Severity: report.SeverityHigh},
-		{RuleID: "OLD-1", Severity: report.SeverityMedium}, // its suppression expired
+		{RuleID: "OLD-1", Severity: report.SeverityMedium},                                                        // its suppression expired
+		{RuleID: "anything", Location: report.Location{Path: "testdata/a/b.yaml"}, Severity: report.SeverityHigh}, // path-only entry
 	}}
 	f.Apply(r, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
-	want := []bool{true, false, true, true, false}
+	want := []bool{true, false, true, true, false, true}
 	for i, fd := range r.Findings {
 		if (fd.Suppressed != nil) != want[i] {
 			t.Errorf("finding %d (%s %s) suppressed = %v, want %v", i, fd.RuleID, fd.Location.Path, fd.Suppressed != nil, want[i])
@@ -86,7 +89,7 @@ func TestApply_ExpiresAtTheEndOfItsDay(t *testing.T) {
 func TestParse_Errors(t *testing.T) {
 	for _, tt := range []struct{ name, in, want string }{
 		{"no reason", "suppressions:\n- id: A\n", "x:2: a suppression needs a reason"},
-		{"nothing to match", "suppressions:\n- reason: because\n", "needs an id or a fingerprint"},
+		{"nothing to match", "suppressions:\n- reason: because\n", "needs an id, paths or a fingerprint"},
 		{"unknown field", "suppressions:\n- id: A\n  reason: r\n  until: 2027-01-01\n", "field until not found"},
 		{"bad date", "suppressions:\n- id: A\n  reason: r\n  expires: next week\n", "must be a date"},
 		{"bad glob", "suppressions:\n- id: A\n  reason: r\n  paths: ['a/[']\n", "invalid path glob"},
@@ -119,7 +122,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, e := range file.Suppressions {
-			if e.Reason == "" || (e.ID == "" && e.Fingerprint == "") {
+			if e.Reason == "" || (e.ID == "" && e.Fingerprint == "" && len(e.Paths) == 0) {
 				t.Fatalf("accepted an entry without reason or target: %+v", e)
 			}
 		}

@@ -60,6 +60,7 @@ type scanFlags struct {
 	db         string
 	ignoreFile string
 	maxSize    int64
+	exclude    []string
 	noProgress bool
 	noColor    bool
 }
@@ -75,6 +76,7 @@ func (f *scanFlags) register(cmd *cobra.Command, kinds string) {
 	fl.StringVar(&f.db, "db", "", "advisory database (default $"+advisory.EnvPath+", else the user cache directory)")
 	fl.StringVar(&f.ignoreFile, "ignore", "", "suppressions file (default TARGET/"+ignore.DefaultPath+")")
 	fl.Int64Var(&f.maxSize, "max-file-size", source.DefaultMaxFileSize, "skip larger files with a note")
+	fl.StringArrayVar(&f.exclude, "exclude", nil, "leave out paths matching this glob, e.g. 'build/**' (repeatable; directory scans)")
 	fl.BoolVar(&f.noProgress, "no-progress", false, "never show a progress line")
 	fl.BoolVar(&f.noColor, "no-color", false, "never colour the table ($NO_COLOR also turns colour off)")
 }
@@ -227,7 +229,7 @@ func (ce *cmdEnv) scanOnce(cmd *cobra.Command, f *scanFlags, target string, do f
 	if err != nil {
 		return err
 	}
-	opts := scan.Options{Kinds: kinds, MaxFileSize: f.maxSize}
+	opts := scan.Options{Kinds: kinds, MaxFileSize: f.maxSize, Exclude: f.exclude}
 	bar := ce.progressLine(f)
 	if bar != nil {
 		opts.Progress = bar.update

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
+
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/scan/advisory"
 	"github.com/rampartsec/rampart/internal/scan/deps"
@@ -136,6 +138,9 @@ type Options struct {
 	Kinds Kinds
 	// MaxFileSize skips larger files with a note (0: 10 MiB).
 	MaxFileSize int64
+	// Exclude are path globs (doublestar syntax, relative to the target's
+	// root) left out of a directory scan entirely: build outputs, caches.
+	Exclude []string
 	// Workers scanning content (0: one per core).
 	Workers int
 	// Progress, when set, is called about ten times a second with what
@@ -250,7 +255,11 @@ func (s *Scanner) Dir(ctx context.Context, root string, o Options) (*report.Repo
 	if o.Kinds.IaC {
 		pool = s.startIaC(ctx, max(1, o.workers()/2))
 	}
-	src := teeSource{Source: source.Dir(root, source.Options{MaxFileSize: o.MaxFileSize}), also: func(f source.File) {
+	skip, err := excluder(o.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	src := teeSource{Source: source.Dir(root, source.Options{MaxFileSize: o.MaxFileSize, Skip: skip}), also: func(f source.File) {
 		prog.files.Add(1)
 		prog.bytes.Add(int64(len(f.Data)))
 		if pool != nil && s.iac.Applies(f.Path) {
@@ -278,11 +287,40 @@ func (s *Scanner) Dir(ctx context.Context, root string, o Options) (*report.Repo
 		return nil, walkErr
 	}
 	if o.Kinds.Deps {
-		if err := s.dependencies(ctx, r, os.DirFS(root), deps.Options{Root: root, MaxFileSize: o.MaxFileSize}); err != nil {
+		if err := s.dependencies(ctx, r, os.DirFS(root), deps.Options{Root: root, MaxFileSize: o.MaxFileSize, Skip: skip}); err != nil {
 			return nil, err
 		}
 	}
 	return s.finish(r, o), nil
+}
+
+// excluder turns exclusion globs into a skip function (nil for none). A
+// directory matching a glob, or whose "DIR/**" matches, is not entered.
+func excluder(globs []string) (func(string, bool) bool, error) {
+	if len(globs) == 0 {
+		return nil, nil
+	}
+	clean := make([]string, len(globs))
+	for i, g := range globs {
+		g = strings.TrimPrefix(filepath.ToSlash(g), "./")
+		if !doublestar.ValidatePattern(g) {
+			return nil, apperr.E(apperr.Invalid, "invalid exclude pattern %q", globs[i])
+		}
+		clean[i] = g
+	}
+	return func(p string, dir bool) bool {
+		for _, g := range clean {
+			if ok, _ := doublestar.Match(g, p); ok {
+				return true
+			}
+			if dir {
+				if ok, _ := doublestar.Match(g, p+"/x"); ok && strings.HasSuffix(g, "/**") {
+					return true
+				}
+			}
+		}
+		return false
+	}, nil
 }
 
 // Git scans a repository's history for secrets: every blob once, each

@@ -91,3 +91,30 @@ func TestNew_BadRuleFile(t *testing.T) {
 		t.Fatalf("err = %v, want Invalid naming the file", err)
 	}
 }
+
+func TestScanner_Exclude(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "build", "gen"), 0o755)
+	os.WriteFile(filepath.Join(dir, "build", "gen", "Dockerfile"), []byte("FROM debian\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "build", "go.mod"), []byte("module x\n\ngo 1.22\n\nrequire golang.org/x/text v0.3.6\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM debian\n"), 0o644)
+	s, err := scan.New(t.Context(), scan.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Dir(t.Context(), dir, scan.Options{Kinds: scan.AllKinds, Exclude: []string{"build/**"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range r.Findings {
+		if strings.HasPrefix(f.Location.Path, "build/") {
+			t.Errorf("excluded path scanned: %s", f.Location.Path)
+		}
+	}
+	if len(r.Packages) != 0 || r.Stats.Files != 1 {
+		t.Errorf("packages %v, files %d; want none from build/ and only the top Dockerfile", r.Packages, r.Stats.Files)
+	}
+	if _, err := s.Dir(t.Context(), dir, scan.Options{Kinds: scan.AllKinds, Exclude: []string{"a/["}}); !apperr.Is(err, apperr.Invalid) {
+		t.Errorf("bad glob: err = %v", err)
+	}
+}

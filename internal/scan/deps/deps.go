@@ -65,6 +65,9 @@ type Options struct {
 	// SkipDirs are directory names never entered; nil means
 	// DefaultSkipDirs.
 	SkipDirs []string
+	// Skip, when set, is asked about every file and directory (path
+	// relative to the root, slash-separated); true leaves it out.
+	Skip func(path string, dir bool) bool
 }
 
 // extractorKind says what a file an extractor reads tells about
@@ -215,9 +218,12 @@ func Inventory(ctx context.Context, fsys fs.FS, opts Options) ([]report.Package,
 			return err
 		}
 		if d.IsDir() {
-			if p != "." && slices.Contains(skip, d.Name()) {
+			if p != "." && (slices.Contains(skip, d.Name()) || (opts.Skip != nil && opts.Skip(p, true))) {
 				return fs.SkipDir
 			}
+			return nil
+		}
+		if opts.Skip != nil && opts.Skip(p, false) {
 			return nil
 		}
 		if !d.Type().IsRegular() {

@@ -20,6 +20,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/events"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -66,8 +68,10 @@ type App struct {
 	caFile  string
 	adminPW string
 	Audit   *audit.Log
-	IDs     *identity.Service
-	OIDC    *oidcop.Provider
+	// Events carries durable typed events between components.
+	Events *events.Bus
+	IDs    *identity.Service
+	OIDC   *oidcop.Provider
 	// Federation runs sign-ins through orgs' upstream identity providers.
 	Federation *federation.Service
 	API        *httpapi.Server
@@ -107,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -115,6 +119,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	a.Audit = audit.New(a.db, opt.Clock)
+	a.Events = events.New(a.db, log, opt.Clock)
 	if a.IDs, err = identity.New(identity.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: log, Clock: opt.Clock,
 		SessionIdle: cfg.Session.IdleTimeout, SessionAbsolute: cfg.Session.AbsoluteTimeout, PublicURL: a.url}); err != nil {
 		return nil, err
@@ -270,6 +275,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return a.housekeeping(gctx) })
+	g.Go(func() error { return a.Events.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())

@@ -132,7 +132,7 @@ func TestCRSRegression(t *testing.T) {
 		}
 	}
 	for title := range overrides {
-		if !seen[title] {
+		if !seen[title] && only == "" {
 			t.Errorf("override for %s, which is not a test of the suite", title)
 		}
 	}

@@ -123,6 +123,7 @@ func New(opt Options) (*Gateway, error) {
 		MaxHeaderBytes:    opt.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
+		ConnContext:       connContext,
 	}
 	g.srv.Protocols.SetHTTP1(true)
 	g.srv.Protocols.SetHTTP2(true)

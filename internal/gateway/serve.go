@@ -95,10 +95,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	r = r.WithContext(ctx)
 
-	if ambiguousFraming(r) {
-		w.Header().Set("Connection", "close")
-		writeError(sw, http.StatusBadRequest, st.id, "request has both Content-Length and Transfer-Encoding (possible request smuggling)")
-		return
+	if r.ProtoMajor == 1 {
+		if fs, ok := ctx.Value(framingKey{}).(*framingState); ok {
+			if facts, ok := fs.pop(); ok {
+				if facts.contentLength && facts.transferEncoding {
+					w.Header().Set("Connection", "close")
+					writeError(sw, http.StatusBadRequest, st.id, "request has both Content-Length and Transfer-Encoding (possible request smuggling)")
+					return
+				}
+				if r.Host == "" && facts.hostHeaders > 0 {
+					// Sent empty: let the WAF tell it from a missing one.
+					r.Header["Host"] = []string{""}
+				}
+			}
+		}
 	}
 	if r.Method == http.MethodConnect {
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
@@ -243,16 +253,4 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// ambiguousFraming reports a request whose framing a front end and a back
-// end could read differently. net/http already refuses conflicting
-// Content-Length values and unknown transfer codings; the connection
-// wrapper (framing.go) flags Content-Length together with
-// Transfer-Encoding, which net/http silently resolves.
-func ambiguousFraming(r *http.Request) bool {
-	if f, ok := r.Context().Value(framingKey{}).(*framingState); ok && f.flagged() {
-		return true
-	}
-	return len(r.TransferEncoding) > 0 && r.Header.Get("Content-Length") != ""
 }

@@ -247,8 +247,10 @@ func newRequestID() string {
 func writeError(w http.ResponseWriter, status int, id, detail string) {
 	h := w.Header()
 	for k := range h {
-		if k != "X-Request-Id" {
-			delete(h, k)
+		switch k {
+		case "X-Request-Id", "Retry-After", "Allow", "Connection":
+		default:
+			delete(h, k) // a backend's or a blocked response's headers
 		}
 	}
 	h.Set("Content-Type", "application/problem+json")

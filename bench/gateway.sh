@@ -105,7 +105,9 @@ RAMPART_ADMIN_PASSWORD=bench-admin-password "$root/.cache/bin/rampart" up --data
   >"$work/rampart.out" 2>"$work/rampart.log" & rp=$!; pids+=($rp)
 for _ in $(seq 1 100); do curl -s -o /dev/null -H 'Host: plain.bench' http://127.0.0.1:$RP_GW/ && break; sleep 0.2; done
 
-body8k=$(python3 -c 'import json; print(json.dumps({"items": [{"id": i, "name": "item %d" % i, "tags": ["alpha", "beta"], "price": i * 1.5} for i in range(120)]})[:8192])')
+# A valid JSON document of about 8 KB (truncating one would make it
+# invalid, and both WAFs refuse bodies that do not parse).
+body8k=$(python3 -c 'import json; print(json.dumps({"items": [{"id": i, "name": "item %d" % i, "tags": ["alpha", "beta"], "price": i * 1.5} for i in range(105)]}))')
 printf 'wrk.method = "POST"\nwrk.body = [[%s]]\nwrk.headers["Content-Type"] = "application/json"\n' "$body8k" > "$work/post.lua"
 
 cpu_of() { # total user+system clock ticks of the given pids

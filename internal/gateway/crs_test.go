@@ -57,9 +57,6 @@ const crsTestDirectives = `SecAction "id:900005,\
 // albedo-like backend, and reads the verdicts from the gateway's match
 // log. Overrides are in testdata/crs-overrides.yaml, each with a reason.
 func TestCRSRegression(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the CRS replay takes a minute; run without -short")
-	}
 	dir := filepath.Join(testenv.GoModule(t, "github.com/corazawaf/coraza-coreruleset/v4", "v"+waf.CRSVersion), "tests")
 	files, nfiles := loadCRSTests(t, dir)
 	total := 0

@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/events"
@@ -32,6 +34,8 @@ import (
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/config"
+	"github.com/rampartsec/rampart/internal/gateway"
+	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/httpmw"
 	"github.com/rampartsec/rampart/internal/identity"
@@ -51,6 +55,9 @@ type Options struct {
 	// Listener, when set, is used instead of listening on cfg.Addr (tests
 	// listen on :0 first to learn the port).
 	Listener net.Listener
+	// GatewayListener, when set, is used instead of listening on
+	// cfg.Gateway.Addr.
+	GatewayListener net.Listener
 	// Clock, when set, replaces time.Now for identity (sessions, tokens,
 	// TOTP, sign-in throttling) and the audit log, so end-to-end tests can
 	// move time forward.
@@ -76,6 +83,13 @@ type App struct {
 	Federation *federation.Service
 	API        *httpapi.Server
 	Registry   *prometheus.Registry
+	// Gateway is the layer-7 gateway (nil when turned off) and Routes
+	// the service managing its routes.
+	Gateway  *gateway.Gateway
+	Routes   *gateway.Service
+	gwLn     net.Listener
+	gwURL    string
+	matchLog *os.File
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -111,7 +125,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
+		gateway.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -146,8 +161,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	var gatewayRoutes []httpapi.Route
+	if cfg.Gateway.Addr != "" {
+		if err := a.newGateway(ctx, opt); err != nil {
+			return nil, err
+		}
+		gatewayRoutes = a.Routes.Routes()
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), gatewayRoutes)}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
@@ -201,6 +224,77 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 	return a, nil
 }
+
+// newGateway builds the gateway: its listener, the WAF engine writing
+// match lines to the match log, TLS from the data directory's CA, and the
+// route service with the config file and the stored routes loaded.
+func (a *App) newGateway(ctx context.Context, opt Options) error {
+	cfg := a.cfg.Gateway
+	a.gwLn = opt.GatewayListener
+	if a.gwLn == nil {
+		var err error
+		if a.gwLn, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return apperr.Wrap(err, apperr.Unavailable, "listen on "+cfg.Addr+" (gateway)")
+		}
+	}
+	scheme := "http"
+	if cfg.TLS {
+		scheme = "https"
+	}
+	a.gwURL = a.cfg.PublicURL(a.gwLn.Addr().String())
+	a.gwURL = scheme + a.gwURL[strings.Index(a.gwURL, "://"):]
+	var matchLog io.Writer
+	if cfg.MatchLog != "off" {
+		path := cfg.MatchLog
+		if path == "" {
+			path = filepath.Join(a.cfg.DataDir, "gateway", "waf-matches.log")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("create gateway directory: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("open waf match log: %w", err)
+		}
+		a.matchLog, matchLog = f, f
+	}
+	gopt := gateway.Options{Listener: a.gwLn, TLS: cfg.TLS, Logger: a.log, Registry: a.Registry,
+		WAF:       waf.NewEngine(waf.Options{MatchLog: matchLog, Logger: a.log}),
+		Events:    gateway.NewEventStore(a.db),
+		AccessLog: cfg.AccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}
+	if cfg.ConfigFile != "" {
+		fc, err := gateway.LoadConfigFile(cfg.ConfigFile)
+		if err != nil {
+			return err
+		}
+		if gopt.Certs, err = fc.LoadCertificates(); err != nil {
+			return err
+		}
+	}
+	if cfg.TLS {
+		ca, err := pki.EnsureCA(filepath.Join(a.cfg.DataDir, "tls"))
+		if err != nil {
+			return err
+		}
+		gopt.Issuer = ca
+		if pool, err := x509.SystemCertPool(); err == nil && pool != nil {
+			pool.AddCert(ca.Cert)
+			gopt.BackendRoots = pool
+		}
+	}
+	var err error
+	if a.Gateway, err = gateway.New(gopt); err != nil {
+		return err
+	}
+	if a.Routes, err = gateway.NewService(gateway.ServiceDeps{DB: a.db, Audit: a.Audit, Gateway: a.Gateway, Logger: a.log,
+		ConfigFile: cfg.ConfigFile, Now: opt.Clock}); err != nil {
+		return err
+	}
+	return a.Routes.Start(ctx)
+}
+
+// GatewayURL is where the gateway listens ("" when it is off).
+func (a *App) GatewayURL() string { return a.gwURL }
 
 // certHosts lists the names the server certificate must cover.
 func certHosts(publicURL string, addr net.Addr) []string {
@@ -276,6 +370,10 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.housekeeping(gctx) })
 	g.Go(func() error { return a.Events.Run(gctx) })
+	if a.Gateway != nil {
+		g.Go(func() error { return a.Gateway.Run(gctx, a.cfg.Limits.ShutdownGrace) })
+		g.Go(func() error { return a.Routes.Run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -322,6 +420,15 @@ func (a *App) Close() error {
 		if err := a.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.gwLn != nil {
+		if err := a.gwLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.matchLog != nil {
+		errs = append(errs, a.matchLog.Close())
+		a.matchLog = nil
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

@@ -340,3 +340,14 @@ func Check(s Subject, a Action, r Resource) error {
 	}
 	return apperr.E(d.Kind, "%s", d.Reason)
 }
+
+// Gateway actions. A project's routes are read by its readers and changed
+// by the owners of its org (a route exposes a host); site routes, the
+// route list of the whole gateway and its security events are for site
+// administrators.
+var (
+	GatewayRoutesRead  = Action{Name: "gateway.routes.read", Level: LevelProject, Role: Reader, Scope: ScopeOrgRead}
+	GatewayRoutesWrite = Action{Name: "gateway.routes.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	GatewayAdmin       = Action{Name: "gateway.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+	GatewayEventsRead  = Action{Name: "gateway.events.read", Level: LevelSiteAdmin, Scope: ScopeAuditRead}
+)

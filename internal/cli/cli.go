@@ -157,6 +157,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.scanCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
+		ce.gatewayCmd(),
 		ce.versionCmd(),
 	)
 	strictGroups(root)

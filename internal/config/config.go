@@ -36,6 +36,26 @@ type Config struct {
 	Session  Session
 	Limits   Limits
 	OIDC     OIDC
+	Gateway  Gateway
+}
+
+// Gateway configures the gateway: its own listener in front of the
+// applications, with routes, a WAF and limits.
+type Gateway struct {
+	// Addr is the gateway's listen address; "" turns the gateway off.
+	Addr string
+	// TLS serves HTTPS with a certificate per route host from the CA in
+	// DataDir (or the config file's certificates).
+	TLS bool
+	// ConfigFile holds site routes and certificates; re-read on change.
+	ConfigFile string
+	// MatchLog is the file the WAF writes its ModSecurity-style match
+	// lines to ("" for DataDir/gateway/waf-matches.log, "off" for none).
+	MatchLog string
+	// AccessLog writes a JSON line per gateway request.
+	AccessLog bool
+	// MaxHeaderBytes caps request lines and headers (431 above).
+	MaxHeaderBytes int
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -77,6 +97,12 @@ func Default() Config {
 		Limits: Limits{
 			MaxBodyBytes:  1 << 20,
 			ShutdownGrace: 15 * time.Second,
+		},
+		Gateway: Gateway{
+			Addr:           "127.0.0.1:8443",
+			TLS:            true,
+			AccessLog:      true,
+			MaxHeaderBytes: 32 << 10,
 		},
 	}
 }
@@ -141,6 +167,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")
+	}
+	if c.Gateway.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Gateway.Addr); err != nil {
+			bad("gateway-addr", "must be host:port, or empty to turn the gateway off: %v", err)
+		} else if c.Gateway.Addr == c.Addr {
+			bad("gateway-addr", "must differ from addr")
+		}
+	}
+	if c.Gateway.MaxHeaderBytes < 1024 || c.Gateway.MaxHeaderBytes > 1<<20 {
+		bad("gateway-max-header", "must be 1 KiB to 1 MiB")
 	}
 	if c.Limits.ShutdownGrace <= 0 {
 		bad("limits.shutdown-grace", "must be positive: in-flight requests get this long at shutdown")

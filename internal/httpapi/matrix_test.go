@@ -145,6 +145,16 @@ var routeRules = map[string]expect{
 	"DELETE /api/v1/oidc/clients/{id}": {admins, "admin", ""},
 	"GET /api/v1/oidc/keys":            {admins, "admin", ""},
 	"POST /api/v1/oidc/keys/rotate":    {admins, "admin", ""},
+
+	"GET /api/v1/gateway/routes":                                         {admins, "admin", ""},
+	"GET /api/v1/gateway/routes/{name}":                                  {admins, "admin", ""},
+	"PUT /api/v1/gateway/routes/{name}":                                  {admins, "admin", ""},
+	"DELETE /api/v1/gateway/routes/{name}":                               {admins, "admin", ""},
+	"GET /api/v1/gateway/events":                                         {admins, "audit:read", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/gateway/routes":           {project(reader), "org:read", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}":    {project(reader), "org:read", ""},
+	"PUT /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}":    {org(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}": {org(owner), "org:write", ""},
 }
 
 // allows reports whether the row lets s call the route on org target

@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/events"
@@ -25,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampartsec/rampart/internal/apperr"
@@ -40,6 +43,9 @@ import (
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
+	"github.com/rampartsec/rampart/internal/scm"
+	"github.com/rampartsec/rampart/internal/scm/githttp"
+	"github.com/rampartsec/rampart/internal/scm/gitssh"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
 	"github.com/rampartsec/rampart/internal/web"
@@ -76,6 +82,10 @@ type App struct {
 	Federation *federation.Service
 	API        *httpapi.Server
 	Registry   *prometheus.Registry
+	// SCM hosts git repositories and pull requests.
+	SCM    *scm.Service
+	sshLn  net.Listener
+	sshSrv *gitssh.Server
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -111,7 +121,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
+		scm.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -146,8 +157,29 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	sshURL := ""
+	if cfg.SCM.SSHAddr != "" {
+		if a.sshLn, err = net.Listen("tcp", cfg.SCM.SSHAddr); err != nil {
+			return nil, apperr.Wrap(err, apperr.Unavailable, "listen on "+cfg.SCM.SSHAddr)
+		}
+		sshURL = sshBaseURL(a.url, a.sshLn.Addr())
+	}
+	if a.SCM, err = scm.New(scm.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log, Clock: opt.Clock,
+		Root: filepath.Join(cfg.DataDir, "git"), PublicURL: a.url, SSHURL: sshURL, MaxPushBytes: cfg.SCM.MaxPushBytes,
+		HookTimeout: cfg.SCM.HookTimeout, Webhooks: scm.WebhookOptions{Timeout: cfg.SCM.WebhookTimeout,
+			Backoff: cfg.SCM.WebhookBackoff, Attempts: cfg.SCM.WebhookAttempts}}); err != nil {
+		return nil, err
+	}
+	a.SCM.Subscribe(a.Events)
+	if a.sshLn != nil {
+		if a.sshSrv, err = gitssh.New(gitssh.Deps{SCM: a.SCM, IDs: a.IDs, Log: log,
+			HostKeyFile: filepath.Join(cfg.DataDir, "ssh", "host_ed25519_key")}); err != nil {
+			return nil, err
+		}
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
@@ -166,7 +198,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	// The middleware chain, outermost first.
 	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
 	metrics := httpmw.NewMetrics(a.Registry)
-	var h http.Handler = httpmw.Route(mux)
+	gitMux := http.NewServeMux()
+	(&githttp.Handler{SCM: a.SCM, Log: log}).Register(gitMux)
+	var h http.Handler = httpmw.Route(githttp.Dispatch(gitMux, mux))
 	// OAuth endpoints authenticate their callers (client secrets, access
 	// tokens) themselves; everything else goes through Authenticate.
 	h = oidcop.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h))
@@ -215,6 +249,37 @@ func certHosts(publicURL string, addr net.Addr) []string {
 		hosts = append(hosts, h)
 	}
 	return hosts
+}
+
+// sshBaseURL is the ssh:// base of clone URLs: the public host name and
+// the SSH listener's port.
+func sshBaseURL(publicURL string, addr net.Addr) string {
+	host := "localhost"
+	if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	port := "22"
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(ta.Port)
+	}
+	return "ssh://git@" + net.JoinHostPort(host, port)
+}
+
+// SSHAddr is the address of the git SSH listener ("" when SSH is off).
+func (a *App) SSHAddr() string {
+	if a.sshLn == nil {
+		return ""
+	}
+	return a.sshLn.Addr().String()
+}
+
+// SSHHostKey is the SSH server's host key in authorized_keys form ("" when
+// SSH is off).
+func (a *App) SSHHostKey() string {
+	if a.sshSrv == nil {
+		return ""
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.sshSrv.HostKey())))
 }
 
 // registerOps adds the operational endpoints. /healthz and /readyz are
@@ -276,6 +341,10 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.housekeeping(gctx) })
 	g.Go(func() error { return a.Events.Run(gctx) })
+	g.Go(func() error { return a.SCM.Run(gctx) })
+	if a.sshSrv != nil {
+		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -320,6 +389,11 @@ func (a *App) Close() error {
 	var errs []error
 	if a.ln != nil {
 		if err := a.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.sshLn != nil {
+		if err := a.sshLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}

@@ -36,6 +36,24 @@ type Config struct {
 	Session  Session
 	Limits   Limits
 	OIDC     OIDC
+	SCM      SCM
+}
+
+// SCM tunes source hosting (package scm).
+type SCM struct {
+	// SSHAddr is the listen address of git over SSH; empty turns SSH off
+	// (`rampart up` listens on 127.0.0.1:2222 unless told otherwise).
+	SSHAddr string
+	// MaxPushBytes caps the pack data of one push (0: 512 MiB).
+	MaxPushBytes int64
+	// HookTimeout bounds a push's checks (0: 2 minutes).
+	HookTimeout time.Duration
+	// Webhook delivery: the timeout of one attempt, the first retry's
+	// wait (tripled for each later one) and the number of attempts
+	// (zero values: 10s, 10s, 5).
+	WebhookTimeout  time.Duration
+	WebhookBackoff  time.Duration
+	WebhookAttempts int
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -141,6 +159,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")
+	}
+	if c.SCM.SSHAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SCM.SSHAddr); err != nil {
+			bad("ssh-addr", "must be host:port: %v", err)
+		}
+	}
+	if c.SCM.MaxPushBytes < 0 || c.SCM.HookTimeout < 0 || c.SCM.WebhookTimeout < 0 || c.SCM.WebhookBackoff < 0 || c.SCM.WebhookAttempts < 0 {
+		bad("scm", "limits, timeouts and attempts must not be negative")
 	}
 	if c.Limits.ShutdownGrace <= 0 {
 		bad("limits.shutdown-grace", "must be positive: in-flight requests get this long at shutdown")

@@ -1,8 +1,10 @@
 package scm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -183,6 +185,9 @@ func (s *Service) Merge(ctx context.Context, r Repo, pr PullRequest, merger iden
 	if pr, err = s.Pull(ctx, r, pr.Number); err != nil {
 		return pr, err
 	}
+	if pr.State != PullOpen {
+		return pr, apperr.E(apperr.Conflict, "pull request #%d is %s", pr.Number, pr.State)
+	}
 	st, err := s.MergeStatus(ctx, r, pr)
 	if err != nil {
 		return pr, err
@@ -294,12 +299,12 @@ func (s *Service) rebaseOnto(ctx context.Context, dir string, env []string, base
 			return "", apperr.E(apperr.Conflict, "commit %s is a merge commit: rebase cannot replay it; merge or squash instead", short(f[0]))
 		}
 		c, parent := f[0], f[1]
-		tree, conflicts, err := s.mergeTree(ctx, dir, parent, tip, c)
+		tree, ok, err := s.cherryPickTree(ctx, dir, tip, parent, c)
 		if err != nil {
 			return "", err
 		}
-		if len(conflicts) > 0 {
-			return "", apperr.E(apperr.Conflict, "commit %s does not apply cleanly on %s (conflicts in %s); merge instead", short(c), short(base), strings.Join(conflicts, ", "))
+		if !ok {
+			return "", apperr.E(apperr.Conflict, "commit %s does not apply cleanly on %s; merge instead", short(c), short(base))
 		}
 		meta, err := s.run(ctx, dir, nil, nil, "show", "-s", "--format=%an%x00%ae%x00%aI%x00%B", c)
 		if err != nil {
@@ -317,6 +322,39 @@ func (s *Service) rebaseOnto(ctx context.Context, dir string, env []string, base
 		tip = strings.TrimSpace(string(nc))
 	}
 	return tip, nil
+}
+
+// cherryPickTree applies the change parent→c to tip's tree in a
+// throwaway index (no work tree) and writes the result; ok is false when
+// the change does not apply cleanly.
+func (s *Service) cherryPickTree(ctx context.Context, dir, tip, parent, c string) (tree string, ok bool, err error) {
+	idx, err := os.CreateTemp(s.tmpDir, "index-")
+	if err != nil {
+		return "", false, err
+	}
+	idx.Close()
+	defer os.Remove(idx.Name())
+	env := []string{"GIT_INDEX_FILE=" + idx.Name()}
+	if _, err := s.run(ctx, dir, env, nil, "read-tree", tip); err != nil {
+		return "", false, err
+	}
+	patch, err := s.run(ctx, dir, nil, nil, "diff-tree", "-p", "--binary", "--full-index", "--no-renames", parent, c)
+	if err != nil {
+		return "", false, err
+	}
+	if len(patch) > 0 {
+		if _, err := s.run(ctx, dir, env, bytes.NewReader(patch), "apply", "--cached", "--whitespace=nowarn", "-"); err != nil {
+			if exitCode(err) > 0 {
+				return "", false, nil
+			}
+			return "", false, err
+		}
+	}
+	out, err := s.run(ctx, dir, env, nil, "write-tree")
+	if err != nil {
+		return "", false, err
+	}
+	return strings.TrimSpace(string(out)), true, nil
 }
 
 func committerOnly(env []string) []string {

@@ -329,4 +329,3 @@ func unquote(s string) (string, error) {
 	}
 	return b.String(), nil
 }
-

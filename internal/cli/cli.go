@@ -157,6 +157,9 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.scanCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
+		ce.repoCmd(),
+		ce.prCmd(),
+		ce.sshKeyCmd(),
 		ce.versionCmd(),
 	)
 	strictGroups(root)

@@ -88,6 +88,8 @@ SIGTERM stops it gracefully.`,
 	f.DurationVar(&cfg.Session.AbsoluteTimeout, "session-max", cfg.Session.AbsoluteTimeout, "sign browsers out this long after sign-in")
 	f.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body", cfg.Limits.MaxBodyBytes, "largest accepted JSON or form body in bytes")
 	f.DurationVar(&cfg.Limits.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may run at shutdown")
+	f.StringVar(&cfg.SCM.SSHAddr, "ssh-addr", "127.0.0.1:2222", "listen address of git over SSH (empty turns SSH off)")
+	f.Int64Var(&cfg.SCM.MaxPushBytes, "max-push", 512<<20, "largest accepted git push (pack data) in bytes")
 	f.Lookup("tls").NoOptDefVal = "on"
 	return cmd
 }

@@ -57,6 +57,13 @@ func (p *pushSession) preReceive(req hookRequest) (bool, []string) {
 	s, r := p.s, p.c.Repo
 	ctx, cancel := context.WithTimeout(p.ctx, s.hookTO)
 	defer cancel()
+	start := time.Now()
+	var scanTime time.Duration
+	defer func() {
+		// Benchmarks (bench/pushprotect) read these timings.
+		s.log.DebugContext(ctx, "pre-receive checked", "repo", r.FullName(), "updates", len(req.Updates),
+			"checks_ms", float64(time.Since(start).Microseconds())/1000, "scan_ms", float64(scanTime.Microseconds())/1000)
+	}()
 	fail := func(err error) (bool, []string) {
 		if apperr.KindOf(err) == apperr.Internal {
 			s.log.ErrorContext(ctx, "pre-receive", "repo", r.FullName(), "err", err)
@@ -118,7 +125,9 @@ func (p *pushSession) preReceive(req hookRequest) (bool, []string) {
 	}
 
 	// Push protection: only the blobs this push brings.
+	scanStart := time.Now()
 	findings, err := p.scanPush(ctx, env, req.Updates, current)
+	scanTime = time.Since(scanStart)
 	if err != nil {
 		return fail(err)
 	}

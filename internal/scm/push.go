@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
@@ -124,13 +125,37 @@ func (p *pushSession) preReceive(req hookRequest) (bool, []string) {
 		return false, append(lines, "")
 	}
 
-	// Push protection: only the blobs this push brings.
+	// Push protection: only the blobs this push brings. What post-receive
+	// will announce is listed meanwhile.
+	var (
+		wg      sync.WaitGroup
+		logErr  error
+		commits = map[string][]Commit{}
+	)
+	wg.Go(func() {
+		for _, u := range req.Updates {
+			if u.delete() {
+				continue
+			}
+			cs, err := s.newCommits(ctx, dir, env, u.New, maxEventCommits)
+			if err != nil {
+				logErr = err
+				return
+			}
+			commits[u.Ref] = cs
+		}
+	})
 	scanStart := time.Now()
 	findings, err := p.scanPush(ctx, env, req.Updates, current)
 	scanTime = time.Since(scanStart)
+	wg.Wait()
 	if err != nil {
 		return fail(err)
 	}
+	if logErr != nil {
+		return fail(logErr)
+	}
+	p.commits = commits
 	if len(findings) > 0 {
 		reason, bypass := pushOption(req.Options, "secret-bypass")
 		if !bypass {
@@ -144,18 +169,6 @@ func (p *pushSession) preReceive(req hookRequest) (bool, []string) {
 		}
 	}
 
-	// What post-receive will announce.
-	p.commits = map[string][]Commit{}
-	for _, u := range req.Updates {
-		if u.delete() {
-			continue
-		}
-		cs, err := s.newCommits(ctx, dir, env, u.New, maxEventCommits)
-		if err != nil {
-			return fail(err)
-		}
-		p.commits[u.Ref] = cs
-	}
 	var lines []string
 	if p.bypass != nil {
 		lines = append(lines, "", fmt.Sprintf("rampart: push protection bypassed for %d secret(s); recorded in the audit log and reported to security.", len(p.bypass.Findings)), "")
@@ -179,11 +192,9 @@ func (p *pushSession) checkUpdate(ctx context.Context, env []string, ps []Protec
 	if err := ValidateBranchName(branch); err != nil {
 		return apperr.Message(err), nil
 	}
-	if !u.delete() {
-		if _, err := s.run(ctx, s.Path(r), env, nil, "cat-file", "-e", u.New+"^{commit}"); err != nil {
-			return "a branch must point at a commit", nil
-		}
-	} else if branch == r.DefaultBranch {
+	// receive-pack itself refuses a branch pointing at anything but a
+	// commit.
+	if u.delete() && branch == r.DefaultBranch {
 		return "the default branch cannot be deleted; make another branch the default first", nil
 	}
 	rl := rulesFor(ps, branch)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -334,5 +333,4 @@ func TestPush_MalformedRequests(t *testing.T) {
 	if got := w.remoteHead(t, "app", "main"); got != next {
 		t.Errorf("main = %s after a real push", got)
 	}
-	_ = os.Remove
 }

@@ -14,8 +14,17 @@ import (
 	"github.com/rampartsec/rampart/internal/config"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/scm"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
+
+// eachStore runs fn on SQLite and, when RAMPART_TEST_POSTGRES is set (or
+// under CI), on PostgreSQL.
+func eachStore(t *testing.T, fn func(t *testing.T, store apptest.Option)) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { fn(t, apptest.WithStore(b.URL(t))) })
+	}
+}
 
 // world is a running Rampart with an org "acme" whose owner is the
 // admin, and a git client set up to talk to it.

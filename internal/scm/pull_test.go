@@ -42,7 +42,11 @@ func hasBlocker(p scm.PullJSON, s string) bool {
 // a passing check; a new push dismisses the approval and needs a new
 // check; then it merges and main holds the merge commit.
 func TestPull_MergeAfterApprovalAndCheck(t *testing.T) {
-	w := newWorld(t)
+	eachStore(t, testPull_MergeAfterApprovalAndCheck)
+}
+
+func testPull_MergeAfterApprovalAndCheck(t *testing.T, store apptest.Option) {
+	w := newWorld(t, store)
 	w.createRepo(t, "app")
 	bob, bobToken := w.member(t, "bob", "developer")
 	ci, _ := w.member(t, "ci", "developer")

@@ -62,7 +62,11 @@ func (w *world) fsck(t *testing.T, repo string) {
 // with a bypass reason lands, is audited and reported; later pushes are
 // not blamed for the secret already in the repository.
 func TestPush_SecretRefusedThenBypassed(t *testing.T) {
-	w := newWorld(t)
+	eachStore(t, testPush_SecretRefusedThenBypassed)
+}
+
+func testPush_SecretRefusedThenBypassed(t *testing.T, store apptest.Option) {
+	w := newWorld(t, store)
 	w.createRepo(t, "app")
 	dir := w.workdir(t, w.cloneURL(t, "app", "admin", w.token))
 	w.must(t, dir, "push", "--quiet", "origin", "main")
@@ -204,8 +208,10 @@ func TestPush_BranchProtection(t *testing.T) {
 // TestPush_Concurrent pushes two different commits to one branch at the
 // same time: one lands, the other is told to fetch first, and the
 // repository is intact.
-func TestPush_Concurrent(t *testing.T) {
-	w := newWorld(t)
+func TestPush_Concurrent(t *testing.T) { eachStore(t, testPush_Concurrent) }
+
+func testPush_Concurrent(t *testing.T, store apptest.Option) {
+	w := newWorld(t, store)
 	w.createRepo(t, "app")
 	remote := w.cloneURL(t, "app", "admin", w.token)
 	first := w.workdir(t, remote)

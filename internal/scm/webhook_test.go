@@ -111,8 +111,10 @@ func settled(n int) func([]scm.DeliveryJSON) bool {
 // repository webhook and an org webhook as GitHub payloads with a valid
 // HMAC signature; a failing target is retried with backoff until it
 // answers; a delivery can be sent again.
-func TestWebhooks_SignedGitHubPayloads(t *testing.T) {
-	w := newWorld(t)
+func TestWebhooks_SignedGitHubPayloads(t *testing.T) { eachStore(t, testWebhooks_SignedGitHubPayloads) }
+
+func testWebhooks_SignedGitHubPayloads(t *testing.T, store apptest.Option) {
+	w := newWorld(t, store)
 	w.createRepo(t, "app")
 	target := newReceiver(t, 500, 502) // two failures, then success
 	orgTarget := newReceiver(t)

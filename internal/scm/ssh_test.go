@@ -104,3 +104,40 @@ func TestGitSSH_CloneAndPush(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestPush_RequireSignedCommits: a branch that requires signatures takes
+// commits signed with a key registered in Rampart (git's SSH signing)
+// and refuses unsigned ones and ones signed with an unknown key.
+func TestPush_RequireSignedCommits(t *testing.T) {
+	w := newWorld(t)
+	w.createRepo(t, "app")
+	key, pub := sshKey(t, "signer")
+	stranger, _ := sshKey(t, "stranger")
+	w.admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/user/ssh-keys", scm.SSHKeyRequest{Key: pub})
+	dir := w.workdir(t, w.cloneURL(t, "app", "admin", w.token))
+	w.must(t, dir, "push", "--quiet", "origin", "main")
+	w.admin.Must(http.StatusOK, "PUT", repoAPI+"/protections", scm.ProtectionJSON{Pattern: "main", RequireSigned: true})
+	w.must(t, dir, "config", "gpg.format", "ssh")
+
+	unsigned := w.commit(t, dir, "unsigned", map[string]string{"u.txt": "u\n"})
+	out, err := w.run(t, dir, "push", "origin", "main")
+	if err == nil || !strings.Contains(out, "commits must be signed with an SSH key registered in Rampart; not verified: "+unsigned[:12]) {
+		t.Fatalf("unsigned push: err=%v\n%s", err, out)
+	}
+	w.must(t, dir, "reset", "--quiet", "--hard", "HEAD~1")
+
+	w.must(t, dir, "config", "user.signingkey", stranger)
+	w.write(t, dir, "s.txt", "stranger\n")
+	w.must(t, dir, "add", ".")
+	w.must(t, dir, "commit", "--quiet", "-S", "-m", "signed by a stranger")
+	if out, err := w.run(t, dir, "push", "origin", "main"); err == nil || !strings.Contains(out, "not verified") {
+		t.Fatalf("push signed with an unknown key: err=%v\n%s", err, out)
+	}
+	w.must(t, dir, "reset", "--quiet", "--hard", "HEAD~1")
+
+	w.must(t, dir, "config", "user.signingkey", key)
+	w.write(t, dir, "k.txt", "known\n")
+	w.must(t, dir, "add", ".")
+	w.must(t, dir, "commit", "--quiet", "-S", "-m", "signed")
+	w.must(t, dir, "push", "--quiet", "origin", "main")
+}

@@ -66,4 +66,25 @@ func TestGitHTTP_Unauthenticated(t *testing.T) {
 	if err == nil || !strings.Contains(out, "Authentication failed") {
 		t.Errorf("clone with a bad token: err=%v\n%s", err, out)
 	}
+	// Once public, anyone may clone, nobody anonymous may push.
+	dir := w.workdir(t, w.cloneURL(t, "app", "admin", w.token))
+	w.must(t, dir, "push", "--quiet", "origin", "main")
+	public := true
+	w.admin.Must(http.StatusOK, "PATCH", httpapi.Prefix+"/orgs/acme/repos/app", scm.UpdateRepoRequest{Public: &public})
+	clone := t.TempDir()
+	w.must(t, clone, "clone", "--quiet", w.cloneURL(t, "app", "", ""), ".")
+	w.commit(t, clone, "anonymous change", map[string]string{"x": "x\n"})
+	out, err = w.run(t, clone, "push", "origin", "main")
+	if err == nil || !strings.Contains(out, "could not read Username") {
+		t.Errorf("anonymous push to a public repository: err=%v\n%s", err, out)
+	}
+	// A signed-in outsider may read a public repository, not push to it.
+	_, outsider := w.member(t, "outsider", "reader")
+	w.admin.Must(http.StatusNoContent, "DELETE", httpapi.Prefix+"/orgs/acme/members/outsider", nil)
+	w.must(t, clone, "remote", "set-url", "origin", w.cloneURL(t, "app", "outsider", outsider))
+	w.must(t, clone, "fetch", "--quiet", "origin")
+	out, err = w.run(t, clone, "push", "origin", "main")
+	if err == nil || !strings.Contains(out, "403") {
+		t.Errorf("outsider push to a public repository: err=%v\n%s", err, out)
+	}
 }

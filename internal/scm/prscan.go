@@ -3,7 +3,6 @@ package scm
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/rampartsec/rampart/internal/scan/report"
@@ -71,11 +70,4 @@ func (s *Service) PullFindings(ctx context.Context, r Repo, pr PullRequest) ([]r
 	}
 	s.findings.put(key, out)
 	return out, nil
-}
-
-// findingLine renders a finding for messages and pages.
-func findingLine(f report.Finding) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d %s (%s)", f.Location.Path, f.Location.StartLine, f.RuleID, f.Severity)
-	return b.String()
 }

@@ -132,6 +132,7 @@ func run(n, size, files int) error {
 	if err := git("remote", "add", "origin", u.String()); err != nil {
 		return err
 	}
+	loadBefore := loadAvg()
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var walls []float64
 	for i := -2; i < n; i++ { // two warm-up pushes
@@ -161,8 +162,8 @@ func run(n, size, files int) error {
 	tm.mu.Lock()
 	checks, scans := tm.checks[2:], tm.scans[2:]
 	tm.mu.Unlock()
-	fmt.Printf("%d pushes of %d files, %.2f MB of new code each; git %s; %d CPUs (%s/%s)\n\n", n, files,
-		float64(size)/(1<<20), gitVersion(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	fmt.Printf("%d pushes of %d files, %.2f MB of new code each; git %s; %d CPUs (%s/%s); load average %s before, %s after\n\n", n, files,
+		float64(size)/(1<<20), gitVersion(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, loadBefore, loadAvg())
 	fmt.Printf("%-38s %9s %9s %9s\n", "", "p50 ms", "p95 ms", "max ms")
 	for _, row := range []struct {
 		name string
@@ -185,6 +186,20 @@ func pct(v []float64, p float64) float64 {
 	}
 	i := int(float64(len(s))*p/100+0.5) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// loadAvg is the one-minute load average ("?" where unknown): the machine
+// is shared, and the figures mean little without it.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 func gitVersion() string {

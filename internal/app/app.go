@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampartsec/rampart/internal/apperr"
@@ -44,6 +46,9 @@ import (
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
+	"github.com/rampartsec/rampart/internal/scm"
+	"github.com/rampartsec/rampart/internal/scm/githttp"
+	"github.com/rampartsec/rampart/internal/scm/gitssh"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
 	"github.com/rampartsec/rampart/internal/web"
@@ -90,6 +95,10 @@ type App struct {
 	gwLn     net.Listener
 	gwURL    string
 	matchLog *os.File
+	// SCM hosts git repositories and pull requests.
+	SCM    *scm.Service
+	sshLn  net.Listener
+	sshSrv *gitssh.Server
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -126,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -169,13 +178,35 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		gatewayRoutes = a.Routes.Routes()
 	}
 
+	sshURL := ""
+	if cfg.SCM.SSHAddr != "" {
+		if a.sshLn, err = net.Listen("tcp", cfg.SCM.SSHAddr); err != nil {
+			return nil, apperr.Wrap(err, apperr.Unavailable, "listen on "+cfg.SCM.SSHAddr)
+		}
+		sshURL = sshBaseURL(a.url, a.sshLn.Addr())
+	}
+	if a.SCM, err = scm.New(scm.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log, Clock: opt.Clock,
+		Root: filepath.Join(cfg.DataDir, "git"), PublicURL: a.url, SSHURL: sshURL, MaxPushBytes: cfg.SCM.MaxPushBytes,
+		HookTimeout: cfg.SCM.HookTimeout, Webhooks: scm.WebhookOptions{Timeout: cfg.SCM.WebhookTimeout,
+			Backoff: cfg.SCM.WebhookBackoff, Attempts: cfg.SCM.WebhookAttempts}}); err != nil {
+		return nil, err
+	}
+	a.SCM.Subscribe(a.Events)
+	if a.sshLn != nil {
+		if a.sshSrv, err = gitssh.New(gitssh.Deps{SCM: a.SCM, IDs: a.IDs, Log: log,
+			HostKeyFile: filepath.Join(cfg.DataDir, "ssh", "host_ed25519_key")}); err != nil {
+			return nil, err
+		}
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), gatewayRoutes)}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes)}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages()), Nav: a.OIDC.Nav(),
-		Templates: []fs.FS{oidcop.Templates(), federation.Templates()}, LoginSources: a.Federation.LoginSources})
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages()),
+		Nav: slices.Concat(a.OIDC.Nav(), a.SCM.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates()},
+		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +220,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	// The middleware chain, outermost first.
 	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
 	metrics := httpmw.NewMetrics(a.Registry)
-	var h http.Handler = httpmw.Route(mux)
+	gitMux := http.NewServeMux()
+	(&githttp.Handler{SCM: a.SCM, Log: log}).Register(gitMux)
+	var h http.Handler = httpmw.Route(githttp.Dispatch(gitMux, mux))
 	// OAuth endpoints authenticate their callers (client secrets, access
 	// tokens) themselves; everything else goes through Authenticate.
 	h = oidcop.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h))
@@ -311,6 +344,37 @@ func certHosts(publicURL string, addr net.Addr) []string {
 	return hosts
 }
 
+// sshBaseURL is the ssh:// base of clone URLs: the public host name and
+// the SSH listener's port.
+func sshBaseURL(publicURL string, addr net.Addr) string {
+	host := "localhost"
+	if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	port := "22"
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(ta.Port)
+	}
+	return "ssh://git@" + net.JoinHostPort(host, port)
+}
+
+// SSHAddr is the address of the git SSH listener ("" when SSH is off).
+func (a *App) SSHAddr() string {
+	if a.sshLn == nil {
+		return ""
+	}
+	return a.sshLn.Addr().String()
+}
+
+// SSHHostKey is the SSH server's host key in authorized_keys form ("" when
+// SSH is off).
+func (a *App) SSHHostKey() string {
+	if a.sshSrv == nil {
+		return ""
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.sshSrv.HostKey())))
+}
+
 // registerOps adds the operational endpoints. /healthz and /readyz are
 // public (load balancers probe them); /metrics needs the metrics:read scope.
 func (a *App) registerOps(mux *http.ServeMux) {
@@ -374,6 +438,10 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error { return a.Gateway.Run(gctx, a.cfg.Limits.ShutdownGrace) })
 		g.Go(func() error { return a.Routes.Run(gctx) })
 	}
+	g.Go(func() error { return a.SCM.Run(gctx) })
+	if a.sshSrv != nil {
+		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -429,6 +497,11 @@ func (a *App) Close() error {
 	if a.matchLog != nil {
 		errs = append(errs, a.matchLog.Close())
 		a.matchLog = nil
+	}
+	if a.sshLn != nil {
+		if err := a.sshLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

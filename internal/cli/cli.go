@@ -158,6 +158,9 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.gatewayCmd(),
+		ce.repoCmd(),
+		ce.prCmd(),
+		ce.sshKeyCmd(),
 		ce.versionCmd(),
 	)
 	strictGroups(root)

@@ -97,6 +97,8 @@ SIGTERM stops it gracefully.`,
 	f.StringVar(&cfg.Gateway.MatchLog, "gateway-waf-log", "", "file for the WAF's match lines (default DATA/gateway/waf-matches.log; off for none)")
 	f.Var(onOff{&cfg.Gateway.AccessLog}, "gateway-access-log", "log one JSON line per gateway request (on|off)")
 	f.IntVar(&cfg.Gateway.MaxHeaderBytes, "gateway-max-header", cfg.Gateway.MaxHeaderBytes, "largest request line and headers the gateway accepts, in bytes")
+	f.StringVar(&cfg.SCM.SSHAddr, "ssh-addr", "127.0.0.1:2222", "listen address of git over SSH (empty turns SSH off)")
+	f.Int64Var(&cfg.SCM.MaxPushBytes, "max-push", 512<<20, "largest accepted git push (pack data) in bytes")
 	f.Lookup("tls").NoOptDefVal = "on"
 	f.Lookup("gateway-tls").NoOptDefVal = "on"
 	f.Lookup("gateway-access-log").NoOptDefVal = "on"

@@ -37,6 +37,7 @@ type Config struct {
 	Limits   Limits
 	OIDC     OIDC
 	Gateway  Gateway
+	SCM      SCM
 }
 
 // Gateway configures the gateway: its own listener in front of the
@@ -56,6 +57,23 @@ type Gateway struct {
 	AccessLog bool
 	// MaxHeaderBytes caps request lines and headers (431 above).
 	MaxHeaderBytes int
+}
+
+// SCM tunes source hosting (package scm).
+type SCM struct {
+	// SSHAddr is the listen address of git over SSH; empty turns SSH off
+	// (`rampart up` listens on 127.0.0.1:2222 unless told otherwise).
+	SSHAddr string
+	// MaxPushBytes caps the pack data of one push (0: 512 MiB).
+	MaxPushBytes int64
+	// HookTimeout bounds a push's checks (0: 2 minutes).
+	HookTimeout time.Duration
+	// Webhook delivery: the timeout of one attempt, the first retry's
+	// wait (tripled for each later one) and the number of attempts
+	// (zero values: 10s, 10s, 5).
+	WebhookTimeout  time.Duration
+	WebhookBackoff  time.Duration
+	WebhookAttempts int
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -177,6 +195,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Gateway.MaxHeaderBytes < 1024 || c.Gateway.MaxHeaderBytes > 1<<20 {
 		bad("gateway-max-header", "must be 1 KiB to 1 MiB")
+	}
+	if c.SCM.SSHAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SCM.SSHAddr); err != nil {
+			bad("ssh-addr", "must be host:port: %v", err)
+		}
+	}
+	if c.SCM.MaxPushBytes < 0 || c.SCM.HookTimeout < 0 || c.SCM.WebhookTimeout < 0 || c.SCM.WebhookBackoff < 0 || c.SCM.WebhookAttempts < 0 {
+		bad("scm", "limits, timeouts and attempts must not be negative")
 	}
 	if c.Limits.ShutdownGrace <= 0 {
 		bad("limits.shutdown-grace", "must be positive: in-flight requests get this long at shutdown")

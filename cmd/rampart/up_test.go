@@ -131,7 +131,7 @@ var runningRE = regexp.MustCompile(`Rampart is running at (https?)://localhost:(
 // extra environment, and waits until it serves.
 func startUp(t *testing.T, dir string, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(rampartBinary(t), append([]string{"up", "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(rampartBinary(t), append([]string{"up", "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--ssh-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = dir
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RAMPART_") {
@@ -363,7 +363,8 @@ func TestUp_TLS(t *testing.T) {
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		p := startUp(t, dir, []string{"RAMPART_ADMIN_PASSWORD=tls-test-password"}, "--tls=off")
+		// The gateway has TLS of its own: turned off too, no CA is made.
+		p := startUp(t, dir, []string{"RAMPART_ADMIN_PASSWORD=tls-test-password"}, "--tls=off", "--gateway-tls=off")
 		if !strings.HasPrefix(p.URL, "http://") {
 			t.Fatalf("URL %s, want http", p.URL)
 		}

@@ -189,7 +189,7 @@ func (c *Config) Validate() error {
 	if c.Gateway.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Gateway.Addr); err != nil {
 			bad("gateway-addr", "must be host:port, or empty to turn the gateway off: %v", err)
-		} else if c.Gateway.Addr == c.Addr {
+		} else if c.Gateway.Addr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 			bad("gateway-addr", "must differ from addr")
 		}
 	}

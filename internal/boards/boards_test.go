@@ -125,7 +125,7 @@ func TestService_Hierarchy(t *testing.T) {
 		alice := e.user(t, "alice")
 		acme, globex := e.org(t, alice, "acme"), e.org(t, alice, "globex")
 		ctx := as(t.Context(), alice)
-		epic := e.item(t, ctx, acme, boards.NewItem{Type: boards.TypeEpic, Title: "epic"})   // 1
+		epic := e.item(t, ctx, acme, boards.NewItem{Type: boards.TypeEpic, Title: "epic"})    // 1
 		story := e.item(t, ctx, acme, boards.NewItem{Type: boards.TypeStory, Title: "story"}) // 2
 		bug := e.item(t, ctx, acme, boards.NewItem{Type: boards.TypeBug, Title: "bug"})       // 3
 		task := e.item(t, ctx, acme, boards.NewItem{Type: boards.TypeTask, Title: "task", Parent: story.Number})

@@ -48,6 +48,12 @@ func (r *repoTable) RepoPath(_ context.Context, id int64) (string, string, error
 	return "/nonexistent", def, nil
 }
 
+func (r *repoTable) set(id int64, def string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.defs[id] = def
+}
+
 // each runs fn on SQLite and PostgreSQL, in parallel with other such tests.
 func each(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()

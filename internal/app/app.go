@@ -31,6 +31,7 @@ import (
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
+	"github.com/rampartsec/rampart/internal/boards"
 	"github.com/rampartsec/rampart/internal/config"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/httpmw"
@@ -55,6 +56,12 @@ type Options struct {
 	// TOTP, sign-in throttling) and the audit log, so end-to-end tests can
 	// move time forward.
 	Clock func() time.Time
+	// Repos tells boards and alerts where a repository lives on disk and
+	// which branch is its default. scm provides it once wired in; tests
+	// set their own.
+	Repos interface {
+		RepoPath(ctx context.Context, repoID int64) (path, defaultBranch string, err error)
+	}
 }
 
 // App is a running Rampart.
@@ -76,6 +83,9 @@ type App struct {
 	Federation *federation.Service
 	API        *httpapi.Server
 	Registry   *prometheus.Registry
+
+	// Boards keeps work items and links them to commits and pull requests.
+	Boards *boards.Service
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -111,7 +121,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
+		boards.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -146,13 +157,19 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	if a.Boards, err = boards.New(boards.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log,
+		Clock: opt.Clock, PublicURL: a.url, Repos: opt.Repos}); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.Boards.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages()), Nav: a.OIDC.Nav(),
-		Templates: []fs.FS{oidcop.Templates(), federation.Templates()}, LoginSources: a.Federation.LoginSources})
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.Boards.Pages()),
+		Nav: slices.Concat(a.OIDC.Nav(), a.Boards.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), boards.Templates()},
+		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
 	}

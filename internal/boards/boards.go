@@ -50,6 +50,9 @@ func Types() []Type { return []Type{TypeEpic, TypeStory, TypeBug, TypeTask} }
 
 // ParseType reads a type name (any case).
 func ParseType(s string) (Type, error) {
+	if strings.TrimSpace(s) == "" {
+		return "", apperr.InvalidField("type", "type is required: epic, story, bug or task")
+	}
 	t := Type(strings.ToLower(strings.TrimSpace(s)))
 	for _, k := range Types() {
 		if t == k {

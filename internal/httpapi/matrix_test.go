@@ -145,6 +145,12 @@ var routeRules = map[string]expect{
 	"DELETE /api/v1/oidc/clients/{id}": {admins, "admin", ""},
 	"GET /api/v1/oidc/keys":            {admins, "admin", ""},
 	"POST /api/v1/oidc/keys/rotate":    {admins, "admin", ""},
+
+	"GET /api/v1/orgs/{org}/workitems":             {org(reader), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/workitems":            {org(developer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/workitems/{number}":    {org(reader), "repo:read", ""},
+	"PATCH /api/v1/orgs/{org}/workitems/{number}":  {org(developer), "repo:write", ""},
+	"DELETE /api/v1/orgs/{org}/workitems/{number}": {org(maintainer), "repo:write", ""},
 }
 
 // allows reports whether the row lets s call the route on org target

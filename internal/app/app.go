@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rampartsec/rampart/internal/alerts"
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/authn"
@@ -86,6 +87,9 @@ type App struct {
 
 	// Boards keeps work items and links them to commits and pull requests.
 	Boards *boards.Service
+	// Alerts keeps the security alerts of repositories' default branches.
+	Alerts   *alerts.Service
+	scanners *alerts.LocalScanner
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -122,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		boards.Migrations); err != nil {
+		boards.Migrations, alerts.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -161,14 +165,23 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Clock: opt.Clock, PublicURL: a.url, Repos: opt.Repos}); err != nil {
 		return nil, err
 	}
+	// The server's scanner; dependency alerts need the OSV advisory
+	// database at DATA/advisories.db (rampart db import --db …).
+	a.scanners = &alerts.LocalScanner{AdvisoryPath: filepath.Join(cfg.DataDir, "advisories.db")}
+	if a.Alerts, err = alerts.New(alerts.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log,
+		Scanner: a.scanners.Scanner, WorkItems: a.Boards, Repos: opt.Repos, Clock: opt.Clock, PublicURL: a.url,
+		TempDir: filepath.Join(cfg.DataDir, "tmp")}); err != nil {
+		return nil, err
+	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.Boards.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.Boards.Routes(), a.Alerts.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.Boards.Pages()),
-		Nav: slices.Concat(a.OIDC.Nav(), a.Boards.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), boards.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.Boards.Pages(), a.Alerts.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.Boards.Nav(), a.Alerts.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), boards.Templates(), alerts.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -339,6 +352,9 @@ func (a *App) Close() error {
 		if err := a.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.scanners != nil {
+		errs = append(errs, a.scanners.Close())
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

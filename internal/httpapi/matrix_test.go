@@ -151,6 +151,14 @@ var routeRules = map[string]expect{
 	"GET /api/v1/orgs/{org}/workitems/{number}":    {org(reader), "repo:read", ""},
 	"PATCH /api/v1/orgs/{org}/workitems/{number}":  {org(developer), "repo:write", ""},
 	"DELETE /api/v1/orgs/{org}/workitems/{number}": {org(maintainer), "repo:write", ""},
+
+	"GET /api/v1/orgs/{org}/alerts":                {org(developer), "repo:read", ""},
+	"GET /api/v1/orgs/{org}/alerts/overview":       {org(developer), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/alerts/scan":          {org(maintainer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/alerts/{id}":           {org(developer), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/alerts/{id}/dismiss":  {org(maintainer), "repo:write", ""},
+	"POST /api/v1/orgs/{org}/alerts/{id}/reopen":   {org(maintainer), "repo:write", ""},
+	"POST /api/v1/orgs/{org}/alerts/{id}/workitem": {org(developer), "repo:write", ""},
 }
 
 // allows reports whether the row lets s call the route on org target

@@ -175,9 +175,6 @@ func (s *Service) repoLock(id int64) *sync.Mutex {
 // date. A failed scan is recorded on the repository.
 func (s *Service) ScanCommit(ctx context.Context, repo Repo, commit string) (Result, error) {
 	res := Result{Repo: repo.Name, Commit: commit}
-	if !commitRE.MatchString(commit) {
-		return res, apperr.InvalidField("commit", "%q is not a full commit id", clip(commit))
-	}
 	if s.repos == nil {
 		return res, apperr.E(apperr.Unavailable, "repositories cannot be scanned: no repository directory is wired in")
 	}
@@ -185,6 +182,11 @@ func (s *Service) ScanCommit(ctx context.Context, repo Repo, commit string) (Res
 	lock.Lock()
 	defer lock.Unlock()
 	started := s.now()
+	if !commitRE.MatchString(commit) {
+		err := apperr.InvalidField("commit", "%q is not a full commit id", clip(printable(commit)))
+		s.recordFailure(ctx, repo, "", started, err)
+		return res, err
+	}
 	rep, notes, err := s.scanTree(ctx, repo, commit)
 	if err != nil {
 		s.recordFailure(ctx, repo, commit, started, err)

@@ -132,6 +132,7 @@ type boardView struct {
 	Projects   []identity.Project
 	Members    []identity.Member
 	CanWrite   bool
+	CanAlerts  bool
 	Total      int
 	Capped     bool
 	Priorities []int
@@ -145,7 +146,8 @@ func (s *Service) boardPage(c *web.Ctx) error {
 	}
 	ctx := c.R.Context()
 	v := boardView{Org: o, Types: Types(), States: States(), Priorities: priorities(),
-		CanWrite: authz.Decide(c.P.Subject, authz.WorkItemWrite, o.Resource()).Allow}
+		CanWrite:  authz.Decide(c.P.Subject, authz.WorkItemWrite, o.Resource()).Allow,
+		CanAlerts: authz.Decide(c.P.Subject, authz.AlertRead, o.Resource()).Allow}
 	if v.Projects, err = s.ids.Projects(ctx, o.ID); err != nil {
 		return err
 	}

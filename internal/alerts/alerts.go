@@ -104,10 +104,20 @@ func ParseReason(s string) (Reason, error) {
 // MaxComment caps a dismissal comment.
 const MaxComment = 2000
 
+// Sources of alerts.
+const (
+	// SourceScan alerts come from scans of a default branch.
+	SourceScan = "scan"
+	// SourceBypass alerts come from a push let past push protection.
+	SourceBypass = "bypass"
+)
+
 // Alert is one finding of a repository's default branch, followed over
 // scans.
 type Alert struct {
-	ID          int64
+	ID int64
+	// Source is SourceScan or SourceBypass.
+	Source      string
 	OrgID       int64
 	RepoID      int64
 	Repo        string // ORG/NAME
@@ -291,10 +301,11 @@ func New(d Deps) (*Service, error) {
 		scanner: d.Scanner, items: d.WorkItems, repos: d.Repos, now: d.Clock, publicURL: strings.TrimSuffix(d.PublicURL, "/"),
 		tempDir: d.TempDir, git: d.Git, limits: d.Limits.withDefaults(), repoLocks: map[int64]*sync.Mutex{}}
 	d.Events.Subscribe("alerts", []string{EventPush}, s.handle)
+	d.Events.Subscribe("alerts-bypass", []string{EventBypass}, s.handleBypass)
 	return s, nil
 }
 
-const selectAlert = `SELECT id, org_id, repo_id, repo, fingerprint, kind, rule_id, title, severity, path, line, finding, state,
+const selectAlert = `SELECT id, source, org_id, repo_id, repo, fingerprint, kind, rule_id, title, severity, path, line, finding, state,
 	first_seen_at, first_commit, last_seen_at, last_commit, opened_at, reopened, dismissed_reason, dismissed_comment,
 	dismissed_by, dismissed_at, fixed_at, fixed_commit, workitem FROM alerts`
 
@@ -304,7 +315,7 @@ func scanAlert(r interface{ Scan(...any) error }) (Alert, error) {
 		finding  string
 		workitem *int64
 	)
-	err := r.Scan(&a.ID, &a.OrgID, &a.RepoID, &a.Repo, &a.Fingerprint, &a.Kind, &a.RuleID, &a.Title, &a.Severity, &a.Path,
+	err := r.Scan(&a.ID, &a.Source, &a.OrgID, &a.RepoID, &a.Repo, &a.Fingerprint, &a.Kind, &a.RuleID, &a.Title, &a.Severity, &a.Path,
 		&a.Line, &finding, &a.State, store.TimeDest(&a.FirstSeenAt), &a.FirstCommit, store.TimeDest(&a.LastSeenAt),
 		&a.LastCommit, store.TimeDest(&a.OpenedAt), &a.Reopened, &a.DismissedReason, &a.DismissedComment, &a.DismissedBy,
 		store.TimeDest(&a.DismissedAt), store.TimeDest(&a.FixedAt), &a.FixedCommit, &workitem)

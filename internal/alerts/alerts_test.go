@@ -372,3 +372,50 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+func TestBypass(t *testing.T) {
+	each(t, alerts.Limits{}, func(t *testing.T, e *env) {
+		c1 := e.repo.commit("feature", "key", map[string]string{"deploy.env": awsKey(8) + "\n"})
+		ev := alerts.BypassEvent{Repo: "acme/shop", RepoID: repoID, Ref: "refs/heads/feature", Pusher: "dev", Reason: "test key\x1b[2J, rotating",
+			Findings: []alerts.BypassFinding{
+				{RuleID: "aws-access-key-id", Title: "AWS access key ID", Severity: "high", Path: "deploy.env", Line: 1, Commit: c1, Fingerprint: "fp-1"},
+				{RuleID: "x", Severity: "high", Path: "a", Commit: "--output=/tmp/x", Fingerprint: "fp-2"}, // not a commit id: dropped
+				{RuleID: "x", Severity: "high", Path: "a", Commit: c1},                                    // no fingerprint: dropped
+			}}
+		for range 2 { // delivered twice, raised once
+			if err := e.bus.PublishNow(t.Context(), alerts.EventBypass, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []alerts.Alert
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got = e.all(t)["secret"]
+			var seen int64
+			err := e.db.QueryRow(t.Context(), "SELECT seq FROM event_cursors WHERE subscriber = 'alerts-bypass'").Scan(&seen)
+			if len(got) > 0 && err == nil && seen >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("bypass alerts: %+v", got)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if len(got) != 1 {
+			t.Fatalf("%d bypass alerts, want 1: %+v", len(got), got)
+		}
+		a := got[0]
+		if a.Source != alerts.SourceBypass || a.State != alerts.StateOpen || a.FirstCommit != c1 || a.Path != "deploy.env" ||
+			a.Finding.Description != "Pushed to refs/heads/feature by dev past push protection, with the reason: test key[2J, rotating" {
+			t.Errorf("bypass alert = %+v", a)
+		}
+		if n, _ := e.published(t, alerts.EventOpened); n != 1 {
+			t.Errorf("%d alerts.opened events", n)
+		}
+		// Default-branch scans leave bypass alerts alone.
+		e.push(t, "main", e.repo.commit("main", "clean", map[string]string{"README.md": "hi\n", "deploy.env": ""}))
+		if a := e.one(t, "secret"); a.State != alerts.StateOpen {
+			t.Errorf("a scan without the secret moved the bypass alert to %s", a.State)
+		}
+	})
+}

@@ -13,8 +13,11 @@ import (
 
 // AlertJSON is an alert on the wire.
 type AlertJSON struct {
-	ID          int64     `json:"id"`
-	Org         string    `json:"org"`
+	ID  int64  `json:"id"`
+	Org string `json:"org"`
+	// Source is scan (the default branch) or bypass (a push let past push
+	// protection).
+	Source      string    `json:"source"`
 	Repo        string    `json:"repo"`
 	Kind        string    `json:"kind"`
 	Rule        string    `json:"rule"`
@@ -143,7 +146,7 @@ func (s *Service) Routes() []httpapi.Route {
 
 // JSON returns a on the wire.
 func (s *Service) JSON(a Alert) AlertJSON {
-	j := AlertJSON{ID: a.ID, Org: a.Org(), Repo: a.Repo, Kind: string(a.Kind), Rule: a.RuleID, Title: a.Title,
+	j := AlertJSON{ID: a.ID, Source: a.Source, Org: a.Org(), Repo: a.Repo, Kind: string(a.Kind), Rule: a.RuleID, Title: a.Title,
 		Severity: a.Severity.String(), Path: a.Path, Line: a.Line, Fingerprint: a.Fingerprint, State: string(a.State),
 		FirstSeenAt: a.FirstSeenAt, FirstCommit: a.FirstCommit, LastSeenAt: a.LastSeenAt, LastCommit: a.LastCommit,
 		OpenedAt: a.OpenedAt, Reopened: a.Reopened, FixedCommit: a.FixedCommit, Description: a.Finding.Description,

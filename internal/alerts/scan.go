@@ -547,7 +547,7 @@ func findingJSON(f scan.Finding) string {
 
 // open records a new alert.
 func (s *Service) open(ctx context.Context, tx *store.Tx, repo Repo, commit string, now time.Time, f scan.Finding) error {
-	a := Alert{OrgID: repo.Org.ID, RepoID: repo.ID, Repo: repo.Name, Fingerprint: f.Fingerprint, Kind: f.Kind, RuleID: clipTo(f.RuleID, 200),
+	a := Alert{Source: SourceScan, OrgID: repo.Org.ID, RepoID: repo.ID, Repo: repo.Name, Fingerprint: f.Fingerprint, Kind: f.Kind, RuleID: clipTo(f.RuleID, 200),
 		Title: clipTo(printable(f.Title), 500), Severity: f.Severity, Path: clipTo(f.Location.Path, 1024), Line: f.Location.StartLine,
 		Finding: f, State: StateOpen, FirstSeenAt: now, FirstCommit: commit, LastSeenAt: now, LastCommit: commit, OpenedAt: now}
 	err := tx.QueryRow(ctx, `INSERT INTO alerts (org_id, repo_id, repo, source, fingerprint, kind, rule_id, title, severity, path, line,

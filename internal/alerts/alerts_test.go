@@ -380,7 +380,7 @@ func TestBypass(t *testing.T) {
 			Findings: []alerts.BypassFinding{
 				{RuleID: "aws-access-key-id", Title: "AWS access key ID", Severity: "high", Path: "deploy.env", Line: 1, Commit: c1, Fingerprint: "fp-1"},
 				{RuleID: "x", Severity: "high", Path: "a", Commit: "--output=/tmp/x", Fingerprint: "fp-2"}, // not a commit id: dropped
-				{RuleID: "x", Severity: "high", Path: "a", Commit: c1},                                    // no fingerprint: dropped
+				{RuleID: "x", Severity: "high", Path: "a", Commit: c1},                                     // no fingerprint: dropped
 			}}
 		for range 2 { // delivered twice, raised once
 			if err := e.bus.PublishNow(t.Context(), alerts.EventBypass, ev); err != nil {

@@ -131,7 +131,7 @@ var runningRE = regexp.MustCompile(`Rampart is running at (https?)://localhost:(
 // extra environment, and waits until it serves.
 func startUp(t *testing.T, dir string, env []string, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(rampartBinary(t), append([]string{"up", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(rampartBinary(t), append([]string{"up", "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = dir
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RAMPART_") {

@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/events"
@@ -25,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/rampartsec/rampart/internal/alerts"
@@ -34,6 +38,8 @@ import (
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/boards"
 	"github.com/rampartsec/rampart/internal/config"
+	"github.com/rampartsec/rampart/internal/gateway"
+	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/httpmw"
 	"github.com/rampartsec/rampart/internal/identity"
@@ -42,6 +48,9 @@ import (
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
+	"github.com/rampartsec/rampart/internal/scm"
+	"github.com/rampartsec/rampart/internal/scm/githttp"
+	"github.com/rampartsec/rampart/internal/scm/gitssh"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
 	"github.com/rampartsec/rampart/internal/web"
@@ -53,6 +62,9 @@ type Options struct {
 	// Listener, when set, is used instead of listening on cfg.Addr (tests
 	// listen on :0 first to learn the port).
 	Listener net.Listener
+	// GatewayListener, when set, is used instead of listening on
+	// cfg.Gateway.Addr.
+	GatewayListener net.Listener
 	// Clock, when set, replaces time.Now for identity (sessions, tokens,
 	// TOTP, sign-in throttling) and the audit log, so end-to-end tests can
 	// move time forward.
@@ -90,6 +102,17 @@ type App struct {
 	// Alerts keeps the security alerts of repositories' default branches.
 	Alerts   *alerts.Service
 	scanners *alerts.LocalScanner
+	// Gateway is the layer-7 gateway (nil when turned off) and Routes
+	// the service managing its routes.
+	Gateway  *gateway.Gateway
+	Routes   *gateway.Service
+	gwLn     net.Listener
+	gwURL    string
+	matchLog *os.File
+	// SCM hosts git repositories and pull requests.
+	SCM    *scm.Service
+	sshLn  net.Listener
+	sshSrv *gitssh.Server
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -126,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		boards.Migrations, alerts.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -161,27 +184,64 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	var gatewayRoutes []httpapi.Route
+	if cfg.Gateway.Addr != "" {
+		if err := a.newGateway(ctx, opt); err != nil {
+			return nil, err
+		}
+		gatewayRoutes = a.Routes.Routes()
+	}
+
+	sshURL := ""
+	if cfg.SCM.SSHAddr != "" {
+		if a.sshLn, err = net.Listen("tcp", cfg.SCM.SSHAddr); err != nil {
+			return nil, apperr.Wrap(err, apperr.Unavailable, "listen on "+cfg.SCM.SSHAddr)
+		}
+		sshURL = sshBaseURL(a.url, a.sshLn.Addr())
+	}
+	if a.SCM, err = scm.New(scm.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log, Clock: opt.Clock,
+		Root: filepath.Join(cfg.DataDir, "git"), PublicURL: a.url, SSHURL: sshURL, MaxPushBytes: cfg.SCM.MaxPushBytes,
+		HookTimeout: cfg.SCM.HookTimeout, Webhooks: scm.WebhookOptions{Timeout: cfg.SCM.WebhookTimeout,
+			Backoff: cfg.SCM.WebhookBackoff, Attempts: cfg.SCM.WebhookAttempts}}); err != nil {
+		return nil, err
+	}
+	a.SCM.Subscribe(a.Events)
+	if a.sshLn != nil {
+		if a.sshSrv, err = gitssh.New(gitssh.Deps{SCM: a.SCM, IDs: a.IDs, Log: log,
+			HostKeyFile: filepath.Join(cfg.DataDir, "ssh", "host_ed25519_key")}); err != nil {
+			return nil, err
+		}
+	}
+
+	// Boards and alerts find repositories through scm, unless a test
+	// brings repositories of its own.
+	var repos interface {
+		RepoPath(ctx context.Context, repoID int64) (path, defaultBranch string, err error)
+	} = scmRepos{a.SCM}
+	if opt.Repos != nil {
+		repos = opt.Repos
+	}
 	if a.Boards, err = boards.New(boards.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log,
-		Clock: opt.Clock, PublicURL: a.url, Repos: opt.Repos}); err != nil {
+		Clock: opt.Clock, PublicURL: a.url, Repos: repos}); err != nil {
 		return nil, err
 	}
 	// The server's scanner; dependency alerts need the OSV advisory
 	// database at DATA/advisories.db (rampart db import --db …).
 	a.scanners = &alerts.LocalScanner{AdvisoryPath: filepath.Join(cfg.DataDir, "advisories.db")}
 	if a.Alerts, err = alerts.New(alerts.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log,
-		Scanner: a.scanners.Scanner, WorkItems: a.Boards, Repos: opt.Repos, Clock: opt.Clock, PublicURL: a.url,
+		Scanner: a.scanners.Scanner, WorkItems: a.Boards, Repos: repos, Clock: opt.Clock, PublicURL: a.url,
 		TempDir: filepath.Join(cfg.DataDir, "tmp")}); err != nil {
 		return nil, err
 	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.Boards.Routes(), a.Alerts.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.Boards.Pages(), a.Alerts.Pages()),
-		Nav:          slices.Concat(a.OIDC.Nav(), a.Boards.Nav(), a.Alerts.Nav()),
-		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), boards.Templates(), alerts.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -196,7 +256,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	// The middleware chain, outermost first.
 	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
 	metrics := httpmw.NewMetrics(a.Registry)
-	var h http.Handler = httpmw.Route(mux)
+	gitMux := http.NewServeMux()
+	(&githttp.Handler{SCM: a.SCM, Log: log}).Register(gitMux)
+	var h http.Handler = httpmw.Route(githttp.Dispatch(gitMux, mux))
 	// OAuth endpoints authenticate their callers (client secrets, access
 	// tokens) themselves; everything else goes through Authenticate.
 	h = oidcop.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h))
@@ -232,6 +294,77 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	return a, nil
 }
 
+// newGateway builds the gateway: its listener, the WAF engine writing
+// match lines to the match log, TLS from the data directory's CA, and the
+// route service with the config file and the stored routes loaded.
+func (a *App) newGateway(ctx context.Context, opt Options) error {
+	cfg := a.cfg.Gateway
+	a.gwLn = opt.GatewayListener
+	if a.gwLn == nil {
+		var err error
+		if a.gwLn, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return apperr.Wrap(err, apperr.Unavailable, "listen on "+cfg.Addr+" (gateway)")
+		}
+	}
+	scheme := "http"
+	if cfg.TLS {
+		scheme = "https"
+	}
+	a.gwURL = a.cfg.PublicURL(a.gwLn.Addr().String())
+	a.gwURL = scheme + a.gwURL[strings.Index(a.gwURL, "://"):]
+	var matchLog io.Writer
+	if cfg.MatchLog != "off" {
+		path := cfg.MatchLog
+		if path == "" {
+			path = filepath.Join(a.cfg.DataDir, "gateway", "waf-matches.log")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("create gateway directory: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("open waf match log: %w", err)
+		}
+		a.matchLog, matchLog = f, f
+	}
+	gopt := gateway.Options{Listener: a.gwLn, TLS: cfg.TLS, Logger: a.log, Registry: a.Registry,
+		WAF:       waf.NewEngine(waf.Options{MatchLog: matchLog, Logger: a.log}),
+		Events:    gateway.NewEventStore(a.db),
+		AccessLog: cfg.AccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}
+	if cfg.ConfigFile != "" {
+		fc, err := gateway.LoadConfigFile(cfg.ConfigFile)
+		if err != nil {
+			return err
+		}
+		if gopt.Certs, err = fc.LoadCertificates(); err != nil {
+			return err
+		}
+	}
+	if cfg.TLS {
+		ca, err := pki.EnsureCA(filepath.Join(a.cfg.DataDir, "tls"))
+		if err != nil {
+			return err
+		}
+		gopt.Issuer = ca
+		if pool, err := x509.SystemCertPool(); err == nil && pool != nil {
+			pool.AddCert(ca.Cert)
+			gopt.BackendRoots = pool
+		}
+	}
+	var err error
+	if a.Gateway, err = gateway.New(gopt); err != nil {
+		return err
+	}
+	if a.Routes, err = gateway.NewService(gateway.ServiceDeps{DB: a.db, Audit: a.Audit, Gateway: a.Gateway, Logger: a.log,
+		ConfigFile: cfg.ConfigFile, Now: opt.Clock}); err != nil {
+		return err
+	}
+	return a.Routes.Start(ctx)
+}
+
+// GatewayURL is where the gateway listens ("" when it is off).
+func (a *App) GatewayURL() string { return a.gwURL }
+
 // certHosts lists the names the server certificate must cover.
 func certHosts(publicURL string, addr net.Addr) []string {
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
@@ -245,6 +378,37 @@ func certHosts(publicURL string, addr net.Addr) []string {
 		hosts = append(hosts, h)
 	}
 	return hosts
+}
+
+// sshBaseURL is the ssh:// base of clone URLs: the public host name and
+// the SSH listener's port.
+func sshBaseURL(publicURL string, addr net.Addr) string {
+	host := "localhost"
+	if u, err := url.Parse(publicURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	port := "22"
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(ta.Port)
+	}
+	return "ssh://git@" + net.JoinHostPort(host, port)
+}
+
+// SSHAddr is the address of the git SSH listener ("" when SSH is off).
+func (a *App) SSHAddr() string {
+	if a.sshLn == nil {
+		return ""
+	}
+	return a.sshLn.Addr().String()
+}
+
+// SSHHostKey is the SSH server's host key in authorized_keys form ("" when
+// SSH is off).
+func (a *App) SSHHostKey() string {
+	if a.sshSrv == nil {
+		return ""
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(a.sshSrv.HostKey())))
 }
 
 // registerOps adds the operational endpoints. /healthz and /readyz are
@@ -306,6 +470,14 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return a.housekeeping(gctx) })
 	g.Go(func() error { return a.Events.Run(gctx) })
+	if a.Gateway != nil {
+		g.Go(func() error { return a.Gateway.Run(gctx, a.cfg.Limits.ShutdownGrace) })
+		g.Go(func() error { return a.Routes.Run(gctx) })
+	}
+	g.Go(func() error { return a.SCM.Run(gctx) })
+	if a.sshSrv != nil {
+		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -350,6 +522,20 @@ func (a *App) Close() error {
 	var errs []error
 	if a.ln != nil {
 		if err := a.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.gwLn != nil {
+		if err := a.gwLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if a.matchLog != nil {
+		errs = append(errs, a.matchLog.Close())
+		a.matchLog = nil
+	}
+	if a.sshLn != nil {
+		if err := a.sshLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}

@@ -129,6 +129,7 @@ func TestTLSAndStructuredLogs(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.AdminPassword = apptest.AdminPassword
+	cfg.Gateway.Addr = "127.0.0.1:0"
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

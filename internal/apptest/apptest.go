@@ -86,6 +86,8 @@ func Start(t testing.TB, opts ...Option) *App {
 	st.cfg.AdminPassword = AdminPassword
 	st.cfg.LogLevel = "warn"
 	st.cfg.Limits.ShutdownGrace = 5 * time.Second
+	st.cfg.Gateway.Addr = "127.0.0.1:0"
+	st.cfg.Gateway.TLS = false
 	for _, o := range opts {
 		o(&st)
 	}

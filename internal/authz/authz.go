@@ -355,3 +355,39 @@ func Check(s Subject, a Action, r Resource) error {
 	}
 	return apperr.E(d.Kind, "%s", d.Reason)
 }
+
+// Gateway actions. A project's routes are read by its readers and changed
+// by the owners of its org (a route exposes a host); site routes, the
+// route list of the whole gateway and its security events are for site
+// administrators.
+var (
+	GatewayRoutesRead  = Action{Name: "gateway.routes.read", Level: LevelProject, Role: Reader, Scope: ScopeOrgRead}
+	GatewayRoutesWrite = Action{Name: "gateway.routes.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	GatewayAdmin       = Action{Name: "gateway.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+	GatewayEventsRead  = Action{Name: "gateway.events.read", Level: LevelSiteAdmin, Scope: ScopeAuditRead}
+)
+
+// Actions of source hosting (package scm). Repositories belong to an org
+// and optionally to one of its projects: actions are checked against the
+// project when the repository has one (so project grants apply), else
+// against the org.
+var (
+	// RepoReadPublic reads a repository marked public: anyone, even
+	// anonymous callers, may clone it.
+	RepoReadPublic = Action{Name: "repo.read.public", Level: LevelPublic}
+	// RepoRead clones and fetches, and reads pull requests, checks and
+	// comments.
+	RepoRead = Action{Name: "repo.read", Level: LevelProject, Role: Reader, Scope: ScopeRepoRead}
+	// RepoWrite pushes, opens, reviews and merges pull requests (as branch
+	// protection allows) and posts status checks.
+	RepoWrite = Action{Name: "repo.write", Level: LevelProject, Role: Developer, Scope: ScopeRepoWrite}
+	// RepoCreate creates a repository in an org or project.
+	RepoCreate = Action{Name: "repo.create", Level: LevelProject, Role: Maintainer, Scope: ScopeRepoWrite}
+	// RepoAdmin changes settings, branch protection and webhooks.
+	RepoAdmin = Action{Name: "repo.admin", Level: LevelProject, Role: Maintainer, Scope: ScopeRepoWrite}
+	// RepoDelete deletes a repository with its history.
+	RepoDelete = Action{Name: "repo.delete", Level: LevelProject, Role: Owner, Scope: ScopeRepoWrite}
+	// OrgHooksAdmin manages org-wide webhooks, which see every repository
+	// of the org.
+	OrgHooksAdmin = Action{Name: "org.webhooks.admin", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+)

@@ -93,7 +93,7 @@ type PushCommit struct {
 
 // PullRequestEvent is the payload of scm.pull_request, as scm documents it.
 type PullRequestEvent struct {
-	Action      string `json:"action"` // opened, edited, synchronize, closed, reopened, merged
+	Action      string `json:"action"` // opened, edited, synchronized, closed, reopened, merged
 	Repo        string `json:"repo"`
 	RepoID      int64  `json:"repo_id"`
 	Number      int64  `json:"number"`

@@ -159,6 +159,10 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.alertCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
+		ce.gatewayCmd(),
+		ce.repoCmd(),
+		ce.prCmd(),
+		ce.sshKeyCmd(),
 		ce.versionCmd(),
 	)
 	strictGroups(root)

@@ -85,6 +85,8 @@ func startServer(env *testscript.Env) error {
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(env.WorkDir, "data")
 	cfg.TLS = false
+	cfg.Gateway.Addr = "127.0.0.1:0"
+	cfg.Gateway.TLS = false
 	cfg.AdminPassword = scriptAdminPassword
 	cfg.LogLevel = "info"
 	cfg.Limits.ShutdownGrace = 5 * time.Second

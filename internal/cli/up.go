@@ -65,6 +65,9 @@ SIGTERM stops it gracefully.`,
 				return err
 			}
 			fmt.Fprintf(ce.Stdout, "Rampart is running at %s\n", a.URL())
+			if gw := a.GatewayURL(); gw != "" {
+				fmt.Fprintf(ce.Stdout, "  The gateway listens at %s (add routes with 'rampart gateway route add')\n", gw)
+			}
 			if ca := a.CAFile(); ca != "" {
 				fmt.Fprintf(ce.Stdout, "  TLS certificates are issued by the CA in %s\n", ca)
 				fmt.Fprintf(ce.Stdout, "  (trust it in your browser, or pass --ca-cert %s to rampart login)\n", ca)
@@ -88,6 +91,16 @@ SIGTERM stops it gracefully.`,
 	f.DurationVar(&cfg.Session.AbsoluteTimeout, "session-max", cfg.Session.AbsoluteTimeout, "sign browsers out this long after sign-in")
 	f.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body", cfg.Limits.MaxBodyBytes, "largest accepted JSON or form body in bytes")
 	f.DurationVar(&cfg.Limits.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may run at shutdown")
+	f.StringVar(&cfg.Gateway.Addr, "gateway-addr", cfg.Gateway.Addr, "gateway listen address (empty turns the gateway off)")
+	f.Var(onOff{&cfg.Gateway.TLS}, "gateway-tls", "serve the gateway over HTTPS with a certificate per route host (on|off)")
+	f.StringVar(&cfg.Gateway.ConfigFile, "gateway-config", "", "gateway config file with site routes and certificates (YAML, re-read on change)")
+	f.StringVar(&cfg.Gateway.MatchLog, "gateway-waf-log", "", "file for the WAF's match lines (default DATA/gateway/waf-matches.log; off for none)")
+	f.Var(onOff{&cfg.Gateway.AccessLog}, "gateway-access-log", "log one JSON line per gateway request (on|off)")
+	f.IntVar(&cfg.Gateway.MaxHeaderBytes, "gateway-max-header", cfg.Gateway.MaxHeaderBytes, "largest request line and headers the gateway accepts, in bytes")
+	f.StringVar(&cfg.SCM.SSHAddr, "ssh-addr", "127.0.0.1:2222", "listen address of git over SSH (empty turns SSH off)")
+	f.Int64Var(&cfg.SCM.MaxPushBytes, "max-push", 512<<20, "largest accepted git push (pack data) in bytes")
 	f.Lookup("tls").NoOptDefVal = "on"
+	f.Lookup("gateway-tls").NoOptDefVal = "on"
+	f.Lookup("gateway-access-log").NoOptDefVal = "on"
 	return cmd
 }

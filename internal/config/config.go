@@ -36,6 +36,44 @@ type Config struct {
 	Session  Session
 	Limits   Limits
 	OIDC     OIDC
+	Gateway  Gateway
+	SCM      SCM
+}
+
+// Gateway configures the gateway: its own listener in front of the
+// applications, with routes, a WAF and limits.
+type Gateway struct {
+	// Addr is the gateway's listen address; "" turns the gateway off.
+	Addr string
+	// TLS serves HTTPS with a certificate per route host from the CA in
+	// DataDir (or the config file's certificates).
+	TLS bool
+	// ConfigFile holds site routes and certificates; re-read on change.
+	ConfigFile string
+	// MatchLog is the file the WAF writes its ModSecurity-style match
+	// lines to ("" for DataDir/gateway/waf-matches.log, "off" for none).
+	MatchLog string
+	// AccessLog writes a JSON line per gateway request.
+	AccessLog bool
+	// MaxHeaderBytes caps request lines and headers (431 above).
+	MaxHeaderBytes int
+}
+
+// SCM tunes source hosting (package scm).
+type SCM struct {
+	// SSHAddr is the listen address of git over SSH; empty turns SSH off
+	// (`rampart up` listens on 127.0.0.1:2222 unless told otherwise).
+	SSHAddr string
+	// MaxPushBytes caps the pack data of one push (0: 512 MiB).
+	MaxPushBytes int64
+	// HookTimeout bounds a push's checks (0: 2 minutes).
+	HookTimeout time.Duration
+	// Webhook delivery: the timeout of one attempt, the first retry's
+	// wait (tripled for each later one) and the number of attempts
+	// (zero values: 10s, 10s, 5).
+	WebhookTimeout  time.Duration
+	WebhookBackoff  time.Duration
+	WebhookAttempts int
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -77,6 +115,12 @@ func Default() Config {
 		Limits: Limits{
 			MaxBodyBytes:  1 << 20,
 			ShutdownGrace: 15 * time.Second,
+		},
+		Gateway: Gateway{
+			Addr:           "127.0.0.1:8443",
+			TLS:            true,
+			AccessLog:      true,
+			MaxHeaderBytes: 32 << 10,
 		},
 	}
 }
@@ -141,6 +185,24 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")
+	}
+	if c.Gateway.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Gateway.Addr); err != nil {
+			bad("gateway-addr", "must be host:port, or empty to turn the gateway off: %v", err)
+		} else if c.Gateway.Addr == c.Addr {
+			bad("gateway-addr", "must differ from addr")
+		}
+	}
+	if c.Gateway.MaxHeaderBytes < 1024 || c.Gateway.MaxHeaderBytes > 1<<20 {
+		bad("gateway-max-header", "must be 1 KiB to 1 MiB")
+	}
+	if c.SCM.SSHAddr != "" {
+		if _, _, err := net.SplitHostPort(c.SCM.SSHAddr); err != nil {
+			bad("ssh-addr", "must be host:port: %v", err)
+		}
+	}
+	if c.SCM.MaxPushBytes < 0 || c.SCM.HookTimeout < 0 || c.SCM.WebhookTimeout < 0 || c.SCM.WebhookBackoff < 0 || c.SCM.WebhookAttempts < 0 {
+		bad("scm", "limits, timeouts and attempts must not be negative")
 	}
 	if c.Limits.ShutdownGrace <= 0 {
 		bad("limits.shutdown-grace", "must be positive: in-flight requests get this long at shutdown")

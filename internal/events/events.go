@@ -269,10 +269,15 @@ func (b *Bus) deliver(ctx context.Context, s *subscription) (more bool, err erro
 		return false, err
 	}
 	for _, e := range evs {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		if err := b.handle(ctx, s, e); err != nil {
 			return false, err
 		}
-		if err := b.ack(ctx, s.name, e.Seq); err != nil {
+		// A handled event is acknowledged even while shutting down, so a
+		// restart does not deliver it again needlessly.
+		if err := b.ack(context.WithoutCancel(ctx), s.name, e.Seq); err != nil {
 			return false, err
 		}
 	}

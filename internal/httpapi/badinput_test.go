@@ -79,12 +79,13 @@ func TestAPI_BadBodiesEverywhere(t *testing.T) {
 	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/acme/projects", httpapi.CreateProjectRequest{Name: "web"})
 	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/acme/service-accounts", httpapi.CreateServiceAccountRequest{Name: "ci", Role: "reader"})
 	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/acme/teams", httpapi.CreateTeamRequest{Name: "devs"})
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/acme/repos", `{"name":"app"}`)
 	for _, rt := range a.API.Routes() {
 		if rt.Request == nil {
 			continue
 		}
 		path := strings.NewReplacer("{org}", "acme", "{project}", "web", "{team}", "devs", "{username}", "admin",
-			"{name}", "acme-bot-ci").Replace(rt.Path)
+			"{name}", "acme-bot-ci", "{repo}", "app").Replace(rt.Path)
 		t.Run(strings.ReplaceAll(rt.Method+" "+rt.Path, "/", "_"), func(t *testing.T) {
 			for _, body := range []string{`{"`, `{"no_such_field":1}`, `[]`} {
 				before := a.Mark(t)

@@ -228,6 +228,8 @@ func (w *world) restoreOrg(t *testing.T, f orgFixture) {
 		must(ids.GrantTeam(ctx, p, team, authzRole(t, f.teamGrant)))
 	}
 
+	w.restoreRepo(t, o)
+
 	bot := w.user(t, f.name+"-bot-"+disposableBot)
 	if !w.activeToken(t, bot.ID, w.botTokens[f.name]) {
 		_, tok, err := ids.CreateToken(ctx, bot.ID, identity.NewToken{Name: "deploy", Scopes: []authz.Scope{authz.ScopeRepoRead}})

@@ -152,13 +152,60 @@ var routeRules = map[string]expect{
 	"PATCH /api/v1/orgs/{org}/workitems/{number}":  {org(developer), "repo:write", ""},
 	"DELETE /api/v1/orgs/{org}/workitems/{number}": {org(maintainer), "repo:write", ""},
 
-	"GET /api/v1/orgs/{org}/alerts":                {org(developer), "repo:read", ""},
-	"GET /api/v1/orgs/{org}/alerts/overview":       {org(developer), "repo:read", ""},
-	"POST /api/v1/orgs/{org}/alerts/scan":          {org(maintainer), "repo:write", ""},
-	"GET /api/v1/orgs/{org}/alerts/{id}":           {org(developer), "repo:read", ""},
-	"POST /api/v1/orgs/{org}/alerts/{id}/dismiss":  {org(maintainer), "repo:write", ""},
-	"POST /api/v1/orgs/{org}/alerts/{id}/reopen":   {org(maintainer), "repo:write", ""},
-	"POST /api/v1/orgs/{org}/alerts/{id}/workitem": {org(developer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/alerts":                                      {org(developer), "repo:read", ""},
+	"GET /api/v1/orgs/{org}/alerts/overview":                             {org(developer), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/alerts/scan":                                {org(maintainer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/alerts/{id}":                                 {org(developer), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/alerts/{id}/dismiss":                        {org(maintainer), "repo:write", ""},
+	"POST /api/v1/orgs/{org}/alerts/{id}/reopen":                         {org(maintainer), "repo:write", ""},
+	"POST /api/v1/orgs/{org}/alerts/{id}/workitem":                       {org(developer), "repo:write", ""},
+	"GET /api/v1/gateway/routes":                                         {admins, "admin", ""},
+	"GET /api/v1/gateway/routes/{name}":                                  {admins, "admin", ""},
+	"PUT /api/v1/gateway/routes/{name}":                                  {admins, "admin", ""},
+	"DELETE /api/v1/gateway/routes/{name}":                               {admins, "admin", ""},
+	"GET /api/v1/gateway/events":                                         {admins, "audit:read", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/gateway/routes":           {project(reader), "org:read", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}":    {project(reader), "org:read", ""},
+	"PUT /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}":    {org(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}": {org(owner), "org:write", ""},
+	// Source hosting (package scm): the fixture repository {repo} belongs
+	// to the org directly, so org roles decide.
+	"GET /api/v1/orgs/{org}/repos":                                                    {org(reader), "org:read", ""},
+	"POST /api/v1/orgs/{org}/repos":                                                   {org(maintainer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}":                                             {org(reader), "repo:read", ""},
+	"PATCH /api/v1/orgs/{org}/repos/{repo}":                                           {org(maintainer), "repo:write", ""},
+	"DELETE /api/v1/orgs/{org}/repos/{repo}":                                          {org(owner), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/branches":                                    {org(reader), "repo:read", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/commits":                                     {org(reader), "repo:read", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/protections":                                 {org(reader), "repo:read", ""},
+	"PUT /api/v1/orgs/{org}/repos/{repo}/protections":                                 {org(maintainer), "repo:write", ""},
+	"DELETE /api/v1/orgs/{org}/repos/{repo}/protections":                              {org(maintainer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/statuses/{sha}":                              {org(reader), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/statuses/{sha}":                             {org(developer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pulls":                                       {org(reader), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/pulls":                                      {org(developer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pulls/{number}":                              {org(reader), "repo:read", ""},
+	"PATCH /api/v1/orgs/{org}/repos/{repo}/pulls/{number}":                            {org(developer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pulls/{number}/files":                        {org(reader), "repo:read", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pulls/{number}/findings":                     {org(reader), "repo:read", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pulls/{number}/reviews":                      {org(reader), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/pulls/{number}/reviews":                     {org(developer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pulls/{number}/comments":                     {org(reader), "repo:read", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/pulls/{number}/comments":                    {org(developer), "repo:write", ""},
+	"PUT /api/v1/orgs/{org}/repos/{repo}/pulls/{number}/merge":                        {org(developer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/hooks":                                       {org(maintainer), "repo:write", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/hooks":                                      {org(maintainer), "repo:write", ""},
+	"DELETE /api/v1/orgs/{org}/repos/{repo}/hooks/{id}":                               {org(maintainer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/hooks/{id}/deliveries":                       {org(maintainer), "repo:write", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/hooks/{id}/deliveries/{delivery}/redeliver": {org(maintainer), "repo:write", ""},
+	"GET /api/v1/orgs/{org}/hooks":                                                    {org(owner), "org:write", ""},
+	"POST /api/v1/orgs/{org}/hooks":                                                   {org(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/hooks/{id}":                                            {org(owner), "org:write", ""},
+	"GET /api/v1/orgs/{org}/hooks/{id}/deliveries":                                    {org(owner), "org:write", ""},
+	"POST /api/v1/orgs/{org}/hooks/{id}/deliveries/{delivery}/redeliver":              {org(owner), "org:write", ""},
+	"GET /api/v1/user/ssh-keys":                                                       {ownAccount, "user:read", ""},
+	"POST /api/v1/user/ssh-keys":                                                      {ownAccount, "user:write", ""},
+	"DELETE /api/v1/user/ssh-keys/{id}":                                               {ownAccount, "user:write", ""},
 }
 
 // allows reports whether the row lets s call the route on org target
@@ -364,6 +411,8 @@ func (w *world) pathValue(name, path string, s *subject, target string) (value s
 		return fixtureProject, true
 	case "team":
 		return fixtureTeam, true
+	case "repo":
+		return fixtureRepo, true
 	case "username":
 		return bystander, true
 	case "name":

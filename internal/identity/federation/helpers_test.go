@@ -112,7 +112,7 @@ func startUpstream(t *testing.T) *upstream {
 	bin := rampartBinary(t)
 	port := freePort(t)
 	u := &upstream{URL: "http://127.0.0.1:" + port}
-	cmd := exec.Command(bin, "up", "--tls=off", "--addr", "127.0.0.1:"+port, "--url", u.URL, "--data", t.TempDir(), "--log-level", "warn")
+	cmd := exec.Command(bin, "up", "--tls=off", "--gateway-addr", "127.0.0.1:0", "--addr", "127.0.0.1:"+port, "--url", u.URL, "--data", t.TempDir(), "--log-level", "warn")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RAMPART_") {
 			cmd.Env = append(cmd.Env, kv)

@@ -1,0 +1,62 @@
+// Package gateway is Rampart's layer-7 gateway (the Application Gateway of
+// the reference architecture): its own listener in front of the
+// applications, routing by host and path to pools of backends, with TLS,
+// a WAF (Coraza and the OWASP Core Rule Set, package waf), limits and
+// telemetry.
+//
+// # Routes
+//
+// A Route is a Spec (host, path prefix, backends, balance policy, WAF
+// settings, auth, timeout, retries, body limit, health check, rate
+// limits) with a name and an owner: a project (managed by its org's
+// owners) or the site (site administrators, and the config file). Routes
+// come from three places: the API (PUT/DELETE under /api/v1/gateway/routes
+// and /api/v1/orgs/{org}/projects/{project}/gateway/routes, also used by
+// `rampart gateway route`), the config file (`rampart up --gateway-config`,
+// site routes and certificates, re-read when it changes), and later
+// releases of the deploy component through the same Service. Every change
+// is audited (gateway.route.create/update/delete, gateway.route.waf for a
+// WAF mode or paranoia change, gateway.config.reload).
+//
+// Matching: the most specific host entry wins — the exact name, else a
+// one-label wildcard (*.example.com), else the routes for any host — and
+// a host claimed by a route never falls through to a less specific one.
+// Within the host, the longest path prefix on a segment boundary wins. A
+// host belongs to one owner: a project cannot add paths under another
+// project's host, and only the site may claim the catch-all.
+//
+// # Lifecycle
+//
+// Service.Start loads the config file and the stored routes into the
+// Gateway; Gateway.Load compiles what the new table needs (WAF rule
+// sets, backend pools) and swaps it in atomically, so requests in flight
+// finish on the table they started with and a table that does not load
+// changes nothing. A route change through the API is first loaded inside
+// its transaction (a route the gateway cannot serve is refused), then
+// committed; other replicas notice the generation counter move within
+// the poll interval and reload. Backends keep their health across
+// reloads.
+//
+// # Requests
+//
+// The handler chain, in order: recover → request id (X-Request-Id on
+// every answer) → framing checks (Content-Length with Transfer-Encoding
+// is refused as request smuggling; CONNECT, fragments and bad hosts are
+// refused) → route → per-address rate limit → sign-in (routes with auth
+// "required" ask the Authenticator; none configured answers 503) →
+// per-user rate limit → body limit → WAF → proxy; the access log line and
+// metrics are written last. The proxy is Go's httputil engine with
+// Rampart's transport: it picks a backend (smooth weighted round robin or
+// least connections, skipping backends that fail active health checks or
+// were ejected after consecutive failures), retries idempotent requests
+// without a body on other backends when one cannot be reached, bounds the
+// wait for response headers, keeps connections to backends alive and
+// copies bodies with pooled buffers. Failures answer 502, 503 or 504 as
+// problem details carrying the request id.
+//
+// Requests the WAF blocks (or, in detect mode, would have blocked) become
+// security Events, written in batches by one goroutine to an
+// EventRecorder (the gateway_events table now) and counted; the WAF's
+// ModSecurity-style match lines go to the match log with the request id
+// as transaction id.
+package gateway

@@ -1,0 +1,256 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strconv"
+	"sync"
+)
+
+// Request framing checks. net/http resolves a request carrying both
+// Content-Length and Transfer-Encoding by dropping Content-Length, and
+// forgets whether a Host header was sent empty or not at all. Both matter
+// at the edge: the first is the classic request smuggling vector (a
+// front end and a back end that disagree on where a request ends), the
+// second is what CRS rule 920290 looks for. framingConn watches the bytes
+// net/http reads from a plain HTTP/1 connection, follows the request
+// framing (headers, Content-Length bodies, chunked bodies and trailers)
+// and queues what it saw per request; the handler takes the facts of its
+// request from the front of the queue (net/http serves the requests of a
+// connection in order).
+
+// framingKey marks a connection's framing state in request contexts.
+type framingKey struct{}
+
+// requestFacts is what the framing parser saw in one request's headers.
+type requestFacts struct {
+	contentLength    bool
+	transferEncoding bool
+	hostHeaders      int
+	hostEmpty        bool
+}
+
+// framingState is one connection's parser and its queue of facts.
+type framingState struct {
+	mu    sync.Mutex
+	p     framingParser
+	queue []requestFacts
+}
+
+// pop returns the facts of the next request (ok false when the parser
+// lost track of the connection or never saw the request).
+func (f *framingState) pop() (requestFacts, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.queue) == 0 {
+		return requestFacts{}, false
+	}
+	rf := f.queue[0]
+	f.queue = f.queue[1:]
+	return rf, true
+}
+
+func (f *framingState) feed(b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queue = f.p.feed(b, f.queue)
+	if len(f.queue) > 64 {
+		// Far more pipelined requests than net/http reads ahead: stop
+		// following this connection.
+		f.p.state = stLost
+		f.queue = nil
+	}
+}
+
+// framingListener wraps accepted plain connections in framingConn.
+type framingListener struct{ net.Listener }
+
+func (l *framingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.(*net.TCPConn); !ok {
+		return c, nil // TLS: see docs/gateway.md
+	}
+	return &framingConn{Conn: c, st: &framingState{}}, nil
+}
+
+// framingConn feeds what is read from the connection to its parser.
+type framingConn struct {
+	net.Conn
+	st *framingState
+}
+
+func (c *framingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.st.feed(b[:n])
+	}
+	return n, err
+}
+
+// connContext puts the connection's framing state into its requests'
+// contexts (http.Server.ConnContext).
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if fc, ok := c.(*framingConn); ok {
+		return context.WithValue(ctx, framingKey{}, fc.st)
+	}
+	return ctx
+}
+
+// Parser states.
+const (
+	stRequestLine = iota
+	stHeaders
+	stBody
+	stChunkSize
+	stChunkData
+	stChunkCRLF
+	stTrailers
+	stLost // stopped following (HTTP/2 preface, upgrade, confusion)
+)
+
+// maxFramingLine bounds a header or chunk-size line the parser holds;
+// net/http refuses longer header blocks anyway.
+const maxFramingLine = 1 << 20
+
+type framingParser struct {
+	state     int
+	line      []byte
+	facts     requestFacts
+	remaining int64 // bytes left in a body or chunk
+	chunked   bool
+	clValue   int64
+	upgrade   bool
+}
+
+// feed advances the parser over b, appending the facts of every request
+// whose headers complete to q.
+func (p *framingParser) feed(b []byte, q []requestFacts) []requestFacts {
+	for len(b) > 0 {
+		switch p.state {
+		case stLost:
+			return q
+		case stBody, stChunkData:
+			n := int64(len(b))
+			if n > p.remaining {
+				n = p.remaining
+			}
+			b = b[n:]
+			p.remaining -= n
+			if p.remaining == 0 {
+				if p.state == stBody {
+					p.state = stRequestLine
+				} else {
+					p.state = stChunkCRLF
+				}
+			}
+		default:
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				p.line = append(p.line, b...)
+				if len(p.line) > maxFramingLine {
+					p.state = stLost
+				}
+				return q
+			}
+			p.line = append(p.line, b[:i]...)
+			b = b[i+1:]
+			line := bytes.TrimSuffix(p.line, []byte("\r"))
+			q = p.lineDone(line, q)
+			p.line = p.line[:0]
+		}
+	}
+	return q
+}
+
+func (p *framingParser) lineDone(line []byte, q []requestFacts) []requestFacts {
+	switch p.state {
+	case stRequestLine:
+		if len(line) == 0 {
+			return q // net/http skips empty lines before a request
+		}
+		if bytes.HasPrefix(line, []byte("PRI * HTTP/2")) {
+			p.state = stLost
+			return q
+		}
+		p.facts, p.chunked, p.clValue, p.upgrade = requestFacts{}, false, -1, false
+		p.state = stHeaders
+	case stHeaders:
+		if len(line) > 0 {
+			p.header(line)
+			return q
+		}
+		q = append(q, p.facts)
+		switch {
+		case p.upgrade:
+			// A connection that may switch protocols carries no more
+			// HTTP/1 requests we could follow reliably.
+			p.state = stLost
+		case p.facts.transferEncoding && p.chunked:
+			p.state = stChunkSize
+		case p.facts.transferEncoding:
+			p.state = stLost // net/http refuses other codings and closes
+		case p.clValue > 0:
+			p.state, p.remaining = stBody, p.clValue
+		default:
+			p.state = stRequestLine
+		}
+	case stChunkSize:
+		sz := line
+		if i := bytes.IndexByte(sz, ';'); i >= 0 {
+			sz = sz[:i]
+		}
+		n, err := strconv.ParseInt(string(bytes.TrimSpace(sz)), 16, 64)
+		if err != nil || n < 0 {
+			p.state = stLost
+			return q
+		}
+		if n == 0 {
+			p.state = stTrailers
+		} else {
+			p.state, p.remaining = stChunkData, n
+		}
+	case stChunkCRLF:
+		if len(line) != 0 {
+			p.state = stLost
+			return q
+		}
+		p.state = stChunkSize
+	case stTrailers:
+		if len(line) == 0 {
+			p.state = stRequestLine
+		}
+	}
+	return q
+}
+
+func (p *framingParser) header(line []byte) {
+	i := bytes.IndexByte(line, ':')
+	if i <= 0 {
+		return
+	}
+	name := bytes.TrimSpace(line[:i])
+	value := bytes.TrimSpace(line[i+1:])
+	switch {
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		p.facts.contentLength = true
+		if n, err := strconv.ParseInt(string(value), 10, 64); err == nil && n >= 0 {
+			p.clValue = n
+		}
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		p.facts.transferEncoding = true
+		last := value
+		if j := bytes.LastIndexByte(value, ','); j >= 0 {
+			last = bytes.TrimSpace(value[j+1:])
+		}
+		p.chunked = bytes.EqualFold(last, []byte("chunked"))
+	case bytes.EqualFold(name, []byte("Host")):
+		p.facts.hostHeaders++
+		p.facts.hostEmpty = len(value) == 0
+	case bytes.EqualFold(name, []byte("Upgrade")):
+		p.upgrade = true
+	}
+}

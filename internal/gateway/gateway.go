@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/logging"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Listener is where the gateway serves (plain TCP; the gateway adds
+	// TLS itself when TLS is on).
+	Listener net.Listener
+	// TLS serves HTTPS with a certificate per route host: from Certs when
+	// one covers the host, else issued by Issuer.
+	TLS    bool
+	Issuer CertIssuer
+	Certs  []tls.Certificate
+	// BackendRoots are the CAs trusted for https backends (nil: the
+	// system's).
+	BackendRoots *x509.CertPool
+
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// WAF compiles the routes' rule sets.
+	WAF *waf.Engine
+	// Auth signs end users in on routes with auth "required"; nil
+	// answers such routes with 503 (fail closed).
+	Auth Authenticator
+	// Events receives security events; nil drops them (still counted).
+	Events EventRecorder
+
+	// MaxHeaderBytes caps the request line and headers (default 32 KiB);
+	// larger requests get 431.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout bounds the time a client may take to send its
+	// headers (default 10s): slow-loris clients are cut off.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections (default 2m).
+	IdleTimeout time.Duration
+	// AccessLog writes one JSON line per request at info level.
+	AccessLog bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// CertIssuer issues TLS server certificates (Rampart's local CA).
+type CertIssuer interface {
+	Issue(hosts []string) (tls.Certificate, error)
+}
+
+// Gateway is the layer-7 gateway: its listener, routing table, backend
+// pools, WAF and limits. Load swaps in a new routing table at any time;
+// requests in flight finish on the table they started with.
+type Gateway struct {
+	opt       Options
+	log       *slog.Logger
+	m         *metrics
+	tbl       atomic.Pointer[table]
+	transport *http.Transport
+	bufs      *bufferPool
+	events    *eventQueue
+	certs     *certStore
+	srv       *http.Server
+
+	mu       sync.Mutex          // guards the fields below
+	backends map[string]*backend // live state by route id + URL
+	checks   context.CancelFunc  // stops the current table's health checks
+	checksWG sync.WaitGroup
+	runCtx   context.Context
+}
+
+// New returns a gateway with an empty routing table.
+func New(opt Options) (*Gateway, error) {
+	if opt.Listener == nil || opt.Logger == nil || opt.Registry == nil || opt.WAF == nil {
+		return nil, errors.New("gateway: Listener, Logger, Registry and WAF are required")
+	}
+	if opt.TLS && opt.Issuer == nil && len(opt.Certs) == 0 {
+		return nil, errors.New("gateway: TLS needs an Issuer or certificates")
+	}
+	if opt.MaxHeaderBytes <= 0 {
+		opt.MaxHeaderBytes = 32 << 10
+	}
+	if opt.ReadHeaderTimeout <= 0 {
+		opt.ReadHeaderTimeout = 10 * time.Second
+	}
+	if opt.IdleTimeout <= 0 {
+		opt.IdleTimeout = 2 * time.Minute
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	g := &Gateway{
+		opt:      opt,
+		log:      opt.Logger.With(logging.KeyComponent, "gateway"),
+		m:        newMetrics(opt.Registry),
+		bufs:     newBufferPool(),
+		backends: map[string]*backend{},
+	}
+	g.events = newEventQueue(opt.Events, g.log, g.m)
+	g.transport = newTransport(opt.BackendRoots)
+	g.tbl.Store(newTable(nil))
+	g.srv = &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: opt.ReadHeaderTimeout,
+		IdleTimeout:       opt.IdleTimeout,
+		MaxHeaderBytes:    opt.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		Protocols:         new(http.Protocols),
+		ConnContext:       connContext,
+	}
+	g.srv.Protocols.SetHTTP1(true)
+	g.srv.Protocols.SetHTTP2(true)
+	if opt.TLS {
+		g.certs = newCertStore(opt.Issuer, opt.Certs, g.hostClaimed)
+		g.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.certs.get, NextProtos: []string{"h2", "http/1.1"}}
+	} else {
+		g.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return g, nil
+}
+
+// newTransport is the backend transport: keep-alive connections, many of
+// them per backend (the default of 2 idle connections per host makes a
+// busy proxy dial for most requests), HTTP/2 to https backends that offer
+// it.
+func newTransport(roots *x509.CertPool) *http.Transport {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+		// The gateway forwards what clients accept; it never decodes.
+		DisableCompression: true,
+	}
+}
+
+// Addr is the address the gateway listens on.
+func (g *Gateway) Addr() string { return g.opt.Listener.Addr().String() }
+
+// Run serves until ctx ends, then stops accepting, gives requests in
+// flight grace to finish, stops health checks and writes pending events.
+func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
+	g.mu.Lock()
+	g.runCtx = ctx
+	g.mu.Unlock()
+	g.restartChecks()
+	evDone := make(chan struct{})
+	evCtx, evCancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { defer close(evDone); g.events.run(evCtx) }()
+	errc := make(chan error, 1)
+	go func() {
+		ln := g.opt.Listener
+		if g.opt.TLS {
+			ln = tls.NewListener(ln, g.srv.TLSConfig)
+		}
+		err := g.srv.Serve(&framingListener{Listener: ln})
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
+		if serr := g.srv.Shutdown(sctx); serr != nil {
+			_ = g.srv.Close()
+		}
+		cancel()
+		err = <-errc
+	}
+	g.mu.Lock()
+	if g.checks != nil {
+		g.checks()
+	}
+	g.mu.Unlock()
+	g.checksWG.Wait()
+	evCancel()
+	<-evDone
+	g.transport.CloseIdleConnections()
+	return err
+}
+
+// Close stops serving at once (tests and failed starts).
+func (g *Gateway) Close() error { return g.srv.Close() }
+
+// hostClaimed reports whether a route claims host (certificates are only
+// issued for claimed hosts, so clients cannot make the gateway mint
+// certificates for names of their choosing).
+func (g *Gateway) hostClaimed(host string) (string, bool) {
+	t := g.tbl.Load()
+	if _, ok := t.exact[host]; ok {
+		return host, true
+	}
+	if i := indexDot(host); i > 0 {
+		if _, ok := t.wild[host[i+1:]]; ok {
+			return "*." + host[i+1:], true
+		}
+	}
+	return "", false
+}
+
+func indexDot(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return i
+		}
+	}
+	return -1
+}
+
+// newRequestID returns 16 hex digits from the system's CSPRNG.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// writeError answers a request the gateway refuses itself, as RFC 9457
+// problem details with the request id.
+func writeError(w http.ResponseWriter, status int, id, detail string) {
+	h := w.Header()
+	for k := range h {
+		switch k {
+		case "X-Request-Id", "Retry-After", "Allow", "Connection":
+		default:
+			delete(h, k) // a backend's or a blocked response's headers
+		}
+	}
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	body := `{"type":"about:blank","title":` + strconv.Quote(http.StatusText(status)) + `,"status":` + strconv.Itoa(status) +
+		`,"detail":` + strconv.Quote(detail) + `,"request_id":"` + id + `"}` + "\n"
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+func errorf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

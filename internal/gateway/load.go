@@ -1,0 +1,182 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/logging"
+)
+
+// Load replaces the routing table with routes (specs normalised; two
+// routes may not claim the same host and path). It compiles the rule sets
+// the routes need first, so a bad table changes nothing. Backends keep
+// their health state across loads.
+func (g *Gateway) Load(ctx context.Context, routes []Route) error {
+	lives := make([]*live, 0, len(routes))
+	var inUse []waf.Settings
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	keep := map[string]*backend{}
+	for i := range routes {
+		rt := routes[i]
+		spec, err := rt.Spec.Normalize()
+		if err != nil {
+			return fmt.Errorf("route %s: %w", rt.Name, err)
+		}
+		rt.Spec = spec
+		for _, other := range lives {
+			if overlaps(other.route.Spec, spec) {
+				return fmt.Errorf("routes %s and %s both claim host %q path %s", other.route.Name, rt.Name, spec.Host, spec.Path)
+			}
+		}
+		l := &live{route: rt, info: RouteInfo{ID: rt.ID, Name: rt.Name, OrgID: rt.OrgID, ProjectID: rt.ProjectID, Host: spec.Host, Path: spec.Path}}
+		if l.waf, err = g.opt.WAF.For(spec.WAF); err != nil {
+			return fmt.Errorf("route %s: %w", rt.Name, err)
+		}
+		inUse = append(inUse, spec.WAF)
+		bs := make([]*backend, len(spec.Backends))
+		l.versions = map[string]*versionMetrics{}
+		for j, sb := range spec.Backends {
+			u, _ := ParseBackendURL(sb.URL)
+			version := sb.Version
+			if version == "" {
+				version = "default"
+			}
+			key := strconv.FormatInt(rt.ID, 10) + "|" + rt.Name + "|" + u.String()
+			b := g.backends[key]
+			if b == nil || b.version != version || b.weight != sb.W() {
+				nb := &backend{url: u, key: key, version: version, weight: sb.W()}
+				if b != nil { // keep the health it had
+					nb.down.Store(b.down.Load())
+					nb.ejectedUntil.Store(b.ejectedUntil.Load())
+					nb.fails.Store(b.fails.Load())
+				}
+				b = nb
+			}
+			keep[key] = b
+			bs[j] = b
+			if l.versions[version] == nil {
+				l.versions[version] = g.m.forVersion(rt.Name, version)
+			}
+			up := 1.0
+			if b.down.Load() {
+				up = 0
+			}
+			g.m.healthy.WithLabelValues(rt.Name, u.String(), version).Set(up)
+		}
+		l.none = g.m.forVersion(rt.Name, "none")
+		l.pool = newPool(bs, spec.Balance, spec.HealthCheck.Unhealthy)
+		l.ipLimit = newLimiter(spec.RateLimit.PerIP, spec.RateLimit.Burst)
+		l.userLimit = newLimiter(spec.RateLimit.PerUser, spec.RateLimit.Burst)
+		l.proxy = g.newProxy(l)
+		lives = append(lives, l)
+	}
+	for key, b := range g.backends {
+		if keep[key] == nil {
+			g.m.healthy.DeleteLabelValues(routeOfKey(key), b.url.String(), b.version)
+		}
+	}
+	g.backends = keep
+	g.tbl.Store(newTable(lives))
+	g.opt.WAF.Forget(inUse)
+	g.restartChecksLocked()
+	return nil
+}
+
+func routeOfKey(key string) string {
+	// key is id|name|url
+	start := -1
+	for i := 0; i < len(key); i++ {
+		if key[i] == '|' {
+			if start < 0 {
+				start = i + 1
+			} else {
+				return key[start:i]
+			}
+		}
+	}
+	return ""
+}
+
+// Routes returns the routes being served.
+func (g *Gateway) Routes() []Route {
+	t := g.tbl.Load()
+	out := make([]Route, len(t.all))
+	for i, l := range t.all {
+		out[i] = l.route
+	}
+	return out
+}
+
+// BackendStatus is one backend's live state.
+type BackendStatus struct {
+	URL      string `json:"url"`
+	Version  string `json:"version"`
+	Weight   int    `json:"weight"`
+	Up       bool   `json:"up"`
+	Ejected  bool   `json:"ejected"`
+	InFlight int64  `json:"in_flight"`
+}
+
+// Status returns the live state of a route's backends (nil for an
+// unknown route).
+func (g *Gateway) Status(routeID int64, name string) []BackendStatus {
+	now := g.opt.Now().UnixNano()
+	for _, l := range g.tbl.Load().all {
+		if l.route.ID != routeID || l.route.Name != name {
+			continue
+		}
+		out := make([]BackendStatus, len(l.pool.backends))
+		for i, b := range l.pool.backends {
+			out[i] = BackendStatus{URL: b.url.String(), Version: b.version, Weight: b.weight, Up: !b.down.Load(),
+				Ejected: b.ejectedUntil.Load() > now, InFlight: b.inflight.Load()}
+		}
+		return out
+	}
+	return nil
+}
+
+func (g *Gateway) restartChecks() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.restartChecksLocked()
+}
+
+// restartChecksLocked stops the health checks of the previous table and
+// starts those of the current one (when the gateway runs).
+func (g *Gateway) restartChecksLocked() {
+	if g.checks != nil {
+		g.checks()
+		g.checks = nil
+	}
+	if g.runCtx == nil || g.runCtx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(g.runCtx)
+	g.checks = cancel
+	client := &http.Client{Transport: g.transport, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, l := range g.tbl.Load().all {
+		hc := l.route.Spec.HealthCheck
+		if hc.Path == "" {
+			continue
+		}
+		checker := &healthChecker{client: client, spec: hc, host: l.route.Spec.Host}
+		name := l.route.Name
+		for _, b := range l.pool.backends {
+			g.checksWG.Add(1)
+			go checker.run(ctx, b, &g.checksWG, func(b *backend, up bool) {
+				v := 0.0
+				if up {
+					v = 1
+				}
+				g.m.healthy.WithLabelValues(name, b.url.String(), b.version).Set(v)
+				g.log.Warn("backend health changed", logging.KeyRoute, name, "backend", b.url.String(), "up", up)
+			})
+		}
+	}
+}

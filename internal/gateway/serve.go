@@ -1,0 +1,256 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/logging"
+	"github.com/rampartsec/rampart/internal/reqinfo"
+)
+
+// reqState is what the gateway learns about one request as it goes
+// through the chain; the access log and metrics read it at the end.
+type reqState struct {
+	id      string
+	l       *live
+	backend *backend
+	user    User
+	waf     waf.Outcome
+	upErr   string
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// statusWriter records the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP is the gateway's middleware chain, in order: recover → request
+// id → framing and host checks → route → per-address limit → sign-in →
+// per-user limit → body limit → WAF → proxy; the access log line and
+// metrics are written last.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.opt.Now()
+	st := &reqState{id: newRequestID()}
+	sw := &statusWriter{ResponseWriter: w}
+	w.Header().Set("X-Request-Id", st.id)
+	g.m.inflight.Inc()
+	defer func() {
+		g.m.inflight.Dec()
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				g.finish(r, sw, st, start)
+				panic(p)
+			}
+			g.log.ErrorContext(r.Context(), "panic in gateway", logging.KeyErr, fmt.Sprint(p), logging.KeyStack, string(debug.Stack()))
+			if sw.status == 0 {
+				writeError(sw, http.StatusInternalServerError, st.id, "internal error; quote the request id to the site's administrators")
+			}
+		}
+		g.finish(r, sw, st, start)
+	}()
+	ctx := reqinfo.With(r.Context(), reqinfo.Info{RequestID: st.id, RemoteIP: clientIP(r), UserAgent: truncate(r.UserAgent(), 256)})
+	ctx = context.WithValue(ctx, stateKey{}, st)
+	r = r.WithContext(ctx)
+
+	if r.ProtoMajor == 1 {
+		if fs, ok := ctx.Value(framingKey{}).(*framingState); ok {
+			if facts, ok := fs.pop(); ok {
+				if facts.contentLength && facts.transferEncoding {
+					w.Header().Set("Connection", "close")
+					writeError(sw, http.StatusBadRequest, st.id, "request has both Content-Length and Transfer-Encoding (possible request smuggling)")
+					return
+				}
+				if r.Host == "" && facts.hostHeaders > 0 {
+					// Sent empty: let the WAF tell it from a missing one.
+					r.Header["Host"] = []string{""}
+				}
+			}
+		}
+	}
+	if r.Method == http.MethodConnect {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		writeError(sw, http.StatusMethodNotAllowed, st.id, "the gateway is a reverse proxy: it does not open tunnels (CONNECT)")
+		return
+	}
+	if strings.IndexByte(r.RequestURI, '#') >= 0 {
+		writeError(sw, http.StatusBadRequest, st.id, "request target must not contain a fragment (#)")
+		return
+	}
+	host, ok := NormalizeHost(r.Host, false)
+	if !ok || r.Host == "" && r.ProtoAtLeast(1, 1) {
+		g.m.unmatched.Inc()
+		writeError(sw, http.StatusBadRequest, st.id, "missing or invalid Host header")
+		return
+	}
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	l := g.tbl.Load().match(host, path)
+	if l == nil {
+		g.m.unmatched.Inc()
+		writeError(sw, http.StatusNotFound, st.id, "no route for this host and path")
+		return
+	}
+	st.l = l
+	now := g.opt.Now()
+	if ok, wait := l.ipLimit.allow(reqinfo.From(ctx).RemoteIP, now); !ok {
+		g.m.limited.WithLabelValues(l.route.Name, "ip").Inc()
+		tooMany(sw, st.id, wait)
+		return
+	}
+	r.Header.Del(UserHeader)
+	if l.route.Spec.Auth == AuthRequired {
+		if g.opt.Auth == nil {
+			writeError(sw, http.StatusServiceUnavailable, st.id, "this route requires sign-in, but no end-user realm is configured")
+			return
+		}
+		u, handled := g.opt.Auth.Authenticate(sw, r, l.info)
+		if handled {
+			return
+		}
+		if u.Subject == "" {
+			writeError(sw, http.StatusUnauthorized, st.id, "sign in first")
+			return
+		}
+		st.user = u
+		if ok, wait := l.userLimit.allow(u.Subject, now); !ok {
+			g.m.limited.WithLabelValues(l.route.Name, "user").Inc()
+			tooMany(sw, st.id, wait)
+			return
+		}
+	}
+	if r.ContentLength > l.route.Spec.MaxBody {
+		writeError(sw, http.StatusRequestEntityTooLarge, st.id, "request body exceeds "+strconv.FormatInt(l.route.Spec.MaxBody, 10)+" bytes")
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(sw, r.Body, l.route.Spec.MaxBody)
+	}
+	if l.waf != nil {
+		st.waf = l.waf.Serve(sw, r, st.id, l.proxy, g.deny)
+		if st.waf.Flagged() {
+			g.securityEvent(r, host, sw, st)
+		}
+		return
+	}
+	l.proxy.ServeHTTP(sw, r)
+}
+
+func tooMany(w http.ResponseWriter, id string, wait time.Duration) {
+	secs := int(wait/time.Second) + 1
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeError(w, http.StatusTooManyRequests, id, "too many requests; retry in "+strconv.Itoa(secs)+"s")
+}
+
+// deny answers a request the WAF blocked.
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, status int) {
+	st := stateOf(r.Context())
+	writeError(w, status, st.id, "request blocked by the web application firewall; quote request id "+st.id+" to the site's administrators")
+}
+
+func (g *Gateway) securityEvent(r *http.Request, host string, sw *statusWriter, st *reqState) {
+	outcome := "detected"
+	if st.waf.Blocked {
+		outcome = "blocked"
+	}
+	g.m.blocked.WithLabelValues(st.l.route.Name, outcome, st.waf.Phase).Inc()
+	info := reqinfo.From(r.Context())
+	g.events.emit(Event{
+		At: g.opt.Now().UTC(), RequestID: st.id, RouteID: st.l.route.ID, Route: st.l.route.Name,
+		OrgID: st.l.route.OrgID, ProjectID: st.l.route.ProjectID, Outcome: outcome, Phase: st.waf.Phase,
+		RuleID: st.waf.RuleID, Message: truncate(st.waf.Message, 512), Status: st.waf.Status,
+		ClientIP: info.RemoteIP, Method: truncate(r.Method, 32), Host: host, Path: truncate(r.URL.EscapedPath(), 1024),
+		UserAgent: info.UserAgent, Rules: st.waf.Rules,
+	})
+}
+
+// finish records metrics and writes the access log line.
+func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *reqState, start time.Time) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	d := g.opt.Now().Sub(start)
+	route, version := "none", "none"
+	if st.l != nil {
+		route = st.l.route.Name
+		vm := st.l.none
+		if st.backend != nil {
+			version = st.backend.version
+			vm = st.l.versions[st.backend.version]
+		}
+		vm.observe(status, d.Seconds())
+	}
+	if !g.opt.AccessLog {
+		return
+	}
+	attrs := []any{
+		logging.KeyMethod, r.Method, "host", truncate(r.Host, 256), logging.KeyPath, truncate(r.URL.EscapedPath(), 512),
+		logging.KeyRoute, route, logging.KeyStatus, status, logging.KeyDuration, float64(d.Microseconds()) / 1000,
+		logging.KeyBytes, sw.bytes, logging.KeyRemoteIP, reqinfo.From(r.Context()).RemoteIP, "backend_version", version,
+	}
+	if st.user.Name != "" {
+		attrs = append(attrs, logging.KeyUser, st.user.Name)
+	}
+	if st.waf.RuleID != 0 {
+		attrs = append(attrs, "waf_rule", st.waf.RuleID, "waf_blocked", st.waf.Blocked)
+	}
+	if st.upErr != "" {
+		attrs = append(attrs, "upstream_error", st.upErr)
+	}
+	g.log.InfoContext(r.Context(), "gateway request", attrs...)
+}
+
+// clientIP is the TCP peer's address: the gateway is the edge and trusts
+// no forwarding header.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -21,16 +21,18 @@ const api = httpapi.Prefix + "/orgs/"
 type world struct {
 	a                                 *apptest.App
 	admin, alice, mia, dev, rita, gus *apptest.Client
+	tokens                            map[string]string // by username
 }
 
 func newWorld(t *testing.T, opts ...apptest.Option) *world {
 	t.Helper()
 	a := apptest.Start(t, opts...)
 	admin := a.Client(t, a.AdminToken(t))
-	w := &world{a: a, admin: admin}
+	w := &world{a: a, admin: admin, tokens: map[string]string{}}
 	users := map[string]**apptest.Client{"alice": &w.alice, "mia": &w.mia, "dev": &w.dev, "rita": &w.rita, "gus": &w.gus}
 	for name, c := range users {
-		*c = a.Client(t, a.CreateUser(t, admin, name))
+		w.tokens[name] = a.CreateUser(t, admin, name)
+		*c = a.Client(t, w.tokens[name])
 	}
 	w.alice.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"})
 	w.gus.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "globex"})

@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/boards"
 	"github.com/rampartsec/rampart/internal/scm"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -98,7 +100,13 @@ func linksOf(it boards.WorkItemJSON, kind, ref string) []boards.WorkItemLinkJSON
 // 1; a pull request titled "Fixes AB#2" (its body mentioning AB#1) links
 // both and, once merged into main, resolves AB#2 only.
 func TestSCM_PushAndPullRequestLinkAndResolve(t *testing.T) {
-	w := newWorld(t)
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testSCM_PushAndPullRequestLinkAndResolve(t, apptest.WithStore(b.URL(t))) })
+	}
+}
+
+func testSCM_PushAndPullRequestLinkAndResolve(t *testing.T, store apptest.Option) {
+	w := newWorld(t, store)
 	g := newGitClient(t)
 	var repo scm.RepoJSON
 	w.alice.Must(http.StatusCreated, "POST", api+"acme/repos", scm.CreateRepoRequest{Name: "shop"}).Decode(t, &repo)

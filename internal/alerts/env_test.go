@@ -31,7 +31,7 @@ import (
 // gitRepo is a bare repository, as scm keeps them, with a working copy
 // that pushes to it, all made with the git binary.
 type gitRepo struct {
-	t    *testing.T
+	t    testing.TB
 	git  string
 	Bare string
 	work string
@@ -42,7 +42,7 @@ func gitEnv() []string {
 		"GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@example.test", "GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@example.test")
 }
 
-func newRepo(t *testing.T) *gitRepo {
+func newRepo(t testing.TB) *gitRepo {
 	t.Helper()
 	r := &gitRepo{t: t, git: testenv.LookPath(t, "git"), Bare: filepath.Join(t.TempDir(), "repo.git"), work: t.TempDir()}
 	r.run("", "init", "-q", "--bare", "-b", "main", r.Bare)
@@ -119,7 +119,7 @@ const vulnlibOSV = `{"schema_version": "1.6.0", "id": "GO-2099-0001", "modified"
   "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.2.0"}]}]}]}`
 
 // advisories writes an advisory database holding vulnlibOSV at path.
-func advisories(t *testing.T, path string) {
+func advisories(t testing.TB, path string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "GO-2099-0001.json"), []byte(vulnlibOSV), 0o644); err != nil {

@@ -300,6 +300,11 @@ func (s *Service) extract(ctx context.Context, gitDir, commit, dest string) (ski
 func (s *Service) writeTree(root *os.Root, tr *tar.Reader) (skipped int, err error) {
 	var total int64
 	files := 0
+	// git archive lists a directory's files together: the last directory
+	// written to stays open, so that each file costs one openat, not one
+	// per path component.
+	dirs := dirCache{root: root}
+	defer dirs.close()
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -331,12 +336,11 @@ func (s *Service) writeTree(root *os.Root, tr *tar.Reader) (skipped int, err err
 			if total > s.limits.MaxTreeBytes {
 				return skipped, apperr.E(apperr.TooLarge, "the tree is over %d bytes: not scanned", s.limits.MaxTreeBytes)
 			}
-			if dir := path.Dir(name); dir != "." {
-				if err := root.MkdirAll(dir, 0o700); err != nil {
-					return skipped, err
-				}
+			dir, err := dirs.open(path.Dir(name))
+			if err != nil {
+				return skipped, err
 			}
-			f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			f, err := dir.OpenFile(path.Base(name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
 				skipped++
 				continue
@@ -352,6 +356,41 @@ func (s *Service) writeTree(root *os.Root, tr *tar.Reader) (skipped int, err err
 			// the rest are not scanned.
 			skipped++
 		}
+	}
+}
+
+// dirCache keeps the directory of the tree last written to open.
+type dirCache struct {
+	root *os.Root
+	name string
+	dir  *os.Root
+}
+
+// open returns directory name (made if missing) of the tree, as a root of
+// its own: nothing opened through it leaves it.
+func (c *dirCache) open(name string) (*os.Root, error) {
+	if name == "." {
+		return c.root, nil
+	}
+	if c.dir != nil && c.name == name {
+		return c.dir, nil
+	}
+	c.close()
+	if err := c.root.MkdirAll(name, 0o700); err != nil {
+		return nil, err
+	}
+	d, err := c.root.OpenRoot(name)
+	if err != nil {
+		return nil, err
+	}
+	c.name, c.dir = name, d
+	return d, nil
+}
+
+func (c *dirCache) close() {
+	if c.dir != nil {
+		c.dir.Close()
+		c.dir, c.name = nil, ""
 	}
 }
 

@@ -69,9 +69,9 @@ type Options struct {
 	// TOTP, sign-in throttling) and the audit log, so end-to-end tests can
 	// move time forward.
 	Clock func() time.Time
-	// Repos tells boards and alerts where a repository lives on disk and
-	// which branch is its default. scm provides it once wired in; tests
-	// set their own.
+	// Repos, when set, tells boards and alerts where a repository lives
+	// on disk and which branch is its default, instead of scm: for tests
+	// that build repositories with git and publish scm's events themselves.
 	Repos interface {
 		RepoPath(ctx context.Context, repoID int64) (path, defaultBranch string, err error)
 	}

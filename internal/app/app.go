@@ -31,10 +31,12 @@ import (
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/rampartsec/rampart/internal/alerts"
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
+	"github.com/rampartsec/rampart/internal/boards"
 	"github.com/rampartsec/rampart/internal/config"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
@@ -67,6 +69,12 @@ type Options struct {
 	// TOTP, sign-in throttling) and the audit log, so end-to-end tests can
 	// move time forward.
 	Clock func() time.Time
+	// Repos, when set, tells boards and alerts where a repository lives
+	// on disk and which branch is its default, instead of scm: for tests
+	// that build repositories with git and publish scm's events themselves.
+	Repos interface {
+		RepoPath(ctx context.Context, repoID int64) (path, defaultBranch string, err error)
+	}
 }
 
 // App is a running Rampart.
@@ -88,6 +96,12 @@ type App struct {
 	Federation *federation.Service
 	API        *httpapi.Server
 	Registry   *prometheus.Registry
+
+	// Boards keeps work items and links them to commits and pull requests.
+	Boards *boards.Service
+	// Alerts keeps the security alerts of repositories' default branches.
+	Alerts   *alerts.Service
+	scanners *alerts.LocalScanner
 	// Gateway is the layer-7 gateway (nil when turned off) and Routes
 	// the service managing its routes.
 	Gateway  *gateway.Gateway
@@ -135,7 +149,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -199,13 +213,35 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		}
 	}
 
+	// Boards and alerts find repositories through scm, unless a test
+	// brings repositories of its own.
+	var repos interface {
+		RepoPath(ctx context.Context, repoID int64) (path, defaultBranch string, err error)
+	} = scmRepos{a.SCM}
+	if opt.Repos != nil {
+		repos = opt.Repos
+	}
+	if a.Boards, err = boards.New(boards.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log,
+		Clock: opt.Clock, PublicURL: a.url, Repos: repos}); err != nil {
+		return nil, err
+	}
+	// The server's scanner; dependency alerts need the OSV advisory
+	// database at DATA/advisories.db (rampart db import --db …).
+	a.scanners = &alerts.LocalScanner{AdvisoryPath: filepath.Join(cfg.DataDir, "advisories.db")}
+	if a.Alerts, err = alerts.New(alerts.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log,
+		Scanner: a.scanners.Scanner, WorkItems: a.Boards, Repos: repos, Clock: opt.Clock, PublicURL: a.url,
+		TempDir: filepath.Join(cfg.DataDir, "tmp")}); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes)}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages()),
-		Nav: slices.Concat(a.OIDC.Nav(), a.SCM.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -502,6 +538,9 @@ func (a *App) Close() error {
 		if err := a.sshLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.scanners != nil {
+		errs = append(errs, a.scanners.Close())
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

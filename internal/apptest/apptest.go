@@ -41,6 +41,12 @@ type Option func(*setup)
 type setup struct {
 	cfg   config.Config
 	clock func() time.Time
+	repos repos
+}
+
+// repos is what app.Options.Repos takes.
+type repos interface {
+	RepoPath(ctx context.Context, repoID int64) (path, defaultBranch string, err error)
 }
 
 // WithStore runs the app on the given database URL.
@@ -56,6 +62,14 @@ func WithConfig(f func(*config.Config)) Option { return func(s *setup) { f(&s.cf
 // time decides something: sessions, tokens, TOTP, sign-in throttling and
 // the audit log.
 func WithClock(now func() time.Time) Option { return func(s *setup) { s.clock = now } }
+
+// WithRepos tells boards and alerts where repositories live (tests that
+// publish scm events for repositories they built with git).
+func WithRepos(r interface {
+	RepoPath(ctx context.Context, repoID int64) (path, defaultBranch string, err error)
+}) Option {
+	return func(s *setup) { s.repos = r }
+}
 
 // Clock is a settable clock (see package fakeclock).
 type Clock = fakeclock.Clock
@@ -83,7 +97,8 @@ func Start(t testing.TB, opts ...Option) *App {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{Logger: logging.New(testWriter{t}, cfg.LogLevel), Listener: ln, Clock: st.clock})
+	a, err := app.New(ctx, cfg, app.Options{Logger: logging.New(testWriter{t}, cfg.LogLevel), Listener: ln, Clock: st.clock,
+		Repos: st.repos})
 	if err != nil {
 		cancel()
 		t.Fatalf("start app: %v", err)

@@ -259,6 +259,21 @@ var (
 // administrators).
 var OIDCKeysAdmin = Action{Name: "oidc.keys.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
 
+// Actions of boards (work items) and security alerts. Both belong to an
+// org; tokens use the repo scopes, as issues do on other forges. Alerts
+// can point at secrets and weaknesses, so reading them takes a developer,
+// and dismissing one — a security decision — a maintainer.
+var (
+	WorkItemRead   = Action{Name: "workitem.read", Level: LevelOrg, Role: Reader, Scope: ScopeRepoRead}
+	WorkItemWrite  = Action{Name: "workitem.write", Level: LevelOrg, Role: Developer, Scope: ScopeRepoWrite}
+	WorkItemDelete = Action{Name: "workitem.delete", Level: LevelOrg, Role: Maintainer, Scope: ScopeRepoWrite}
+
+	AlertRead     = Action{Name: "alert.read", Level: LevelOrg, Role: Developer, Scope: ScopeRepoRead}
+	AlertDismiss  = Action{Name: "alert.dismiss", Level: LevelOrg, Role: Maintainer, Scope: ScopeRepoWrite}
+	AlertWorkItem = Action{Name: "alert.workitem", Level: LevelOrg, Role: Developer, Scope: ScopeRepoWrite}
+	AlertScan     = Action{Name: "alert.scan", Level: LevelOrg, Role: Maintainer, Scope: ScopeRepoWrite}
+)
+
 // Decision is the outcome of Decide.
 type Decision struct {
 	Allow bool

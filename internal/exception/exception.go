@@ -138,7 +138,7 @@ type Target struct {
 
 // Expired reports whether the exception has stopped applying at now: it
 // holds through the whole of its expiry day, UTC.
-func (e *Exception) Expired(now time.Time) bool {
+func (e Exception) Expired(now time.Time) bool {
 	return !e.Expires.IsZero() && !now.Before(e.Expires.AddDate(0, 0, 1))
 }
 
@@ -187,7 +187,7 @@ func (e *Exception) Scoped() bool {
 }
 
 // What names what the exception sets aside, for messages.
-func (e *Exception) What() string {
+func (e Exception) What() string {
 	var what string
 	switch {
 	case e.ID != "":
@@ -211,7 +211,7 @@ func (e *Exception) What() string {
 
 // Where names where the exception comes from, for messages: FILE:LINE or
 // "org acme #12".
-func (e *Exception) Where() string {
+func (e Exception) Where() string {
 	switch {
 	case e.Number != 0:
 		return fmt.Sprintf("%s #%d", e.Source, e.Number)

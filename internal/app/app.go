@@ -37,6 +37,7 @@ import (
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
+	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/problem"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
@@ -70,8 +71,10 @@ type App struct {
 	OIDC    *oidcop.Provider
 	// Federation runs sign-ins through orgs' upstream identity providers.
 	Federation *federation.Service
-	API        *httpapi.Server
-	Registry   *prometheus.Registry
+	// Policy runs the policy gates and keeps the decision log.
+	Policy   *policy.Service
+	API      *httpapi.Server
+	Registry *prometheus.Registry
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -107,7 +110,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations, policy.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -141,13 +144,21 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	if a.Policy, err = policy.New(ctx, policy.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, Logger: log, Clock: opt.Clock,
+		Sources: policySources(cfg.Policy), Settings: map[string]any{"rampart_registry": registryHost(a.url)},
+		Timeout: cfg.Policy.Timeout, ReloadInterval: cfg.Policy.ReloadInterval, Retention: cfg.Policy.Retention,
+		Registerer: a.Registry}); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.Policy.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages()), Nav: a.OIDC.Nav(),
-		Templates: []fs.FS{oidcop.Templates(), federation.Templates()}, LoginSources: a.Federation.LoginSources})
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.Policy.Pages()),
+		Nav:       slices.Concat(a.OIDC.Nav(), a.Policy.Nav()),
+		Templates: []fs.FS{oidcop.Templates(), federation.Templates(), policy.Templates()}, LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +206,27 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return a, nil
+}
+
+// policySources are the policy bundles loaded after the built-in library.
+func policySources(c config.Policy) []policy.Source {
+	var out []policy.Source
+	if c.Dir != "" {
+		out = append(out, policy.Dir{Path: c.Dir})
+	}
+	if c.Repository != "" {
+		out = append(out, policy.Git{Repo: c.Repository, Ref: c.Ref})
+	}
+	return out
+}
+
+// registryHost is the host (and port) images in this Rampart's registry
+// are named with.
+func registryHost(publicURL string) string {
+	if u, err := url.Parse(publicURL); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // certHosts lists the names the server certificate must cover.
@@ -270,6 +302,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return a.housekeeping(gctx) })
+	g.Go(func() error { return a.Policy.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -316,6 +349,9 @@ func (a *App) Close() error {
 		if err := a.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.Policy != nil {
+		a.Policy.Close() // writes the decisions it holds
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

@@ -88,6 +88,9 @@ SIGTERM stops it gracefully.`,
 	f.DurationVar(&cfg.Session.AbsoluteTimeout, "session-max", cfg.Session.AbsoluteTimeout, "sign browsers out this long after sign-in")
 	f.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body", cfg.Limits.MaxBodyBytes, "largest accepted JSON or form body in bytes")
 	f.DurationVar(&cfg.Limits.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may run at shutdown")
+	f.StringVar(&cfg.Policy.Dir, "policy-dir", "", "directory of policies loaded after the built-in library")
+	f.StringVar(&cfg.Policy.Repository, "policy-repo", "", "git repository (path on disk) of policies loaded after the built-in library")
+	f.StringVar(&cfg.Policy.Ref, "policy-ref", "", "branch, tag or commit of --policy-repo (default HEAD)")
 	f.Lookup("tls").NoOptDefVal = "on"
 	return cmd
 }

@@ -47,12 +47,14 @@ containers(obj) := [object.union(c, {"_kind": kind}) |
 	some c in object.get(spec, kind, [])
 ]
 
+# v is a violation of a pod-level rule; vi one of a container's, naming
+# its image (so that an exception may be scoped to an image).
 v(obj, msg) := {"message": msg, "resource": resource(obj)}
 
 vi(obj, msg, image) := {"message": msg, "resource": resource(obj), "image": image}
 
 # privileged lists privileged containers.
-privileged(obj) := [v(obj, sprintf("%s: container %s is privileged", [resource(obj), c.name])) |
+privileged(obj) := [vi(obj, sprintf("%s: container %s is privileged", [resource(obj), c.name]), c.image) |
 	some c in containers(obj)
 	object.get(c, ["securityContext", "privileged"], false) == true
 ]
@@ -90,14 +92,14 @@ above_zero(n) if {
 	n > 0
 }
 
-root(obj) := [v(obj, sprintf("%s: container %s may run as root", [resource(obj), c.name])) |
+root(obj) := [vi(obj, sprintf("%s: container %s may run as root", [resource(obj), c.name]), c.image) |
 	some c in containers(obj)
 	c._kind != "ephemeralContainers"
 	runs_as_root(obj, c)
 ]
 
 # limits lists containers without CPU or memory limits.
-limits(obj) := [v(obj, sprintf("%s: container %s sets no %s limit", [resource(obj), c.name, res])) |
+limits(obj) := [vi(obj, sprintf("%s: container %s sets no %s limit", [resource(obj), c.name, res]), c.image) |
 	some c in containers(obj)
 	c._kind != "ephemeralContainers"
 	some res in ["cpu", "memory"]
@@ -123,7 +125,7 @@ labels(obj) := [v(obj, sprintf("%s lacks the required label %s", [resource(obj),
 ]
 
 # escalation lists containers that may gain privileges.
-escalation(obj) := [v(obj, sprintf("%s: container %s allows privilege escalation", [resource(obj), c.name])) |
+escalation(obj) := [vi(obj, sprintf("%s: container %s allows privilege escalation", [resource(obj), c.name]), c.image) |
 	some c in containers(obj)
 	c._kind != "ephemeralContainers"
 	not object.get(c, ["securityContext", "allowPrivilegeEscalation"], true) == false

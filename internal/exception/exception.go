@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -77,7 +78,19 @@ func (d *Date) UnmarshalYAML(n *yaml.Node) error {
 // MarshalText writes YYYY-MM-DD.
 func (d Date) MarshalText() ([]byte, error) { return []byte(d.Format(time.DateOnly)), nil }
 
-// UnmarshalText reads YYYY-MM-DD (JSON).
+// MarshalJSON writes "YYYY-MM-DD" (not the time.Time it embeds).
+func (d Date) MarshalJSON() ([]byte, error) { return []byte(`"` + d.Format(time.DateOnly) + `"`), nil }
+
+// UnmarshalJSON reads "YYYY-MM-DD".
+func (d *Date) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("expires must be a date string like \"2027-03-31\"")
+	}
+	return d.UnmarshalText([]byte(s))
+}
+
+// UnmarshalText reads YYYY-MM-DD.
 func (d *Date) UnmarshalText(b []byte) error {
 	v, err := ParseDate(string(b))
 	if err != nil {

@@ -1,6 +1,7 @@
 package exception
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -169,4 +170,22 @@ func FuzzParse(f *testing.F) {
 			e.Matches(Target{IDs: []string{"A"}, Path: "x", Image: "reg/a/b:1", Environment: "prod", Repository: "a/b"})
 		}
 	})
+}
+
+func TestDate_JSON(t *testing.T) {
+	e := Exception{ID: "A", Reason: "r", Expires: date("2027-03-31")}
+	b, err := json.Marshal(e)
+	if err != nil || !strings.Contains(string(b), `"expires":"2027-03-31"`) {
+		t.Fatalf("Marshal = %s, %v", b, err)
+	}
+	var back Exception
+	if err := json.Unmarshal(b, &back); err != nil || !back.Expires.Equal(e.Expires.Time) {
+		t.Errorf("Unmarshal = %+v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"expires": "next week"}`), &back); err == nil {
+		t.Error("a bad date was accepted")
+	}
+	if b, _ := json.Marshal(Exception{ID: "A"}); strings.Contains(string(b), "expires") {
+		t.Errorf("no expiry marshals as %s", b)
+	}
 }

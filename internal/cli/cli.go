@@ -155,6 +155,8 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.serviceAccountCmd(),
 		ce.auditCmd(),
 		ce.scanCmd(),
+		ce.policyCmd(),
+		ce.exceptionCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.versionCmd(),

@@ -33,6 +33,9 @@ type TestOptions struct {
 	Run string
 	// Timeout bounds each test (DefaultTimeout when zero).
 	Timeout time.Duration
+	// SkipLibraryTests leaves the built-in library's tests out (its
+	// policies are still compiled in): for testing a team's bundle.
+	SkipLibraryTests bool
 }
 
 // RunTests runs the Rego unit tests of the bundles against their
@@ -50,6 +53,9 @@ func RunTests(ctx context.Context, bundles []*Bundle, opt TestOptions) ([]TestRe
 		settings = mergeSettings(settings, p.config.Settings)
 		for f, m := range p.modules {
 			modules[f] = m
+		}
+		if b.BuiltIn && opt.SkipLibraryTests {
+			continue
 		}
 		for f, m := range p.tests {
 			modules[f] = m

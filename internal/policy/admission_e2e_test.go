@@ -41,7 +41,7 @@ type rampart struct {
 	botTok string
 }
 
-func startRampart(t *testing.T) *rampart {
+func startRampart(t testing.TB) *rampart {
 	t.Helper()
 	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.TLS = true }))
 	r := &rampart{a: a, admin: a.Client(t, a.AdminToken(t))}

@@ -37,9 +37,19 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 echo "rampart up on https://localhost:$port (store: ${STORE:-sqlite}); $(nproc) cores; $(uptime | sed 's/.*load/load/')"
+# cpu_ticks is the server's user+system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
 for run in $(seq 1 "$RUNS"); do
   for c in $CLIENTS; do
-    printf 'run %d: ' "$run"
-    ./.cache/bin/admission-load -server "https://localhost:$port" -ca "$data/tls/ca.crt" -c "$c" -d "$DURATION"
+    before=$(cpu_ticks)
+    out=$(./.cache/bin/admission-load -server "https://localhost:$port" -ca "$data/tls/ca.crt" -c "$c" -d "$DURATION")
+    after=$(cpu_ticks)
+    # The generator's warm-up is counted in the CPU time but not in the
+    # reviews: the figure per review is a ceiling.
+    reviews=$(sed -n 's/.*: \([0-9]*\) reviews,.*/\1/p' <<<"$out")
+    warm=$(sed -n 's/.*warm-up \([0-9]*\) reviews.*/\1/p' <<<"$out")
+    printf 'run %d: %s; server CPU %s ms per review\n' "$run" "$out" \
+      "$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reviews" -v w="${warm:-0}" 'BEGIN { printf "%.3f", t * 1000 / hz / (n + w) }')"
   done
 done

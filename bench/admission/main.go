@@ -129,12 +129,12 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration) erro
 	registry := u.Host
 
 	var (
-		sent, wrong atomic.Int64
-		measuring   atomic.Bool
-		mu          sync.Mutex
-		lat         []time.Duration
-		wg          sync.WaitGroup
-		firstErr    atomic.Value
+		sent, warmed, wrong atomic.Int64
+		measuring           atomic.Bool
+		mu                  sync.Mutex
+		lat                 []time.Duration
+		wg                  sync.WaitGroup
+		firstErr            atomic.Value
 	)
 	stop := time.Now().Add(warm + dur)
 	for w := range conc {
@@ -157,6 +157,8 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration) erro
 				if measuring.Load() {
 					sent.Add(1)
 					mine = append(mine, took)
+				} else {
+					warmed.Add(1)
 				}
 			}
 			mu.Lock()
@@ -179,9 +181,9 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration) erro
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	fmt.Printf("clients %d, %s: %d reviews, %.0f reviews/s, p50 %s, p95 %s, p99 %s, wrong or failed answers %d\n",
+	fmt.Printf("clients %d, %s: %d reviews, %.0f reviews/s, p50 %s, p95 %s, p99 %s, wrong or failed answers %d (warm-up %d reviews)\n",
 		conc, elapsed.Round(time.Millisecond), sent.Load(), float64(sent.Load())/elapsed.Seconds(),
-		pct(0.50).Round(10*time.Microsecond), pct(0.95).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), wrong.Load())
+		pct(0.50).Round(10*time.Microsecond), pct(0.95).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), wrong.Load(), warmed.Load())
 	if wrong.Load() > 0 {
 		return fmt.Errorf("%d answers were wrong or failed", wrong.Load())
 	}

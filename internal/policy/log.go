@@ -105,26 +105,44 @@ func (w *logWriter) run() {
 	}
 }
 
+// rowsPerInsert caps the rows of one INSERT statement (14 parameters
+// each; SQLite and PostgreSQL take tens of thousands): one statement per
+// chunk rather than per decision, since preparing it is most of the cost.
+const rowsPerInsert = 64
+
+const insertDecisions = `INSERT INTO policy_decisions (id, org_id, gate, subject, environment, repository, allow, outcome,
+	revision, input_digest, result, caller, at, duration_us) VALUES `
+
 func (w *logWriter) insert(batch []logEntry) error {
 	// Not the callers' contexts: a caller that stops waiting does not
 	// take the others' decisions down with it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return w.db.Tx(ctx, func(tx *store.Tx) error {
-		for _, e := range batch {
-			d := e.d
-			result, err := json.Marshal(d)
-			if err != nil {
-				return fmt.Errorf("encode decision: %w", err)
+		for len(batch) > 0 {
+			chunk := batch[:min(len(batch), rowsPerInsert)]
+			batch = batch[len(chunk):]
+			var q strings.Builder
+			q.WriteString(insertDecisions)
+			args := make([]any, 0, 14*len(chunk))
+			for i, e := range chunk {
+				d := e.d
+				result, err := json.Marshal(d)
+				if err != nil {
+					return fmt.Errorf("encode decision: %w", err)
+				}
+				var org any
+				if d.OrgID != 0 {
+					org = d.OrgID
+				}
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				args = append(args, d.ID, org, string(d.Gate), d.Subject, d.Environment, d.Repository, d.Allow, d.Outcome(), d.Revision,
+					d.InputDigest, string(result), d.Caller, store.Time(d.At), int64(d.DurationMS*1000))
 			}
-			var org any
-			if d.OrgID != 0 {
-				org = d.OrgID
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO policy_decisions (id, org_id, gate, subject, environment, repository, allow, outcome,
-				revision, input_digest, result, caller, at, duration_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				d.ID, org, string(d.Gate), d.Subject, d.Environment, d.Repository, d.Allow, d.Outcome(), d.Revision, d.InputDigest,
-				string(result), d.Caller, store.Time(d.At), int64(d.DurationMS*1000)); err != nil {
+			if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 				return err
 			}
 		}

@@ -38,7 +38,7 @@ type fixture struct {
 
 // newFixture runs a policy service on db with a policy directory (loaded
 // after the library) and an org.
-func newFixture(t *testing.T, db *store.DB, deps ...func(*policy.Deps)) *fixture {
+func newFixture(t testing.TB, db *store.DB, deps ...func(*policy.Deps)) *fixture {
 	t.Helper()
 	if err := db.Migrate(t.Context(), audit.Migrations, identity.Migrations, policy.Migrations); err != nil {
 		t.Fatal(err)

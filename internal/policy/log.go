@@ -17,7 +17,7 @@ import (
 
 // The decision log: every decision (but dry runs) is stored with its
 // input digest, revision, result, time and caller. Decisions are written
-// by one goroutine in group commits: each Decide waits until its
+// by a few goroutines (logWriters) in group commits: each Decide waits until its
 // decision's transaction committed, and the transaction takes every
 // decision queued meanwhile, so thousands of admission reviews a second
 // cost a few transactions.

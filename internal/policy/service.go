@@ -29,6 +29,12 @@ var migrationFS embed.FS
 // identity.Migrations.
 var Migrations = store.EmbeddedMigrations("policy", migrationFS, "migrations")
 
+// logWriters is how many goroutines write the decision log: while one
+// commits a batch, another gathers the next, so that a writer waiting for
+// the database (or for a CPU on a busy machine) does not hold every
+// caller up.
+const logWriters = 4
+
 // Defaults of the service.
 const (
 	DefaultReloadInterval = 30 * time.Second
@@ -152,9 +158,13 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	s.loadedAt = s.now()
 	s.writer = newLogWriter(s.db, s.log)
 	s.writerDone = make(chan struct{})
+	var writers sync.WaitGroup
+	for range logWriters {
+		writers.Go(s.writer.run)
+	}
 	go func() {
-		defer close(s.writerDone)
-		s.writer.run()
+		writers.Wait()
+		close(s.writerDone)
 	}()
 	return s, nil
 }

@@ -7,7 +7,9 @@
 # concurrent keep-alive connections for DURATION, RUNS times. Every review
 # is authenticated, authorised, judged by every admission policy and
 # recorded in the decision log, as in production. The generator runs on the
-# same machine and takes CPU from the server: the figure is a floor.
+# same machine and takes CPU from the server: the figure is a floor. The
+# peer, run first for each client count, is an authenticated GET of a small
+# static document through the same server (the floor of any API request).
 #
 #   bash bench/admission.sh                   # SQLite in a temporary data directory
 #   STORE=postgres://… bash bench/admission.sh
@@ -40,16 +42,30 @@ echo "rampart up on https://localhost:$port (store: ${STORE:-sqlite}); $(nproc) 
 # cpu_ticks is the server's user+system CPU time so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)
+# load MODE CLIENTS: one run of the generator; prints its line and the
+# server's CPU per request (warm-up included in both, so it is a ceiling).
+load() {
+  local before after out n w flag=()
+  [ "$1" = baseline ] && flag=(-baseline)
+  before=$(cpu_ticks)
+  out=$(./.cache/bin/admission-load -server "https://localhost:$port" -ca "$data/tls/ca.crt" -c "$2" -d "$DURATION" "${flag[@]}")
+  after=$(cpu_ticks)
+  n=$(sed -n 's/.*: \([0-9]*\) requests,.*/\1/p' <<<"$out")
+  w=$(sed -n 's/.*warm-up \([0-9]*\) requests.*/\1/p' <<<"$out")
+  rate=$(sed -n 's/.* \([0-9]*\) requests\/s.*/\1/p' <<<"$out")
+  cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" -v w="${w:-0}" 'BEGIN { printf "%.3f", t * 1000 / hz / (n + w) }')
+  printf '  %s; server CPU %s ms per request\n' "$out" "$cpu"
+}
+# Each client count runs the peer first — an authenticated, authorised
+# GET of a small static document through the same server, the floor of
+# any API request here — then the AdmissionReviews; the ratios compare
+# them within the run.
 for run in $(seq 1 "$RUNS"); do
   for c in $CLIENTS; do
-    before=$(cpu_ticks)
-    out=$(./.cache/bin/admission-load -server "https://localhost:$port" -ca "$data/tls/ca.crt" -c "$c" -d "$DURATION")
-    after=$(cpu_ticks)
-    # The generator's warm-up is counted in the CPU time but not in the
-    # reviews: the figure per review is a ceiling.
-    reviews=$(sed -n 's/.*: \([0-9]*\) reviews,.*/\1/p' <<<"$out")
-    warm=$(sed -n 's/.*warm-up \([0-9]*\) reviews.*/\1/p' <<<"$out")
-    printf 'run %d: %s; server CPU %s ms per review\n' "$run" "$out" \
-      "$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reviews" -v w="${warm:-0}" 'BEGIN { printf "%.3f", t * 1000 / hz / (n + w) }')"
+    echo "run $run, $c clients:"
+    load baseline "$c"; brate=$rate bcpu=$cpu
+    load admission "$c"
+    awk -v br="$brate" -v ar="$rate" -v bc="$bcpu" -v ac="$cpu" \
+      'BEGIN { printf "  admission / baseline: %.2f of the requests per second, %.2f times the CPU per request\n", ar / br, ac / bc }'
   done
 done

@@ -34,8 +34,9 @@ func main() {
 	conc := flag.Int("c", 32, "concurrent clients")
 	dur := flag.Duration("d", 10*time.Second, "how long to send")
 	warm := flag.Duration("warmup", 2*time.Second, "how long to send before measuring")
+	baseline := flag.Bool("baseline", false, "send the peer request instead: an authenticated, authorised GET of a small static document (the admission gate's schema) through the same server")
 	flag.Parse()
-	if err := run(*server, *caFile, *adminPW, *conc, *dur, *warm); err != nil {
+	if err := run(*server, *caFile, *adminPW, *conc, *dur, *warm, *baseline); err != nil {
 		fmt.Fprintln(os.Stderr, "admission:", err)
 		os.Exit(1)
 	}
@@ -79,7 +80,7 @@ func (a *api) do(method, path string, in, out any) error {
 	return nil
 }
 
-func run(server, caFile, adminPW string, conc int, dur, warm time.Duration) error {
+func run(server, caFile, adminPW string, conc int, dur, warm time.Duration, baseline bool) error {
 	if server == "" || caFile == "" || adminPW == "" {
 		return errors.New("-server, -ca and -admin-password are required")
 	}
@@ -122,10 +123,11 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration) erro
 		Secret string `json:"token"`
 	}
 	if err := a.do("POST", "/api/v1/orgs/"+org+"/service-accounts/"+sa.Username+"/tokens",
-		map[string]any{"name": "apiserver", "scopes": []string{"policy:decide"}}, &tok); err != nil {
+		map[string]any{"name": "apiserver", "scopes": []string{"policy:decide", "org:read"}}, &tok); err != nil {
 		return err
 	}
 	webhook := a.base + "/api/v1/orgs/" + org + "/admission/prod"
+	schema := a.base + "/api/v1/policy/gates/admission/schema"
 	registry := u.Host
 
 	var (
@@ -142,9 +144,20 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration) erro
 			var mine []time.Duration
 			for i := 0; time.Now().Before(stop); i++ {
 				deny := i%2 == 1
-				body := review(fmt.Sprintf("%d-%d", w, i), registry, deny)
-				start := time.Now()
-				allowed, err := post(client, webhook, tok.Secret, body)
+				var (
+					allowed bool
+					err     error
+					start   time.Time
+				)
+				if baseline {
+					start = time.Now()
+					err = get(client, schema, tok.Secret)
+					allowed = !deny
+				} else {
+					body := review(fmt.Sprintf("%d-%d", w, i), registry, deny)
+					start = time.Now()
+					allowed, err = post(client, webhook, tok.Secret, body)
+				}
 				took := time.Since(start)
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
@@ -181,8 +194,12 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration) erro
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	fmt.Printf("clients %d, %s: %d reviews, %.0f reviews/s, p50 %s, p95 %s, p99 %s, wrong or failed answers %d (warm-up %d reviews)\n",
-		conc, elapsed.Round(time.Millisecond), sent.Load(), float64(sent.Load())/elapsed.Seconds(),
+	what := "admission"
+	if baseline {
+		what = "baseline"
+	}
+	fmt.Printf("%s: clients %d, %s: %d requests, %.0f requests/s, p50 %s, p95 %s, p99 %s, wrong or failed answers %d (warm-up %d requests)\n",
+		what, conc, elapsed.Round(time.Millisecond), sent.Load(), float64(sent.Load())/elapsed.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.95).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), wrong.Load(), warmed.Load())
 	if wrong.Load() > 0 {
 		return fmt.Errorf("%d answers were wrong or failed", wrong.Load())
@@ -241,4 +258,26 @@ func post(c *http.Client, url, token string, body []byte) (bool, error) {
 		return false, err
 	}
 	return out.Response.Allowed, nil
+}
+
+// get fetches url with token and checks it answers 200.
+func get(c *http.Client, url, token string) error {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Status, data)
+	}
+	return nil
 }

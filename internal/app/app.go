@@ -47,6 +47,7 @@ import (
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
+	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/problem"
 	"github.com/rampartsec/rampart/internal/scm"
 	"github.com/rampartsec/rampart/internal/scm/githttp"
@@ -113,6 +114,8 @@ type App struct {
 	SCM    *scm.Service
 	sshLn  net.Listener
 	sshSrv *gitssh.Server
+	// Policy runs the policy gates and keeps the decision log.
+	Policy *policy.Service
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -149,7 +152,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -233,15 +236,21 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		TempDir: filepath.Join(cfg.DataDir, "tmp")}); err != nil {
 		return nil, err
 	}
+	if a.Policy, err = policy.New(ctx, policy.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, Logger: log, Clock: opt.Clock,
+		Sources: policySources(cfg.Policy), Settings: map[string]any{"rampart_registry": registryHost(a.url)},
+		Timeout: cfg.Policy.Timeout, ReloadInterval: cfg.Policy.ReloadInterval, Retention: cfg.Policy.Retention,
+		Registerer: a.Registry}); err != nil {
+		return nil, err
+	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages()),
-		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav()),
-		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -365,6 +374,27 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 // GatewayURL is where the gateway listens ("" when it is off).
 func (a *App) GatewayURL() string { return a.gwURL }
 
+// policySources are the policy bundles loaded after the built-in library.
+func policySources(c config.Policy) []policy.Source {
+	var out []policy.Source
+	if c.Dir != "" {
+		out = append(out, policy.Dir{Path: c.Dir})
+	}
+	if c.Repository != "" {
+		out = append(out, policy.Git{Repo: c.Repository, Ref: c.Ref})
+	}
+	return out
+}
+
+// registryHost is the host (and port) images in this Rampart's registry
+// are named with.
+func registryHost(publicURL string) string {
+	if u, err := url.Parse(publicURL); err == nil {
+		return u.Host
+	}
+	return ""
+}
+
 // certHosts lists the names the server certificate must cover.
 func certHosts(publicURL string, addr net.Addr) []string {
 	hosts := []string{"localhost", "127.0.0.1", "::1"}
@@ -478,6 +508,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.sshSrv != nil {
 		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
 	}
+	g.Go(func() error { return a.Policy.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -541,6 +572,9 @@ func (a *App) Close() error {
 	}
 	if a.scanners != nil {
 		errs = append(errs, a.scanners.Close())
+	}
+	if a.Policy != nil {
+		a.Policy.Close() // writes the decisions it holds
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

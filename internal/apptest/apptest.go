@@ -5,11 +5,14 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +35,8 @@ type App struct {
 	DataDir string
 	cancel  context.CancelFunc
 	done    chan error
+	// transport trusts the app's CA when it serves TLS (nil otherwise).
+	transport http.RoundTripper
 }
 
 // Option changes how the app is configured or built before start.
@@ -104,6 +109,17 @@ func Start(t testing.TB, opts ...Option) *App {
 		t.Fatalf("start app: %v", err)
 	}
 	ta := &App{App: a, URL: a.URL(), DataDir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
+	if ca := a.CAFile(); ca != "" {
+		// WithConfig turned TLS on: clients trust the app's own CA.
+		pemData, err := os.ReadFile(ca)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pemData)
+		ta.transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
 	go func() { ta.done <- a.Run(ctx) }()
 	t.Cleanup(func() { ta.Stop(t) })
 	return ta
@@ -145,14 +161,14 @@ type Client struct {
 
 // Client returns an API client using token ("" for anonymous).
 func (a *App) Client(t testing.TB, token string) *Client {
-	return &Client{t: t, base: a.URL, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	return &Client{t: t, base: a.URL, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second, Transport: a.transport}}
 }
 
 // Browser returns an HTTP client with a cookie jar that does not follow
 // redirects (tests look at them).
 func (a *App) Browser(t testing.TB) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: a.transport, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
 }

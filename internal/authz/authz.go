@@ -80,6 +80,11 @@ const (
 	ScopeMetricsRead   Scope = "metrics:read"
 )
 
+// Scopes of policy gates (package policy).
+const (
+	ScopePolicyDecide Scope = "policy:decide"
+)
+
 // ScopeInfo documents a scope.
 type ScopeInfo struct {
 	Name        Scope
@@ -104,6 +109,7 @@ func Scopes() []ScopeInfo {
 		{ScopeVaultWrite, "create, rotate and delete secrets"},
 		{ScopeAuditRead, "read and export the audit log the owner may see"},
 		{ScopeMetricsRead, "scrape /metrics (Prometheus)"},
+		{ScopePolicyDecide, "ask policy gates for recorded decisions and send Kubernetes admission reviews"},
 	}
 }
 
@@ -253,6 +259,25 @@ var (
 	ClientsAdmin = Action{Name: "clients.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
 	AuditRead    = Action{Name: "audit.read", Level: LevelSiteAdmin, Scope: ScopeAuditRead}
 	MetricsRead  = Action{Name: "metrics.read", Level: LevelAuthed, Scope: ScopeMetricsRead}
+)
+
+// Actions of policy gates, the decision log and exceptions (package
+// policy).
+var (
+	// PolicyRead shows the loaded policies, their modes and the bundle
+	// revision.
+	PolicyRead   = Action{Name: "policy.read", Level: LevelAuthed, Scope: ScopeOrgRead}
+	PolicyReload = Action{Name: "policy.reload", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+	// PolicyEvaluate dry-runs a gate: nothing is recorded.
+	PolicyEvaluate = Action{Name: "policy.evaluate", Level: LevelOrg, Role: Reader, Scope: ScopeOrgRead}
+	// PolicyDecide asks a gate for a decision recorded in the org's
+	// decision log (pipelines, other tools, admission webhooks).
+	PolicyDecide        = Action{Name: "policy.decide", Level: LevelOrg, Role: Developer, Scope: ScopePolicyDecide}
+	PolicyDecisionsRead = Action{Name: "policy.decisions.read", Level: LevelOrg, Role: Reader, Scope: ScopeOrgRead}
+	PolicyExceptionRead = Action{Name: "policy.exceptions.read", Level: LevelOrg, Role: Reader, Scope: ScopeOrgRead}
+	// PolicyExceptionWrite sets rules aside for the whole org: owners
+	// only, like the org's other security settings.
+	PolicyExceptionWrite = Action{Name: "policy.exceptions.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 )
 
 // OIDCKeysAdmin rotates the OpenID provider's signing keys (site

@@ -157,6 +157,8 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.scanCmd(),
 		ce.workItemCmd(),
 		ce.alertCmd(),
+		ce.policyCmd(),
+		ce.exceptionCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.gatewayCmd(),

@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"tamper":     cmdTamper,
 			"enrol-totp": cmdEnrolTOTP,
 			"totp":       cmdTOTP,
+			"date-ahead": cmdDateAhead,
 		},
 	})
 }
@@ -368,4 +369,15 @@ func cmdTOTP(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("totp: odd code %q", code)
 	}
 	ts.Setenv(args[0], code)
+}
+
+// date-ahead NAME DAYS sets NAME to the date DAYS days from today
+// (YYYY-MM-DD, UTC), for expiry dates.
+func cmdDateAhead(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: date-ahead NAME DAYS")
+	}
+	days, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	ts.Setenv(args[0], time.Now().UTC().AddDate(0, 0, days).Format(time.DateOnly))
 }

@@ -99,6 +99,9 @@ SIGTERM stops it gracefully.`,
 	f.IntVar(&cfg.Gateway.MaxHeaderBytes, "gateway-max-header", cfg.Gateway.MaxHeaderBytes, "largest request line and headers the gateway accepts, in bytes")
 	f.StringVar(&cfg.SCM.SSHAddr, "ssh-addr", "127.0.0.1:2222", "listen address of git over SSH (empty turns SSH off)")
 	f.Int64Var(&cfg.SCM.MaxPushBytes, "max-push", 512<<20, "largest accepted git push (pack data) in bytes")
+	f.StringVar(&cfg.Policy.Dir, "policy-dir", "", "directory of policies loaded after the built-in library")
+	f.StringVar(&cfg.Policy.Repository, "policy-repo", "", "git repository (path on disk) of policies loaded after the built-in library")
+	f.StringVar(&cfg.Policy.Ref, "policy-ref", "", "branch, tag or commit of --policy-repo (default HEAD)")
 	f.Lookup("tls").NoOptDefVal = "on"
 	f.Lookup("gateway-tls").NoOptDefVal = "on"
 	f.Lookup("gateway-access-log").NoOptDefVal = "on"

@@ -38,6 +38,7 @@ type Config struct {
 	OIDC     OIDC
 	Gateway  Gateway
 	SCM      SCM
+	Policy   Policy
 }
 
 // Gateway configures the gateway: its own listener in front of the
@@ -74,6 +75,26 @@ type SCM struct {
 	WebhookTimeout  time.Duration
 	WebhookBackoff  time.Duration
 	WebhookAttempts int
+}
+
+// Policy configures the policy gates. The built-in library is always
+// loaded; Dir and Repository add bundles after it.
+type Policy struct {
+	// Dir is a directory of policies (policy as code on disk).
+	Dir string
+	// Repository is a git repository on disk holding policies (the org's
+	// policy repository in Rampart's git hosting), read at Ref (default
+	// HEAD) without a checkout.
+	Repository string
+	Ref        string
+	// Timeout bounds one evaluation; zero takes the default (2 s).
+	Timeout time.Duration
+	// ReloadInterval is how often the bundles are reloaded; zero takes
+	// the default (30 s).
+	ReloadInterval time.Duration
+	// Retention is how long decisions are kept; zero takes the default
+	// (90 days).
+	Retention time.Duration
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -182,6 +203,12 @@ func (c *Config) Validate() error {
 	if c.OIDC.AccessTokenLifetime < 0 || c.OIDC.RefreshTokenLifetime < 0 || c.OIDC.IDTokenLifetime < 0 ||
 		c.OIDC.KeyRotation < 0 || c.OIDC.DevicePollInterval < 0 {
 		bad("oidc", "lifetimes and intervals must not be negative")
+	}
+	if c.Policy.Timeout < 0 || c.Policy.ReloadInterval < 0 || c.Policy.Retention < 0 {
+		bad("policy", "timeout, reload interval and retention must not be negative")
+	}
+	if c.Policy.Ref != "" && c.Policy.Repository == "" {
+		bad("policy.ref", "needs policy.repository")
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")

@@ -206,6 +206,17 @@ var routeRules = map[string]expect{
 	"GET /api/v1/user/ssh-keys":                                                       {ownAccount, "user:read", ""},
 	"POST /api/v1/user/ssh-keys":                                                      {ownAccount, "user:write", ""},
 	"DELETE /api/v1/user/ssh-keys/{id}":                                               {ownAccount, "user:write", ""},
+	"GET /api/v1/policy":                                                              {anyUser, "org:read", ""},
+	"POST /api/v1/policy/reload":                                                      {admins, "admin", ""},
+	"GET /api/v1/policy/gates/{gate}/schema":                                          {anyUser, "org:read", ""},
+	"POST /api/v1/orgs/{org}/policy/decisions":                                        {org(developer), "policy:decide", ""},
+	"POST /api/v1/orgs/{org}/policy/evaluate":                                         {org(reader), "org:read", ""},
+	"GET /api/v1/orgs/{org}/policy/decisions":                                         {org(reader), "org:read", ""},
+	"GET /api/v1/orgs/{org}/policy/decisions/{id}":                                    {org(reader), "org:read", ""},
+	"POST /api/v1/orgs/{org}/admission/{environment}":                                 {org(developer), "policy:decide", ""},
+	"GET /api/v1/orgs/{org}/exceptions":                                               {org(reader), "org:read", ""},
+	"POST /api/v1/orgs/{org}/exceptions":                                              {org(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/exceptions/{number}":                                   {org(owner), "org:write", ""},
 }
 
 // allows reports whether the row lets s call the route on org target

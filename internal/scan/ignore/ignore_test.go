@@ -130,3 +130,39 @@ func FuzzParse(f *testing.F) {
 		file.Apply(r, time.Now())
 	})
 }
+
+// Entries scoped to an image or an environment are the same exception
+// object the gates use: a source scan, which knows neither, never applies
+// them and does not call them stale; an image scan applies those of its
+// image.
+func TestApply_ScopedEntries(t *testing.T) {
+	f, err := Parse("ignore.yaml", strings.NewReader(`suppressions:
+  - id: CVE-2024-0001
+    environment: staging
+    reason: staging only
+  - id: CVE-2024-0002
+    image: registry.local/acme/web
+    reason: the image never calls it
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	findings := func() *report.Report {
+		return &report.Report{Findings: []report.Finding{
+			{RuleID: "CVE-2024-0001", Severity: report.SeverityHigh},
+			{RuleID: "GHSA-2", Vuln: &report.Vulnerability{ID: "GHSA-2", Aliases: []string{"CVE-2024-0002"}}, Severity: report.SeverityHigh},
+		}}
+	}
+	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	src := findings()
+	f.Apply(src, now)
+	if src.CountAtLeast(report.SeverityHigh) != 2 || len(src.Notes) != 0 {
+		t.Errorf("source scan: %d unsuppressed, notes %+v; want 2 and no notes", src.CountAtLeast(report.SeverityHigh), src.Notes)
+	}
+	f.Image = "registry.local/acme/web:1.4"
+	img := findings()
+	f.Apply(img, now)
+	if img.Findings[0].Suppressed != nil || img.Findings[1].Suppressed == nil {
+		t.Errorf("image scan: suppressed = %v, %v; want only the image's entry applied", img.Findings[0].Suppressed, img.Findings[1].Suppressed)
+	}
+}

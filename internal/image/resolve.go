@@ -177,7 +177,7 @@ func pickImage(idx v1.ImageIndex, sel string, platform v1.Platform, what string,
 				cands = append(cands, d)
 			}
 		default:
-			if d.ArtifactType != "" || d.Annotations["org.opencontainers.artifact.type"] != "" {
+			if d.ArtifactType == ArtifactTypeSBOM || d.ArtifactType == ArtifactTypeProvenance || d.Annotations["org.opencontainers.artifact.type"] != "" {
 				continue // referrers (SBOM, provenance) stored beside an image
 			}
 			if d.Platform != nil && !d.Platform.Satisfies(platform) {

@@ -155,6 +155,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.serviceAccountCmd(),
 		ce.auditCmd(),
 		ce.scanCmd(),
+		ce.imageCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.gatewayCmd(),

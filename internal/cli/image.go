@@ -43,6 +43,7 @@ func (ce *cmdEnv) imageCmd() *cobra.Command {
 		buildArgs, bases                       []string
 		user, srcRepo, srcCommit, srcRef       string
 		invocation, builder                    string
+		fromBase, dest                         string
 	)
 	build := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
@@ -71,6 +72,13 @@ $` + envRegistryPassword + `, else the Docker config.`,
 				return usagef("say where the image goes: --push (with --tag) or --output-layout DIR")
 			}
 			opts := image.BuildOptions{ContextDir: args[0], Dockerfile: file, Target: target, Platform: platform}
+			if fromBase != "" {
+				df, err := image.DirectoryDockerfile(fromBase, dest, nil)
+				if err != nil {
+					return err
+				}
+				opts.DockerfileText, opts.Dockerfile = df, "(--from-base "+fromBase+")"
+			}
 			if len(buildArgs) > 0 {
 				opts.BuildArgs = map[string]string{}
 			}
@@ -186,6 +194,8 @@ $` + envRegistryPassword + `, else the Docker config.`,
 	fl.BoolVar(&push, "push", false, "push the image and its evidence to --tag")
 	fl.StringVar(&layoutDir, "output-layout", "", "write the image and its evidence as an OCI layout in this new directory")
 	fl.StringArrayVar(&buildArgs, "build-arg", nil, "NAME=VALUE for an ARG (repeatable); recorded in the provenance, so never a secret")
+	fl.StringVar(&fromBase, "from-base", "", "no Dockerfile: copy CONTEXT onto this base image (at --dest)")
+	fl.StringVar(&dest, "dest", "/app", "with --from-base: where CONTEXT goes in the image")
 	fl.StringVar(&target, "target", "", "stage to build (default the last)")
 	fl.StringVar(&platform, "platform", "", "os/arch[/variant] (default linux and this machine's architecture)")
 	fl.StringArrayVar(&bases, "base", nil, "NAME=oci-layout:DIR[:TAG] or NAME=tarball:FILE: where FROM NAME comes from (repeatable)")

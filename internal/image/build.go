@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1019,4 +1020,27 @@ func (b *builder) layer(in Instruction, s *stage, entries map[string]layerEntry)
 		return nil, apperr.Wrap(err, apperr.Internal, "make layer")
 	}
 	return l, nil
+}
+
+// DirectoryDockerfile is the Dockerfile of a build that copies the whole
+// context directory onto base at dest: an image from a directory and a
+// base image, without writing a Dockerfile. Pass it as
+// BuildOptions.DockerfileText.
+func DirectoryDockerfile(base, dest string, entrypoint []string) ([]byte, error) {
+	if base == "" || strings.ContainsAny(base, " \t\n") {
+		return nil, apperr.E(apperr.Invalid, "invalid base image %q", base)
+	}
+	if !path.IsAbs(dest) || strings.ContainsAny(dest, "\n\"$\\") {
+		return nil, apperr.E(apperr.Invalid, "the destination must be an absolute path, not %q", dest)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "FROM %s\nCOPY [\".\", %q]\nWORKDIR %s\n", base, strings.TrimSuffix(dest, "/")+"/", dest)
+	if len(entrypoint) > 0 {
+		ep, err := json.Marshal(entrypoint)
+		if err != nil {
+			return nil, apperr.Wrap(err, apperr.Invalid, "entrypoint")
+		}
+		fmt.Fprintf(&b, "ENTRYPOINT %s\n", ep)
+	}
+	return []byte(b.String()), nil
 }

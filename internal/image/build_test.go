@@ -416,3 +416,60 @@ func mustTag(t testing.TB, s string) name.Tag {
 	}
 	return tag
 }
+
+func TestBuild_DirectoryOnBase(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"index.html": "<h1>hi</h1>", "css/site.css": "body{}", ".dockerignore": "*.tmp\n", "x.tmp": "tmp"})
+	df, err := DirectoryDockerfile("scratch", "/var/www", []string{"/bin/httpd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := build(t, dir, BuildOptions{DockerfileText: df})
+	files := imageFiles(t, res.Image)
+	if files["var/www/index.html"].Content != "<h1>hi</h1>" || files["var/www/css/site.css"].Content != "body{}" {
+		t.Errorf("files: %v", files)
+	}
+	if _, ok := files["var/www/x.tmp"]; ok {
+		t.Error(".dockerignore not honoured")
+	}
+	cf, _ := res.Image.ConfigFile()
+	if cf.Config.WorkingDir != "/var/www" || cf.Config.Entrypoint[0] != "/bin/httpd" {
+		t.Errorf("config %+v", cf.Config)
+	}
+	if _, err := DirectoryDockerfile("scratch", "relative", nil); err == nil {
+		t.Error("a relative destination was accepted")
+	}
+}
+
+func FuzzTreeFromTar(f *testing.F) {
+	var plain bytes.Buffer
+	tw := tar.NewWriter(&plain)
+	tw.WriteHeader(&tar.Header{Name: "a/b", Mode: 0o644, Size: 1})
+	tw.Write([]byte("x"))
+	tw.WriteHeader(&tar.Header{Name: "a/l", Typeflag: tar.TypeSymlink, Linkname: "../../etc"})
+	tw.WriteHeader(&tar.Header{Name: "a/h", Typeflag: tar.TypeLink, Linkname: "a/b"})
+	tw.Close()
+	f.Add(plain.Bytes())
+	f.Add(tarGz(f, map[string]string{"../x": "y"}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n := &node{data: data, size: int64(len(data))}
+		rc, err := openArchive(n)
+		if err != nil || rc == nil {
+			return
+		}
+		defer rc.Close()
+		tr, err := treeFromTar("archive", false, rc, Limits{ContextBytes: 1 << 20, Files: 1000})
+		if err != nil {
+			if apperr.KindOf(err) == apperr.Internal {
+				t.Fatalf("unclassified: %v", err)
+			}
+			return
+		}
+		for _, p := range tr.below(".") {
+			if strings.HasPrefix(p, "../") || strings.HasPrefix(p, "/") || p == ".." {
+				t.Fatalf("member %q escapes", p)
+			}
+			tr.resolve(p, true)
+		}
+	})
+}

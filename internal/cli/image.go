@@ -119,14 +119,26 @@ $` + envRegistryPassword + `, else the Docker config.`,
 			opts.Bases = res
 
 			started := time.Now()
+			// The scanner (for the SBOM) compiles its rules while the image
+			// builds.
+			type scannerResult struct {
+				s   *scan.Scanner
+				err error
+			}
+			scanc := make(chan scannerResult, 1)
+			go func() {
+				s, err := scan.New(ctx, scan.Config{})
+				scanc <- scannerResult{s, err}
+			}()
 			r, err := image.Build(ctx, opts)
+			sr := <-scanc
 			if err != nil {
 				return err
 			}
-			sc, err := scan.New(ctx, scan.Config{})
-			if err != nil {
-				return err
+			if sr.err != nil {
+				return sr.err
 			}
+			sc := sr.s
 			name := tag
 			if name == "" {
 				name = args[0]

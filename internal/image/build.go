@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -324,7 +325,7 @@ func (b *builder) buildStage(ctx context.Context, st Stage) (*stage, error) {
 		}
 		img, mat, err := b.opts.Bases.Resolve(ctx, ref, plat)
 		if err != nil {
-			return nil, b.errf(from, "FROM %s: %s", ref, apperr.Message(err))
+			return nil, lineErrorKind(err, b.df.Name, from.Line, "FROM %s: %s", ref, apperr.Message(err))
 		}
 		s.img = img
 		b.addMaterial(mat)
@@ -899,7 +900,7 @@ func (b *builder) fromTree(ctx context.Context, in Instruction, from string, s *
 		}
 		i, mat, err := b.opts.Bases.Resolve(ctx, from, b.platform)
 		if err != nil {
-			return nil, b.errf(in, "COPY --from=%s: %s", from, apperr.Message(err))
+			return nil, lineErrorKind(err, b.df.Name, in.Line, "COPY --from=%s: %s", from, apperr.Message(err))
 		}
 		img = i
 		b.addMaterial(mat)
@@ -1015,7 +1016,7 @@ func (b *builder) layer(in Instruction, s *stage, entries map[string]layerEntry)
 	}
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(mt), tarball.WithCompressedCaching)
+	}, tarball.WithMediaType(mt), tarball.WithCompressionLevel(gzip.BestSpeed), tarball.WithCompressedCaching)
 	if err != nil {
 		return nil, apperr.Wrap(err, apperr.Internal, "make layer")
 	}

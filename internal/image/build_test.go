@@ -297,14 +297,15 @@ func TestBuild_BaseImages(t *testing.T) {
 
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
-		"Dockerfile": "FROM base\nCOPY app /usr/bin/app\nENV PATH=/app:$PATH\nENTRYPOINT [\"app\"]\n",
+		"Dockerfile": "FROM base\nCOPY app /usr/bin/app\nCOPY tool /usr/bin\nENV PATH=/app:$PATH\nENTRYPOINT [\"app\"]\n",
 		"app":        "app",
+		"tool":       "tool",
 	})
 	for _, loc := range []string{"oci-layout:" + layoutDir, "oci-layout:" + layoutDir + ":1.0", "oci-layout:" + layoutDir + "@" + base.Digest.String(), "tarball:" + tarPath} {
 		t.Run(strings.SplitN(loc, ":", 2)[0], func(t *testing.T) {
 			res := build(t, dir, BuildOptions{Bases: &Resolver{Local: map[string]string{"base": loc}}})
 			files := imageFiles(t, res.Image)
-			if files["usr/bin/sh"].Content != "shell" || files["usr/bin/app"].Content != "app" {
+			if files["usr/bin/sh"].Content != "shell" || files["usr/bin/app"].Content != "app" || files["usr/bin/tool"].Content != "tool" {
 				t.Errorf("files of base and build: %v", files)
 			}
 			cf, _ := res.Image.ConfigFile()
@@ -377,6 +378,9 @@ func TestBuild_Refused(t *testing.T) {
 		{"unknown user name",
 			map[string]string{"Dockerfile": "FROM scratch\nCOPY --chown=nobody a /a\n", "a": "a"}, Limits{},
 			`Dockerfile:2: COPY --chown=nobody: user "nobody" is not in the image's /etc/passwd`, apperr.Invalid},
+		{"missing base layout",
+			map[string]string{"Dockerfile": "FROM oci-layout:/nonexistent/layout\n"}, Limits{},
+			"Dockerfile:1: FROM oci-layout:/nonexistent/layout: OCI layout /nonexistent/layout not found", apperr.NotFound},
 		{"copy from a later stage",
 			map[string]string{"Dockerfile": "FROM scratch\nCOPY --from=1 /a /a\nFROM scratch\n"}, Limits{},
 			"Dockerfile:2: COPY --from=1: no earlier stage has that index", apperr.Invalid},

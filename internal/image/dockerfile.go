@@ -97,6 +97,16 @@ func lineError(file string, line int, format string, args ...any) error {
 	return apperr.E(apperr.Invalid, "%s:%d: %s", file, line, fmt.Sprintf(format, args...))
 }
 
+// lineErrorKind is lineError with the kind of a cause (a registry's
+// refusal stays Unauthenticated, a missing base NotFound).
+func lineErrorKind(cause error, file string, line int, format string, args ...any) error {
+	k := apperr.KindOf(cause)
+	if k == apperr.Internal {
+		k = apperr.Unavailable
+	}
+	return &apperr.Error{Kind: k, Msg: fmt.Sprintf("%s:%d: %s", file, line, fmt.Sprintf(format, args...)), Err: cause}
+}
+
 // Parse reads a Dockerfile of the supported subset. name is used in error
 // messages. Every error is Invalid and names the line.
 func Parse(name string, data []byte) (*Dockerfile, error) {

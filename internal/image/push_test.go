@@ -1,9 +1,15 @@
 package image
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -237,5 +243,58 @@ func TestWriteLayout_EvidenceBesideTheImage(t *testing.T) {
 	// A second write to the same directory is refused and changes nothing.
 	if err := WriteLayout(dir, "1.0", r2.Image, nil); !apperr.Is(err, apperr.Conflict) {
 		t.Errorf("writing over a layout: %v, want conflict", err)
+	}
+}
+
+func TestSign_CosignVerifies(t *testing.T) {
+	reg := startTokenRegistry(t)
+	cosign := tool(t, "cosign", cosignVersion)
+	res := build(t, appContext(t), BuildOptions{BuildArgs: map[string]string{"VERSION": "1.0"}})
+	repo := reg.Host + "/acme/app"
+	opts := PushOptions{Auth: &authn.Basic{Username: reg.User, Password: reg.Password}, Insecure: true}
+	pushed, err := Push(t.Context(), res.Image, repo+":1.0", nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	signer, err := ParseSigningKey(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two signatures: the second is added beside the first.
+	for range 2 {
+		if _, err := Sign(t.Context(), pushed.Image, signer, opts); err != nil {
+			t.Fatalf("Sign: %v", err)
+		}
+	}
+
+	dir := t.TempDir()
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	os.WriteFile(filepath.Join(dir, "cosign.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+	auth := base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	env := []string{"DOCKER_CONFIG=" + dir, "SIGSTORE_NO_CACHE=true", "TUF_ROOT=" + filepath.Join(dir, "tuf")}
+	out := run(t, env, cosign, "verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog=true",
+		"--allow-http-registry", "--output", "json", pushed.Image.String())
+	var verified []SimpleSigning
+	if err := json.Unmarshal([]byte(out), &verified); err != nil || len(verified) != 2 {
+		t.Fatalf("cosign verify output: %v\n%s", err, out)
+	}
+	if verified[0].Critical.Image.DockerManifestDigest != res.Digest.String() {
+		t.Errorf("cosign verified digest %s, want %s", verified[0].Critical.Image.DockerManifestDigest, res.Digest)
+	}
+
+	// Another key does not verify.
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	opub, _ := x509.MarshalPKIXPublicKey(&other.PublicKey)
+	os.WriteFile(filepath.Join(dir, "other.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: opub}), 0o644)
+	cmd := exec.Command(cosign, "verify", "--key", filepath.Join(dir, "other.pub"), "--insecure-ignore-tlog=true", "--allow-http-registry", pushed.Image.String())
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("cosign verify with another key succeeded:\n%s", out)
 	}
 }

@@ -32,6 +32,7 @@ const (
 	registryVersion = "v3.1.2"
 	craneVersion    = "v0.22.1"
 	orasVersion     = "v1.3.6"
+	cosignVersion   = "v2.6.5"
 )
 
 // tool returns a binary built into .cache/tools, or handles it as missing.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
 
+	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/image"
 	"github.com/rampartsec/rampart/internal/scan"
 )
@@ -26,6 +28,7 @@ type imageBuildOutput struct {
 	Tag        string           `json:"tag,omitempty"`
 	Pushed     string           `json:"pushed,omitempty"`
 	Referrers  []string         `json:"referrers,omitempty"`
+	Signature  string           `json:"signature,omitempty"`
 	Layout     string           `json:"layout,omitempty"`
 	SBOM       string           `json:"sbom,omitempty"`
 	Provenance string           `json:"provenance,omitempty"`
@@ -43,7 +46,7 @@ func (ce *cmdEnv) imageCmd() *cobra.Command {
 		buildArgs, bases                       []string
 		user, srcRepo, srcCommit, srcRef       string
 		invocation, builder                    string
-		fromBase, dest                         string
+		fromBase, dest, signKey                string
 	)
 	build := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
@@ -67,6 +70,9 @@ $` + envRegistryPassword + `, else the Docker config.`,
 			ctx := cmd.Context()
 			if push && tag == "" {
 				return usagef("--push needs --tag")
+			}
+			if signKey != "" && !push {
+				return usagef("--sign-key signs the pushed image: it needs --push")
 			}
 			if !push && layoutDir == "" {
 				return usagef("say where the image goes: --push (with --tag) or --output-layout DIR")
@@ -181,6 +187,21 @@ $` + envRegistryPassword + `, else the Docker config.`,
 				for _, d := range p.Referrers {
 					out.Referrers = append(out.Referrers, d.String())
 				}
+				if signKey != "" {
+					pemKey, err := os.ReadFile(signKey)
+					if err != nil {
+						return apperr.Wrap(err, apperr.Invalid, "cannot read the signing key "+signKey)
+					}
+					key, err := image.ParseSigningKey(pemKey)
+					if err != nil {
+						return err
+					}
+					sig, err := image.Sign(ctx, p.Image, key, pushOpts)
+					if err != nil {
+						return err
+					}
+					out.Signature = sig.String()
+				}
 			}
 			return ce.print(out, func(t *tabwriter.Writer) {
 				row(t, "DIGEST", out.Digest)
@@ -189,6 +210,9 @@ $` + envRegistryPassword + `, else the Docker config.`,
 					row(t, "PUSHED", out.Pushed)
 					for _, d := range out.Referrers {
 						row(t, "REFERRER", d)
+					}
+					if out.Signature != "" {
+						row(t, "SIGNATURE", out.Signature)
 					}
 				}
 				if out.Layout != "" {
@@ -208,6 +232,7 @@ $` + envRegistryPassword + `, else the Docker config.`,
 	fl.StringArrayVar(&buildArgs, "build-arg", nil, "NAME=VALUE for an ARG (repeatable); recorded in the provenance, so never a secret")
 	fl.StringVar(&fromBase, "from-base", "", "no Dockerfile: copy CONTEXT onto this base image (at --dest)")
 	fl.StringVar(&dest, "dest", "/app", "with --from-base: where CONTEXT goes in the image")
+	fl.StringVar(&signKey, "sign-key", "", "with --push: sign the image in cosign's format with this PEM ECDSA P-256 key")
 	fl.StringVar(&target, "target", "", "stage to build (default the last)")
 	fl.StringVar(&platform, "platform", "", "os/arch[/variant] (default linux and this machine's architecture)")
 	fl.StringArrayVar(&bases, "base", nil, "NAME=oci-layout:DIR[:TAG] or NAME=tarball:FILE: where FROM NAME comes from (repeatable)")

@@ -997,7 +997,10 @@ func (b *builder) layer(in Instruction, s *stage, entries map[string]layerEntry)
 		if e.src != nil {
 			rc, err := e.src.open()
 			if err != nil {
-				return nil, b.errf(in, "%s: cannot read %s: %s", strings.ToUpper(in.Cmd), n, apperr.Message(apperr.Wrap(err, apperr.KindOf(err), "read failed")))
+				if apperr.KindOf(err) != apperr.Internal {
+					return nil, lineErrorKind(err, b.df.Name, in.Line, "%s: %s", strings.ToUpper(in.Cmd), apperr.Message(err))
+				}
+				return nil, &apperr.Error{Kind: apperr.Invalid, Msg: fmt.Sprintf("%s:%d: %s: cannot read %s", b.df.Name, in.Line, strings.ToUpper(in.Cmd), n), Err: err}
 			}
 			_, err = io.Copy(tw, io.LimitReader(rc, e.src.size))
 			rc.Close()

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -159,7 +160,9 @@ func (n *node) open() (io.ReadCloser, error) {
 	if n.disk == "" {
 		return io.NopCloser(bytes.NewReader(n.data)), nil
 	}
-	f, err := os.Open(n.disk)
+	// O_NOFOLLOW: a file swapped for a symbolic link after the context
+	// was indexed is not followed out of the context.
+	f, err := os.OpenFile(n.disk, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
@@ -297,7 +299,7 @@ func TestBuild_BaseImages(t *testing.T) {
 
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
-		"Dockerfile": "FROM base\nCOPY app /usr/bin/app\nCOPY tool /usr/bin\nENV PATH=/app:$PATH\nENTRYPOINT [\"app\"]\n",
+		"Dockerfile": "FROM base\nCOPY app /usr/bin/app\nCOPY tool /usr/bin\nCOPY --from=base /usr/bin/sh /copied/\nENV PATH=/app:$PATH\nENTRYPOINT [\"app\"]\n",
 		"app":        "app",
 		"tool":       "tool",
 	})
@@ -305,7 +307,7 @@ func TestBuild_BaseImages(t *testing.T) {
 		t.Run(strings.SplitN(loc, ":", 2)[0], func(t *testing.T) {
 			res := build(t, dir, BuildOptions{Bases: &Resolver{Local: map[string]string{"base": loc}}})
 			files := imageFiles(t, res.Image)
-			if files["usr/bin/sh"].Content != "shell" || files["usr/bin/app"].Content != "app" || files["usr/bin/tool"].Content != "tool" {
+			if files["usr/bin/sh"].Content != "shell" || files["usr/bin/app"].Content != "app" || files["usr/bin/tool"].Content != "tool" || files["copied/sh"].Content != "shell" {
 				t.Errorf("files of base and build: %v", files)
 			}
 			cf, _ := res.Image.ConfigFile()
@@ -476,4 +478,39 @@ func FuzzTreeFromTar(f *testing.F) {
 			tr.resolve(p, true)
 		}
 	})
+}
+
+func TestBuild_PlatformFromIndex(t *testing.T) {
+	// A multi-platform base: one image per architecture in an index.
+	idx := v1.ImageIndex(empty.Index)
+	digests := map[string]v1.Hash{}
+	for _, arch := range []string{"amd64", "arm64"} {
+		dir := t.TempDir()
+		writeTree(t, dir, map[string]string{"Dockerfile": "FROM scratch\nCOPY arch /arch\n", "arch": arch})
+		res := build(t, dir, BuildOptions{Platform: "linux/" + arch})
+		digests[arch] = res.Digest
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: res.Image, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	lay := filepath.Join(t.TempDir(), "multi")
+	p, err := layout.Write(lay, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "1"})); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"Dockerfile": "FROM base\nLABEL arch=$TARGETARCH\n"})
+	for _, arch := range []string{"arm64", "amd64"} {
+		res := build(t, dir, BuildOptions{Platform: "linux/" + arch, Bases: &Resolver{Local: map[string]string{"base": "oci-layout:" + lay + ":1"}}})
+		if got := imageFiles(t, res.Image)["arch"].Content; got != arch {
+			t.Errorf("platform linux/%s got the %s base", arch, got)
+		}
+		if res.Materials[0].Digest != digests[arch] {
+			t.Errorf("linux/%s: material %s, want %s", arch, res.Materials[0].Digest, digests[arch])
+		}
+	}
+	if _, err := Build(t.Context(), BuildOptions{ContextDir: dir, Platform: "linux/s390x", Bases: &Resolver{Local: map[string]string{"base": "oci-layout:" + lay}}}); !apperr.Is(err, apperr.NotFound) {
+		t.Errorf("a platform the base lacks: %v, want not found", err)
+	}
 }

@@ -2,7 +2,12 @@ package cli_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +15,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/cli"
 	"github.com/rampartsec/rampart/internal/image"
+	"github.com/rampartsec/rampart/internal/image/imagetest"
 )
 
 func runImageCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
@@ -82,4 +88,52 @@ func TestImageBuild_RefusedBuildsLeaveNothing(t *testing.T) {
 	if code, _, stderr := runImageCLI(t, nil, "image", "build", "--push", t.TempDir()); code != cli.ExitUsage || !strings.Contains(stderr, "--push needs --tag") {
 		t.Errorf("--push without --tag: exit %d %q", code, stderr)
 	}
+}
+
+func TestImageBuild_PushSignAndEvidence(t *testing.T) {
+	reg := imagetest.StartRegistry(t)
+	crane := imagetest.Tool(t, "crane", imagetest.CraneVersion)
+	oras := imagetest.Tool(t, "oras", imagetest.OrasVersion)
+	cosign := imagetest.Tool(t, "cosign", imagetest.CosignVersion)
+
+	ctxDir := t.TempDir()
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM scratch\nCOPY site/ /srv/www/\n"), 0o644)
+	os.MkdirAll(filepath.Join(ctxDir, "site"), 0o755)
+	os.WriteFile(filepath.Join(ctxDir, "site", "index.html"), []byte("<h1>hello</h1>"), 0o644)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	keyDir := t.TempDir()
+	os.WriteFile(filepath.Join(keyDir, "cosign.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	os.WriteFile(filepath.Join(keyDir, "cosign.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+
+	tag := reg.Host + "/acme/site:1"
+	args := []string{"image", "build", "-o", "json", "--tag", tag, "--push", "--insecure-registry", "--registry-user", reg.User,
+		"--sign-key", filepath.Join(keyDir, "cosign.key"), "--source-commit", "c0ffee", ctxDir}
+	// A wrong password: refused with the unauthenticated exit code, no password shown.
+	code, _, stderr := runImageCLI(t, map[string]string{"RAMPART_REGISTRY_PASSWORD": "not-the-password"}, args...)
+	if code != cli.ExitUnauthenticated || strings.Contains(stderr, "not-the-password") {
+		t.Errorf("wrong password: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr := runImageCLI(t, map[string]string{"RAMPART_REGISTRY_PASSWORD": reg.Password}, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var got struct {
+		Digest, Pushed, Signature string
+		Referrers                 []string
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DOCKER_CONFIG=" + reg.DockerConfig(t)}
+	if d := strings.TrimSpace(imagetest.Run(t, env, crane, "digest", "--insecure", tag)); d != got.Digest || len(got.Referrers) != 2 {
+		t.Errorf("crane digest %s, build printed %s with referrers %v", d, got.Digest, got.Referrers)
+	}
+	out := imagetest.Run(t, env, oras, "discover", "--plain-http", "--format", "json", reg.Host+"/acme/site@"+got.Digest)
+	if !strings.Contains(out, image.ArtifactTypeSBOM) || !strings.Contains(out, image.ArtifactTypeProvenance) {
+		t.Errorf("oras discover: %s", out)
+	}
+	imagetest.Run(t, append(env, "TUF_ROOT="+filepath.Join(keyDir, "tuf")), cosign, "verify", "--key", filepath.Join(keyDir, "cosign.pub"),
+		"--insecure-ignore-tlog=true", "--allow-http-registry", got.Pushed)
 }

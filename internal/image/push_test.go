@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/rampartsec/rampart/internal/apperr"
+	"github.com/rampartsec/rampart/internal/image/imagetest"
 	"github.com/rampartsec/rampart/internal/scan"
 )
 
@@ -141,9 +141,9 @@ func referrerTypes(t testing.TB, out string) map[string]string {
 }
 
 func TestPush_TokenRegistryWithEvidence(t *testing.T) {
-	reg := startTokenRegistry(t)
-	crane := tool(t, "crane", craneVersion)
-	oras := tool(t, "oras", orasVersion)
+	reg := imagetest.StartRegistry(t)
+	crane := imagetest.Tool(t, "crane", imagetest.CraneVersion)
+	oras := imagetest.Tool(t, "oras", imagetest.OrasVersion)
 
 	res := build(t, appContext(t), BuildOptions{BuildArgs: map[string]string{"VERSION": "1.0"}})
 	repo := reg.Host + "/acme/app"
@@ -162,7 +162,7 @@ func TestPush_TokenRegistryWithEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
-	if reg.tokens.Load() == 0 {
+	if reg.Tokens.Load() == 0 {
 		t.Fatal("no bearer token was issued: the push did not go through token auth")
 	}
 	if pushed.Image.DigestStr() != res.Digest.String() || len(pushed.Referrers) != 2 {
@@ -170,11 +170,9 @@ func TestPush_TokenRegistryWithEvidence(t *testing.T) {
 	}
 
 	// The real clients see the image, its files and its evidence.
-	cfgDir := t.TempDir()
-	auth := base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))
-	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	cfgDir := reg.DockerConfig(t)
 	env := []string{"DOCKER_CONFIG=" + cfgDir}
-	if got := strings.TrimSpace(run(t, env, crane, "digest", "--insecure", repo+":1.0")); got != res.Digest.String() {
+	if got := strings.TrimSpace(imagetest.Run(t, env, crane, "digest", "--insecure", repo+":1.0")); got != res.Digest.String() {
 		t.Errorf("crane digest = %s, want %s", got, res.Digest)
 	}
 	var cfg struct {
@@ -183,17 +181,17 @@ func TestPush_TokenRegistryWithEvidence(t *testing.T) {
 			Labels     map[string]string
 		} `json:"config"`
 	}
-	json.Unmarshal([]byte(run(t, env, crane, "config", "--insecure", repo+":1.0")), &cfg)
+	json.Unmarshal([]byte(imagetest.Run(t, env, crane, "config", "--insecure", repo+":1.0")), &cfg)
 	if !slices.Equal(cfg.Config.Entrypoint, []string{"/app/server"}) || cfg.Config.Labels["version"] != "1.0" {
 		t.Errorf("crane config: %+v", cfg.Config)
 	}
 	exported := filepath.Join(t.TempDir(), "fs.tar")
-	run(t, env, crane, "export", "--insecure", repo+":1.0", exported)
+	imagetest.Run(t, env, crane, "export", "--insecure", repo+":1.0", exported)
 	if data, _ := os.ReadFile(exported); !strings.Contains(string(data), "echo serving") {
 		t.Error("crane export does not contain /app/server")
 	}
 
-	out := run(t, nil, oras, "discover", "--plain-http", "--registry-config", filepath.Join(cfgDir, "config.json"), "--format", "json", repo+"@"+res.Digest.String())
+	out := imagetest.Run(t, nil, oras, "discover", "--plain-http", "--registry-config", filepath.Join(cfgDir, "config.json"), "--format", "json", repo+"@"+res.Digest.String())
 	refs := referrerTypes(t, out)
 	if refs[ArtifactTypeSBOM] == "" || refs[ArtifactTypeProvenance] == "" {
 		t.Fatalf("oras discover found %v, want an SBOM and a provenance referrer\n%s", refs, out)
@@ -203,17 +201,17 @@ func TestPush_TokenRegistryWithEvidence(t *testing.T) {
 		Layers  []struct{ Digest string } `json:"layers"`
 		Subject struct{ Digest string }   `json:"subject"`
 	}
-	json.Unmarshal([]byte(run(t, env, crane, "manifest", "--insecure", repo+"@"+refs[ArtifactTypeProvenance])), &m)
+	json.Unmarshal([]byte(imagetest.Run(t, env, crane, "manifest", "--insecure", repo+"@"+refs[ArtifactTypeProvenance])), &m)
 	if m.Subject.Digest != res.Digest.String() || len(m.Layers) != 1 {
 		t.Fatalf("provenance manifest %+v", m)
 	}
-	checkProvenance(t, []byte(run(t, env, crane, "blob", "--insecure", repo+"@"+m.Layers[0].Digest)), res)
-	json.Unmarshal([]byte(run(t, env, crane, "manifest", "--insecure", repo+"@"+refs[ArtifactTypeSBOM])), &m)
-	checkSBOM(t, []byte(run(t, env, crane, "blob", "--insecure", repo+"@"+m.Layers[0].Digest)))
+	checkProvenance(t, []byte(imagetest.Run(t, env, crane, "blob", "--insecure", repo+"@"+m.Layers[0].Digest)), res)
+	json.Unmarshal([]byte(imagetest.Run(t, env, crane, "manifest", "--insecure", repo+"@"+refs[ArtifactTypeSBOM])), &m)
+	checkSBOM(t, []byte(imagetest.Run(t, env, crane, "blob", "--insecure", repo+"@"+m.Layers[0].Digest)))
 }
 
 func TestWriteLayout_EvidenceBesideTheImage(t *testing.T) {
-	oras := tool(t, "oras", orasVersion)
+	oras := imagetest.Tool(t, "oras", imagetest.OrasVersion)
 	res := build(t, appContext(t), BuildOptions{BuildArgs: map[string]string{"VERSION": "1.0"}})
 	ev := evidenceFor(t, res, "acme/app")
 	dir := filepath.Join(t.TempDir(), "out")
@@ -228,7 +226,7 @@ func TestWriteLayout_EvidenceBesideTheImage(t *testing.T) {
 	sb, _ := os.ReadFile(filepath.Join(dir, LayoutSBOMFile))
 	checkSBOM(t, sb)
 
-	refs := referrerTypes(t, run(t, nil, oras, "discover", "--oci-layout", "--format", "json", dir+"@"+res.Digest.String()))
+	refs := referrerTypes(t, imagetest.Run(t, nil, oras, "discover", "--oci-layout", "--format", "json", dir+"@"+res.Digest.String()))
 	if refs[ArtifactTypeSBOM] == "" || refs[ArtifactTypeProvenance] == "" {
 		t.Fatalf("oras discover in the layout found %v", refs)
 	}
@@ -247,8 +245,8 @@ func TestWriteLayout_EvidenceBesideTheImage(t *testing.T) {
 }
 
 func TestSign_CosignVerifies(t *testing.T) {
-	reg := startTokenRegistry(t)
-	cosign := tool(t, "cosign", cosignVersion)
+	reg := imagetest.StartRegistry(t)
+	cosign := imagetest.Tool(t, "cosign", imagetest.CosignVersion)
 	res := build(t, appContext(t), BuildOptions{BuildArgs: map[string]string{"VERSION": "1.0"}})
 	repo := reg.Host + "/acme/app"
 	opts := PushOptions{Auth: &authn.Basic{Username: reg.User, Password: reg.Password}, Insecure: true}
@@ -272,13 +270,11 @@ func TestSign_CosignVerifies(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
+	dir := reg.DockerConfig(t)
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	os.WriteFile(filepath.Join(dir, "cosign.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
-	auth := base64.StdEncoding.EncodeToString([]byte(reg.User + ":" + reg.Password))
-	os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"auths":{"`+reg.Host+`":{"auth":"`+auth+`"}}}`), 0o600)
 	env := []string{"DOCKER_CONFIG=" + dir, "SIGSTORE_NO_CACHE=true", "TUF_ROOT=" + filepath.Join(dir, "tuf")}
-	out := run(t, env, cosign, "verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog=true",
+	out := imagetest.Run(t, env, cosign, "verify", "--key", filepath.Join(dir, "cosign.pub"), "--insecure-ignore-tlog=true",
 		"--allow-http-registry", "--output", "json", pushed.Image.String())
 	var verified []SimpleSigning
 	if err := json.Unmarshal([]byte(out), &verified); err != nil || len(verified) != 2 {

@@ -1,9 +1,14 @@
-package image
+// Package imagetest runs the real registry and clients the image tests
+// need: the CNCF reference registry behind a bearer-token service, and
+// the crane, oras and cosign binaries that .ci/run builds into
+// .cache/tools.
+package imagetest
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -29,14 +34,14 @@ import (
 // Pinned versions of the real clients and registry; .ci/run builds them
 // into .cache/tools at the repository root.
 const (
-	registryVersion = "v3.1.2"
-	craneVersion    = "v0.22.1"
-	orasVersion     = "v1.3.6"
-	cosignVersion   = "v2.6.5"
+	RegistryVersion = "v3.1.2"
+	CraneVersion    = "v0.22.1"
+	OrasVersion     = "v1.3.6"
+	CosignVersion   = "v2.6.5"
 )
 
-// tool returns a binary built into .cache/tools, or handles it as missing.
-func tool(t testing.TB, name, version string) string {
+// Tool returns a binary built into .cache/tools, or handles it as missing.
+func Tool(t testing.TB, name, version string) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -59,24 +64,26 @@ func tool(t testing.TB, name, version string) string {
 	return p
 }
 
-// tokenRegistry is the reference registry (CNCF distribution) behind a
+// Registry is the reference registry (CNCF distribution) behind a
 // bearer-token service: clients log in with user/password at the token
 // endpoint and present the JWT it issues, as with Docker Hub or Rampart.
 // A small front serves the token endpoint on the registry's own address
 // and proxies the rest to it, as Rampart's registry does: clients
 // (go-containerregistry, oras) refuse token realms at other loopback or
 // private addresses than the registry's (an SSRF guard).
-type tokenRegistry struct {
+type Registry struct {
 	Host           string // 127.0.0.1:port
 	User, Password string
-	tokens         atomic.Int64 // tokens issued
-	denied         atomic.Int64 // token requests refused
+	// Tokens counts the bearer tokens issued, Denied the token requests
+	// refused.
+	Tokens, Denied atomic.Int64
 }
 
-func startTokenRegistry(t *testing.T) *tokenRegistry {
+// StartRegistry starts the registry and its token service for the test.
+func StartRegistry(t *testing.T) *Registry {
 	t.Helper()
-	bin := tool(t, "registry", registryVersion)
-	r := &tokenRegistry{User: "builder", Password: "s3cret-" + randHex(t)}
+	bin := Tool(t, "registry", RegistryVersion)
+	r := &Registry{User: "builder", Password: "s3cret-" + randHex(t)}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +104,7 @@ func startTokenRegistry(t *testing.T) *tokenRegistry {
 	tokens := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		u, p, ok := req.BasicAuth()
 		if !ok || u != r.User || p != r.Password {
-			r.denied.Add(1)
+			r.Denied.Add(1)
 			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
 			return
 		}
@@ -124,7 +131,7 @@ func startTokenRegistry(t *testing.T) *tokenRegistry {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		r.tokens.Add(1)
+		r.Tokens.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"token": tok, "access_token": tok, "expires_in": 300})
 	})
@@ -207,8 +214,20 @@ func randHex(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
-// run runs a client and returns its standard output.
-func run(t testing.TB, env []string, name string, args ...string) string {
+// DockerConfig writes a Docker config holding r's credentials and returns
+// its directory, for DOCKER_CONFIG.
+func (r *Registry) DockerConfig(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte(r.User + ":" + r.Password))
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"auths":{"`+r.Host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Run runs a client and returns its standard output.
+func Run(t testing.TB, env []string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)

@@ -294,3 +294,37 @@ func TestSign_CosignVerifies(t *testing.T) {
 		t.Errorf("cosign verify with another key succeeded:\n%s", out)
 	}
 }
+
+func TestBuild_BaseFromTokenRegistry(t *testing.T) {
+	reg := imagetest.StartRegistry(t)
+	auth := &authn.Basic{Username: reg.User, Password: reg.Password}
+	bdir := t.TempDir()
+	writeTree(t, bdir, map[string]string{"Dockerfile": "FROM scratch\nCOPY etc/ /etc/\nENV BASE=yes\n", "etc/passwd": "root:x:0:0::/root:/bin/sh\nweb:x:101:102::/srv:/bin/false\n"})
+	base := build(t, bdir, BuildOptions{})
+	baseRef := reg.Host + "/library/base:3"
+	if _, err := Push(t.Context(), base.Image, baseRef, nil, PushOptions{Auth: auth, Insecure: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"Dockerfile": "ARG BASE_IMAGE\nFROM $BASE_IMAGE\nCOPY --chown=web index.html /srv/\n", "index.html": "hi"})
+	opts := BuildOptions{BuildArgs: map[string]string{"BASE_IMAGE": baseRef}, Bases: &Resolver{Auth: auth, Insecure: true}}
+	res := build(t, dir, opts)
+	if f := imageFiles(t, res.Image)["srv/index.html"]; f.Content != "hi" || f.UID != 101 || f.GID != 102 {
+		t.Errorf("srv/index.html = %+v, want owned by web (101:102) from the base's /etc/passwd", f)
+	}
+	if diff := cmp.Diff([]Material{{URI: baseRef, Digest: base.Digest}}, res.Materials); diff != "" {
+		t.Errorf("materials (-want +got):\n%s", diff)
+	}
+	if again := build(t, dir, opts); again.Digest != res.Digest {
+		t.Errorf("rebuilding on the pulled base: %s, then %s", res.Digest, again.Digest)
+	}
+
+	// Without credentials the registry refuses, and the error says so.
+	opts.Bases = &Resolver{Insecure: true}
+	opts.ContextDir, opts.Platform = dir, "linux/amd64"
+	_, err := Build(t.Context(), opts)
+	if !apperr.Is(err, apperr.Unauthenticated) || !strings.Contains(apperr.Message(err), "Dockerfile:2: FROM "+baseRef) {
+		t.Errorf("anonymous pull: %v, want unauthenticated naming line 2", err)
+	}
+}

@@ -51,9 +51,10 @@ func (ce *cmdEnv) imageCmd() *cobra.Command {
 	build := &cobra.Command{
 		Use:   "build [flags] CONTEXT",
 		Short: "Build an image from a Dockerfile, with its SBOM and SLSA provenance",
-		Long: `Builds an OCI image from a Dockerfile subset that needs no container runtime:
-` + image.Supported + `, multi-stage COPY --from. RUN is refused: run
-commands as pipeline steps and COPY their output.
+		Long: `Builds an OCI image from a Dockerfile subset that needs no container
+runtime: ` + image.Supported + `,
+multi-stage COPY --from. RUN is refused: run commands as pipeline steps and
+COPY their output.
 
 Builds are reproducible: the same context, Dockerfile, arguments and bases
 give the same digest ($SOURCE_DATE_EPOCH sets the time written into the

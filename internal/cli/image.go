@@ -60,7 +60,8 @@ Builds are reproducible: the same context, Dockerfile, arguments and bases
 give the same digest ($SOURCE_DATE_EPOCH sets the time written into the
 image, default 1970-01-01). Every build gets a CycloneDX SBOM and SLSA v1
 provenance: attached as OCI referrers with --push, written into and beside
-the layout with --output-layout.
+the layout with --output-layout. Without either, the image is built and
+checked, its digest printed, and nothing written.
 
 Bases come from any registry (credentials from the Docker config), or from
 local files: --base NAME=oci-layout:DIR[:TAG] or --base NAME=tarball:FILE.
@@ -74,9 +75,6 @@ $` + envRegistryPassword + `, else the Docker config.`,
 			}
 			if signKey != "" && !push {
 				return usagef("--sign-key signs the pushed image: it needs --push")
-			}
-			if !push && layoutDir == "" {
-				return usagef("say where the image goes: --push (with --tag) or --output-layout DIR")
 			}
 			opts := image.BuildOptions{ContextDir: args[0], Dockerfile: file, Target: target, Platform: platform}
 			if fromBase != "" {

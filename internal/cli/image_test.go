@@ -88,6 +88,15 @@ func TestImageBuild_RefusedBuildsLeaveNothing(t *testing.T) {
 	if code, _, stderr := runImageCLI(t, nil, "image", "build", "--push", t.TempDir()); code != cli.ExitUsage || !strings.Contains(stderr, "--push needs --tag") {
 		t.Errorf("--push without --tag: exit %d %q", code, stderr)
 	}
+	// Without an output, a build only checks and prints the digest.
+	ctxDir := t.TempDir()
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM scratch\nCOPY Dockerfile /\n"), 0o644)
+	if code, stdout, stderr := runImageCLI(t, nil, "image", "build", ctxDir); code != 0 || !strings.Contains(stdout, "sha256:") {
+		t.Errorf("build without output: exit %d, %q %q", code, stdout, stderr)
+	}
+	if ents, _ := os.ReadDir(ctxDir); len(ents) != 1 {
+		t.Errorf("a build without output wrote %v", ents)
+	}
 }
 
 func TestImageBuild_PushSignAndEvidence(t *testing.T) {

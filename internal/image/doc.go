@@ -30,8 +30,9 @@
 //
 //	res, err := image.Build(ctx, image.BuildOptions{ContextDir: dir})
 //	ev, err := image.MakeEvidence(ctx, res, image.EvidenceOptions{Scanner: s, Source: src, InvocationID: run})
-//	_, err = image.Push(ctx, res.Image, "registry.example/org/app:1.0", ev, image.PushOptions{Auth: auth})
+//	pushed, err := image.Push(ctx, res.Image, "registry.example/org/app:1.0", ev, image.PushOptions{Auth: auth})
 //	// or: image.WriteLayout(dir, "1.0", res.Image, ev)
+//	_, err = image.Sign(ctx, pushed.Image, key, image.PushOptions{Auth: auth})
 //
 // Build reads the Dockerfile, indexes the context (honouring
 // .dockerignore, within Limits), resolves bases, and evaluates the stages up
@@ -42,5 +43,7 @@
 // source repository and commit, the Dockerfile, the build arguments, the
 // base image digests, the builder and the pipeline run). Push attaches both
 // as OCI referrers (artifact manifests with a subject); WriteLayout stores
-// them in the layout and as plain files beside it.
+// them in the layout and as plain files beside it. Sign adds a signature
+// in cosign's format (sha256-<digest>.sig) that `cosign verify --key`
+// accepts.
 package image

@@ -159,6 +159,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.alertCmd(),
 		ce.policyCmd(),
 		ce.exceptionCmd(),
+		ce.imageCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.gatewayCmd(),

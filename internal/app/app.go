@@ -242,6 +242,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Registerer: a.Registry}); err != nil {
 		return nil, err
 	}
+	// Pull requests merge only when the pre-merge policy gate allows it,
+	// on top of branch protection.
+	a.SCM.SetGates(preMergeGate{scm: a.SCM, policy: a.Policy})
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
 		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes())}); err != nil {

@@ -214,3 +214,71 @@ func TestPull_CommentsAndFindings(t *testing.T) {
 		t.Errorf("comments = %+v", cs)
 	}
 }
+
+// TestPull_PolicyGate: the pre-merge policy gate blocks, on top of branch
+// protection, a pull request that adds a secret (pushed past push
+// protection) or carries a failed check, says which policy and how to
+// fix it, and records its decision in the policy decision log.
+func TestPull_PolicyGate(t *testing.T) {
+	w := newWorld(t)
+	w.createRepo(t, "app")
+	dir := w.workdir(t, w.cloneURL(t, "app", "admin", w.token))
+	w.must(t, dir, "push", "--quiet", "origin", "main")
+	w.must(t, dir, "checkout", "--quiet", "-b", "leaky")
+	head := w.commit(t, dir, "leak", map[string]string{"deploy/app.env": "AWS_ACCESS_KEY_ID=" + awsKey + "\n"})
+	w.must(t, dir, "push", "--quiet", "-o", "secret-bypass=reviewing in the PR", "origin", "leaky")
+	w.admin.Must(http.StatusCreated, "POST", repoAPI+"/pulls", scm.CreatePullRequest{Title: "leaky", Head: "leaky"})
+
+	p := getPull(t, w.admin, "1")
+	if *p.Mergeable || !hasBlocker(p, "RMP-PR-004") {
+		t.Fatalf("pull request adding a secret: mergeable=%v blockers=%v", *p.Mergeable, p.Blockers)
+	}
+	res := w.admin.Do("PUT", repoAPI+"/pulls/1/merge", scm.MergeRequest{})
+	if res.Status != http.StatusForbidden || !strings.Contains(string(res.Body), "RMP-PR-004") {
+		t.Fatalf("merge of a pull request adding a secret = %d %s", res.Status, res.Body)
+	}
+	if strings.Contains(string(res.Body), awsKey) {
+		t.Errorf("the refusal shows the secret: %s", res.Body)
+	}
+
+	// Deleting the file is not enough: the secret stays in the branch's
+	// history.
+	w.must(t, dir, "rm", "--quiet", "deploy/app.env")
+	w.must(t, dir, "commit", "--quiet", "-m", "drop the key")
+	w.must(t, dir, "push", "--quiet", "origin", "leaky")
+	if p := getPull(t, w.admin, "1"); !hasBlocker(p, "RMP-PR-004") {
+		t.Fatalf("secret deleted in a later commit: blockers=%v", p.Blockers)
+	}
+	// Rewriting the branch without it clears that policy; a failed check
+	// still blocks.
+	w.must(t, dir, "reset", "--quiet", "--hard", "main")
+	head = w.commit(t, dir, "configure", map[string]string{"deploy/app.env": "MODE=prod\n"})
+	w.must(t, dir, "push", "--quiet", "--force", "origin", "leaky")
+	w.admin.Must(http.StatusCreated, "POST", repoAPI+"/statuses/"+head, scm.StatusRequest{State: "failure", Context: "ci/lint"})
+	p = getPull(t, w.admin, "1")
+	if *p.Mergeable || hasBlocker(p, "RMP-PR-004") || !hasBlocker(p, "check ci/lint is failure") {
+		t.Fatalf("after removing the secret, with a failed check: mergeable=%v blockers=%v", *p.Mergeable, p.Blockers)
+	}
+	w.admin.Must(http.StatusCreated, "POST", repoAPI+"/statuses/"+head, scm.StatusRequest{State: "success", Context: "ci/lint"})
+	w.admin.Must(http.StatusOK, "PUT", repoAPI+"/pulls/1/merge", scm.MergeRequest{})
+
+	var ds []struct {
+		Gate  string `json:"gate"`
+		Allow bool   `json:"allow"`
+	}
+	w.admin.Must(http.StatusOK, "GET", httpapi.Prefix+"/orgs/acme/policy/decisions?subject=pr:acme/app%231", nil).Decode(t, &ds)
+	denied, allowed := 0, 0
+	for _, d := range ds {
+		if d.Gate != "pre-merge" {
+			t.Errorf("decision of gate %q for a pull request", d.Gate)
+		}
+		if d.Allow {
+			allowed++
+		} else {
+			denied++
+		}
+	}
+	if denied == 0 || allowed == 0 {
+		t.Errorf("decision log for the pull request: %d denied, %d allowed, want both", denied, allowed)
+	}
+}

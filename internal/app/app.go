@@ -38,6 +38,8 @@ import (
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
+	"github.com/rampartsec/rampart/internal/registry"
+	"github.com/rampartsec/rampart/internal/scan/advisory"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
 	"github.com/rampartsec/rampart/internal/web"
@@ -72,6 +74,10 @@ type App struct {
 	Federation *federation.Service
 	API        *httpapi.Server
 	Registry   *prometheus.Registry
+	// OCI is the container registry at /v2/; Advisories the advisory
+	// database under the data directory it scans against.
+	OCI        *registry.Service
+	Advisories *advisory.DB
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -107,7 +113,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
+		registry.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -141,13 +148,19 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
+	if err := a.newRegistry(ctx, cfg, log, keys, authenticator, opt.Clock); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.OCI.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages()), Nav: a.OIDC.Nav(),
-		Templates: []fs.FS{oidcop.Templates(), federation.Templates()}, LoginSources: a.Federation.LoginSources})
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.OCI.Pages()),
+		Nav: slices.Concat(a.OIDC.Nav(), a.OCI.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), registry.Templates()},
+		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
 	}
@@ -156,15 +169,17 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	a.API.Register(mux)
 	ui.Register(mux)
 	a.OIDC.Register(mux)
+	mux.Handle("/v2/", a.OCI)
+	mux.Handle("/v2", a.OCI)
 	a.registerOps(mux)
 
 	// The middleware chain, outermost first.
-	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
 	metrics := httpmw.NewMetrics(a.Registry)
 	var h http.Handler = httpmw.Route(mux)
 	// OAuth endpoints authenticate their callers (client secrets, access
 	// tokens) themselves; everything else goes through Authenticate.
-	h = oidcop.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h))
+	// The registry (/v2/) authenticates its own tokens.
+	h = oidcop.SkipAuthn(h, registry.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h)))
 	h = httpmw.SecurityHeaders(cfg.TLS, h)
 	h = httpmw.Observe(log, metrics, h)
 	h = httpmw.RequestID(h)
@@ -270,6 +285,8 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return a.housekeeping(gctx) })
+	g.Go(func() error { return a.OCI.Run(gctx) })
+	g.Go(func() error { return a.OCI.Housekeeping(gctx, a.cfg.Registry.GCInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -316,6 +333,10 @@ func (a *App) Close() error {
 		if err := a.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.Advisories != nil {
+		errs = append(errs, a.Advisories.Close())
+		a.Advisories = nil
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

@@ -20,7 +20,7 @@ func goldenReport() *report.Report {
 		Stats: report.Stats{Files: 1234, Bytes: 5 << 20},
 		Findings: []report.Finding{
 			{Kind: report.KindSecret, RuleID: "aws-access-key-id", Title: "AWS access key ID", Severity: report.SeverityCritical,
-				Location: report.Location{Path: "config/prod.env", StartLine: 3, Commit: "0123456789abcdef", Author: "Alice"},
+				Location:    report.Location{Path: "config/prod.env", StartLine: 3, Commit: "0123456789abcdef", Author: "Alice"},
 				Fingerprint: "fp1", Secret: &report.Secret{Redacted: "AKIA…"}},
 			{Kind: report.KindVulnerability, RuleID: "GO-2024-2687", Title: "HTTP/2 CONTINUATION flood", Severity: report.SeverityHigh,
 				Location: report.Location{Path: "go.mod"}, Fingerprint: "fp2",

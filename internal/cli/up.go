@@ -58,6 +58,11 @@ SIGTERM stops it gracefully.`,
 					cfg.Store = s
 				}
 			}
+			if !fl.Changed("registry-storage") {
+				if s := ce.Getenv("RAMPART_REGISTRY_STORAGE"); s != "" {
+					cfg.Registry.Storage = s
+				}
+			}
 			cfg.AdminPassword = ce.Getenv("RAMPART_ADMIN_PASSWORD")
 			log := logging.New(ce.Stderr, cfg.LogLevel)
 			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: log})
@@ -88,6 +93,7 @@ SIGTERM stops it gracefully.`,
 	f.DurationVar(&cfg.Session.AbsoluteTimeout, "session-max", cfg.Session.AbsoluteTimeout, "sign browsers out this long after sign-in")
 	f.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body", cfg.Limits.MaxBodyBytes, "largest accepted JSON or form body in bytes")
 	f.DurationVar(&cfg.Limits.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may run at shutdown")
+	f.StringVar(&cfg.Registry.Storage, "registry-storage", "", "registry blob storage: empty for the data directory, file:///PATH or s3://BUCKET/PREFIX?region=R&endpoint=URL ($RAMPART_REGISTRY_STORAGE)")
 	f.Lookup("tls").NoOptDefVal = "on"
 	return cmd
 }

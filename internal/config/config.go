@@ -36,6 +36,19 @@ type Config struct {
 	Session  Session
 	Limits   Limits
 	OIDC     OIDC
+	Registry Registry
+}
+
+// Registry configures the OCI registry at /v2/.
+type Registry struct {
+	// Storage is where blobs live: empty means the filesystem under
+	// DataDir/registry, file:///abs/path a directory, and
+	// s3://BUCKET/PREFIX?region=R&endpoint=URL the S3 driver (credentials
+	// from the AWS environment variables).
+	Storage string
+	// GCInterval is how often retention rules run and unreferenced blobs
+	// are collected (0: hourly).
+	GCInterval time.Duration
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -138,6 +151,12 @@ func (c *Config) Validate() error {
 	if c.OIDC.AccessTokenLifetime < 0 || c.OIDC.RefreshTokenLifetime < 0 || c.OIDC.IDTokenLifetime < 0 ||
 		c.OIDC.KeyRotation < 0 || c.OIDC.DevicePollInterval < 0 {
 		bad("oidc", "lifetimes and intervals must not be negative")
+	}
+	if st := c.Registry.Storage; st != "" && !strings.HasPrefix(st, "file:///") && !strings.HasPrefix(st, "s3://") {
+		bad("registry.storage", "must be empty (the data directory), file:///ABSOLUTE/PATH or s3://BUCKET/PREFIX")
+	}
+	if c.Registry.GCInterval < 0 {
+		bad("registry.gc-interval", "must not be negative")
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")

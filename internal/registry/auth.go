@@ -63,6 +63,11 @@ type claims struct {
 	Job bool `json:"job,omitempty"`
 }
 
+// names reports whether the token holds an entry for repository name.
+func (c *claims) names(name string) bool {
+	return slices.ContainsFunc(c.Access, func(a Access) bool { return a.Type == "repository" && a.Name == name })
+}
+
 func (c *claims) allows(name, action string) bool {
 	for _, a := range c.Access {
 		if a.Type == "repository" && a.Name == name && (slices.Contains(a.Actions, action) || slices.Contains(a.Actions, "*")) {
@@ -161,7 +166,7 @@ func (s *Service) identify(r *http.Request) (caller, error) {
 			c, ok := parseToken(s.tokenKey, s.service, s.now(), raw)
 			if !ok {
 				return caller{}, &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-					Msg: "invalid or expired registry token; log in again", challenge: s.challenge("", nil)}
+					Msg: "invalid or expired registry token; log in again", challenge: s.challenge(r.Host, "", nil)}
 			}
 			return caller{tok: c}, nil
 		}
@@ -170,7 +175,7 @@ func (s *Service) identify(r *http.Request) (caller, error) {
 	if err != nil {
 		if apperr.Is(err, apperr.Unauthenticated) {
 			return caller{}, &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-				Msg: apperr.Message(err), challenge: s.challenge("", nil)}
+				Msg: apperr.Message(err), challenge: s.challenge(r.Host, "", nil)}
 		}
 		return caller{}, err
 	}
@@ -178,9 +183,15 @@ func (s *Service) identify(r *http.Request) (caller, error) {
 }
 
 // challenge is the WWW-Authenticate header sending clients to the token
-// endpoint.
-func (s *Service) challenge(name string, actions []string) string {
-	h := fmt.Sprintf(`Bearer realm="%s/v2/token",service="%s"`, s.publicURL, s.service)
+// endpoint. The realm is on the host the client already talks to (some
+// clients, oras among them, refuse a realm on another loopback name).
+func (s *Service) challenge(host string, name string, actions []string) string {
+	base := s.publicURL
+	if host != "" && validHost(host) {
+		scheme, _, _ := strings.Cut(s.publicURL, "://")
+		base = scheme + "://" + host
+	}
+	h := fmt.Sprintf(`Bearer realm="%s/v2/token",service="%s"`, base, s.service)
 	if name != "" {
 		h += fmt.Sprintf(`,scope="repository:%s:%s"`, name, strings.Join(actions, ","))
 	}
@@ -191,13 +202,14 @@ func (s *Service) challenge(name string, actions []string) string {
 // an OCI error (401 with a challenge when a better credential could help,
 // DENIED when the caller is known and refused).
 func (s *Service) repoAccess(ctx context.Context, c caller, t target, action string) error {
+	host := hostOf(ctx)
 	public := action == actPull && t.repo != nil && t.repo.Public && t.stale == ""
 	switch {
 	case public:
 		return nil
 	case c.anonymous():
 		return &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-			Msg: "authentication required", challenge: s.challenge(t.name, []string{action})}
+			Msg: "authentication required", challenge: s.challenge(host, t.name, []string{action})}
 	case t.stale != "":
 		return errDenied("%s", t.stale)
 	}
@@ -206,8 +218,13 @@ func (s *Service) repoAccess(ctx context.Context, c caller, t target, action str
 		if c.tok.allows(t.name, action) {
 			return nil
 		}
+		if c.tok.names(t.name) && c.tok.Subject != "" {
+			// The token was issued for this repository and the action was
+			// not granted: asking again would not help.
+			return errDenied("%s may not %s %s", c.tok.Name, action, t.name)
+		}
 		return &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-			Msg: fmt.Sprintf("the registry token does not grant %s on %s", action, t.name), challenge: s.challenge(t.name, []string{action})}
+			Msg: fmt.Sprintf("the registry token does not grant %s on %s", action, t.name), challenge: s.challenge(host, t.name, []string{action})}
 	}
 	d := authz.Decide(c.p.Subject, actionOf(action), t.res)
 	if !d.Allow {
@@ -298,12 +315,12 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 	p, err := s.authn.Authenticate(r)
 	if err != nil {
 		writeError(w, r, s.log, &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-			Msg: "invalid credential: log in with a Rampart token as the password", challenge: s.challenge("", nil)})
+			Msg: "invalid credential: log in with a Rampart token as the password", challenge: s.challenge(r.Host, "", nil)})
 		return
 	}
 	if user, _, ok := r.BasicAuth(); ok && p.Subject.Authenticated() && user != "" && user != p.User.Username {
 		writeError(w, r, s.log, &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
-			Msg: "the token does not belong to " + user, challenge: s.challenge("", nil)})
+			Msg: "the token does not belong to " + user, challenge: s.challenge(r.Host, "", nil)})
 		return
 	}
 	if p.Subject.Authenticated() {
@@ -394,4 +411,29 @@ func withActor(ctx context.Context, c caller) context.Context {
 		return reqinfo.WithActor(ctx, id, c.userName())
 	}
 	return ctx
+}
+
+type hostKey struct{}
+
+// withHost remembers the Host a request was sent to, for challenges.
+func withHost(ctx context.Context, host string) context.Context {
+	return context.WithValue(ctx, hostKey{}, host)
+}
+
+func hostOf(ctx context.Context) string {
+	h, _ := ctx.Value(hostKey{}).(string)
+	return h
+}
+
+// validHost accepts host[:port] made of name or address characters only.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,3 +137,32 @@ func must(t *testing.T, out string, err error) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// runIn is run in a given working directory.
+func runIn(t *testing.T, dir string, env []string, bin string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func decodeSegment(s string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return string(b), err
+}
+
+func mustRun(t *testing.T, env []string, bin string, args ...string) string {
+	t.Helper()
+	out, err := run(t, env, bin, args...)
+	return must(t, out, err)
+}
+
+func mustRunIn(t *testing.T, dir string, env []string, bin string, args ...string) string {
+	t.Helper()
+	out, err := runIn(t, dir, env, bin, args...)
+	return must(t, out, err)
+}

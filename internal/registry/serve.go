@@ -33,7 +33,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ctx := withActor(r.Context(), c)
+	ctx := withHost(withActor(r.Context(), c), r.Host)
 	r = r.WithContext(ctx)
 	if rt.kind == "base" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -41,7 +41,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) error {
 		}
 		if c.anonymous() {
 			return &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized, Msg: "authentication required",
-				challenge: s.challenge("", nil)}
+				challenge: s.challenge(r.Host, "", nil)}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte("{}\n"))

@@ -511,8 +511,14 @@ func (s *Service) appendUpload(ctx context.Context, u *upload, body io.Reader, w
 		return oci(http.StatusConflict, codeBlobUploadInvalid, "upload data out of step with its record; start again")
 	}
 	limit := s.maxBlob - u.Size
-	lr := &io.LimitedReader{R: body, N: limit + 1}
-	n, err := io.Copy(io.MultiWriter(fw, hs), lr)
+	cr := &clientReader{r: &io.LimitedReader{R: body, N: limit + 1}}
+	n, err := io.Copy(io.MultiWriter(fw, hs), cr)
+	if err != nil && cr.err != nil {
+		// The client went away or sent less than it announced: what did
+		// arrive is kept (after a restart too) and the client may resume.
+		_ = fw.Close()
+		return oci(http.StatusBadRequest, codeBlobUploadInvalid, "upload interrupted after %d bytes: resume from the offset GET reports", u.Size+n)
+	}
 	if err == nil && n > limit {
 		err = errBodyTooLarge
 	}
@@ -678,4 +684,19 @@ func (s *Service) blobExists(ctx context.Context, d Digest) (bool, error) {
 	var n int
 	err := s.db.QueryRow(ctx, "SELECT COUNT(*) FROM registry_blobs WHERE digest = ? AND state = 'live'", string(d)).Scan(&n)
 	return n > 0, err
+}
+
+// clientReader remembers a read error of the request body, to tell a
+// client that went away from a storage failure.
+type clientReader struct {
+	r   io.Reader
+	err error
+}
+
+func (c *clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
 }

@@ -108,6 +108,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if oe.challenge != "" {
 		w.Header().Set("WWW-Authenticate", oe.challenge)
 	}
+	w.Header().Del("Content-Length")
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
 	w.WriteHeader(oe.Status)

@@ -74,14 +74,15 @@ OTEL_TRACES_EXPORTER=none "$refreg" serve "$work/registry.yml" >"$work/reference
 pids+=($!)
 wait_http "http://127.0.0.1:$gport/v2/"
 
+export GOMODCACHE=$(go env GOMODCACHE) GOCACHE=$(go env GOCACHE) GOPATH=$(go env GOPATH)
 export HOME=$work/home DOCKER_CONFIG=$work/home/.docker
 mkdir -p "$HOME"
 "$crane" auth login 127.0.0.1:$rport -u admin -p "$token" >/dev/null 2>&1
 
-scan_wait() { # digest → seconds until the scanner decided
+scan_wait() { # digest → seconds until the scanner decided (run in $run)
   local t0; t0=$(now)
   for _ in $(seq 1 1200); do
-    st=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$rport/api/v1/orgs/bench/registry/repositories/image" |
+    st=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$rport/api/v1/orgs/bench/registry/repositories/image$run" |
       python3 -c "import json,sys; d=json.load(sys.stdin); print(next((m.get('scan_status','') for m in d['manifests'] if m['digest']=='$1'),''))")
     [ -n "$st" ] && [ "$st" != pending ] && { echo "$(echo "$(now) - $t0" | bc -l) $st"; return; }
     sleep 0.2
@@ -94,7 +95,8 @@ declare -A tot
 for run in $(seq 1 "$runs"); do
   for target in reference rampart; do
     if [ $target = rampart ]; then host=127.0.0.1:$rport; else host=127.0.0.1:$gport; fi
-    ref=$host/bench/image:run$run
+    # A fresh repository each run: the whole image is uploaded every time.
+    ref=$host/bench/image$run:1
     t0=$(now); "$crane" push --insecure "$img" "$ref" >/dev/null 2>&1; t1=$(now)
     notes=""
     if [ $target = rampart ]; then

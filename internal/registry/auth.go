@@ -218,9 +218,12 @@ func (s *Service) repoAccess(ctx context.Context, c caller, t target, action str
 		if c.tok.allows(t.name, action) {
 			return nil
 		}
-		if c.tok.names(t.name) && c.tok.Subject != "" {
-			// The token was issued for this repository and the action was
-			// not granted: asking again would not help.
+		if c.tok.names(t.name) && c.tok.Subject != "" && !s.tokenSubjectMay(ctx, c, t, action) {
+			// The token was issued for this repository, the action was not
+			// granted and its subject may not do it: asking again would
+			// not help. When the subject may (the token was asked for a
+			// narrower scope, as clients do for a GET), the challenge below
+			// lets the client fetch a wider token.
 			return errDenied("%s may not %s %s", c.tok.Name, action, t.name)
 		}
 		return &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,

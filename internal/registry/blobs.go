@@ -350,6 +350,17 @@ func (s *Service) mayPullElsewhere(ctx context.Context, c caller, t target) bool
 	if c.tok == nil || c.tok.allows(t.name, actPull) || c.tok.Job {
 		return s.repoAccess(ctx, c, t, actPull) == nil
 	}
+	return s.tokenSubjectMay(ctx, c, t, actPull)
+}
+
+// tokenSubjectMay reports whether the subject of c's registry token, rebuilt
+// from identity with the scopes of the credential the token was issued
+// for, may do action on t now. Pipeline job tokens never widen: they stay
+// within their access list.
+func (s *Service) tokenSubjectMay(ctx context.Context, c caller, t target, action string) bool {
+	if c.tok == nil || c.tok.Job || c.tok.Subject == "" {
+		return false
+	}
 	u, err := s.ids.User(ctx, c.userID())
 	if err != nil || u.Disabled {
 		return false
@@ -362,7 +373,7 @@ func (s *Service) mayPullElsewhere(ctx context.Context, c caller, t target) bool
 	if err != nil {
 		return false
 	}
-	return s.repoAccess(ctx, caller{p: principalOf(u, sub)}, t, actPull) == nil
+	return s.repoAccess(ctx, caller{p: principalOf(u, sub)}, t, action) == nil
 }
 
 // link makes a verified blob visible in t's repository, checking the

@@ -379,19 +379,38 @@ func (s *Service) tokenSubjectMay(ctx context.Context, c caller, t target, actio
 // link makes a verified blob visible in t's repository, checking the
 // quota.
 func (s *Service) link(ctx context.Context, t target, d Digest, size int64) error {
+	gone := oci(http.StatusServiceUnavailable, codeTooManyRequests, "blob %s is being garbage-collected; push it again", d)
 	return s.db.Tx(ctx, func(tx *store.Tx) error {
-		var state string
-		err := tx.QueryRow(ctx, "SELECT state FROM registry_blobs WHERE digest = ?", string(d)).Scan(&state)
-		switch {
-		case apperr.Is(err, apperr.NotFound):
+		// Touching the row locks it (PostgreSQL) against the collector,
+		// which marks a blob 'deleting' only with the same lock held and
+		// no link visible after it.
+		n, err := tx.Exec(ctx, "UPDATE registry_blobs SET state = state WHERE digest = ? AND state = 'live'", string(d))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			var state string
+			err := tx.QueryRow(ctx, "SELECT state FROM registry_blobs WHERE digest = ?", string(d)).Scan(&state)
+			switch {
+			case err == nil:
+				return gone // marked 'deleting'
+			case !apperr.Is(err, apperr.NotFound):
+				return err
+			}
+			// No record: the content must be there. The collector deletes
+			// content only while the blob's record exists, so content it
+			// removed after this upload's rename is seen missing here.
+			have, err := s.content.size(ctx, blobPath(d))
+			if err != nil {
+				return err
+			}
+			if have != size {
+				return gone
+			}
 			if _, err := tx.Exec(ctx, "INSERT INTO registry_blobs (digest, size, created_at) VALUES (?, ?, ?)",
 				string(d), size, store.Time(s.now())); err != nil {
 				return err
 			}
-		case err != nil:
-			return err
-		case state != "live":
-			return oci(http.StatusServiceUnavailable, codeTooManyRequests, "blob %s is being garbage-collected; push it again", d)
 		}
 		var have int
 		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM registry_repo_blobs WHERE repo_id = ? AND digest = ?", t.repo.ID, string(d)).Scan(&have); err != nil {

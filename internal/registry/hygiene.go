@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
@@ -266,12 +267,40 @@ func (s *Service) CollectGarbage(ctx context.Context) (GCResult, error) {
 		res.Uploads++
 	}
 	// Links no manifest of their repository references.
-	n, err := s.db.Exec(ctx, `DELETE FROM registry_repo_blobs WHERE created_at < ? AND NOT EXISTS
+	// One at a time: a manifest being pushed may reference a link now, and
+	// its foreign key then refuses the delete (PostgreSQL reports the
+	// conflict once the push commits): that link stays.
+	type link struct {
+		repo   int64
+		digest string
+	}
+	var links []link
+	rows, err = s.db.Query(ctx, `SELECT repo_id, digest FROM registry_repo_blobs WHERE created_at < ? AND NOT EXISTS
 		(SELECT 1 FROM registry_manifest_blobs mb WHERE mb.repo_id = registry_repo_blobs.repo_id AND mb.digest = registry_repo_blobs.digest)`, cutoff)
 	if err != nil {
 		return res, err
 	}
-	res.Links = int(n)
+	for rows.Next() {
+		var l link
+		if err := rows.Scan(&l.repo, &l.digest); err != nil {
+			rows.Close()
+			return res, err
+		}
+		links = append(links, l)
+	}
+	rows.Close()
+	for _, l := range links {
+		n, err := s.db.Exec(ctx, `DELETE FROM registry_repo_blobs WHERE repo_id = ? AND digest = ? AND NOT EXISTS
+			(SELECT 1 FROM registry_manifest_blobs mb WHERE mb.repo_id = registry_repo_blobs.repo_id AND mb.digest = registry_repo_blobs.digest)`,
+			l.repo, l.digest)
+		switch {
+		case apperr.Is(err, apperr.Conflict):
+			continue
+		case err != nil:
+			return res, err
+		}
+		res.Links += int(n)
+	}
 	// Blobs no repository links.
 	rows, err = s.db.Query(ctx, `SELECT digest, size FROM registry_blobs b WHERE (b.created_at < ? OR b.state = 'deleting') AND NOT EXISTS
 		(SELECT 1 FROM registry_repo_blobs l WHERE l.digest = b.digest)`, cutoff)
@@ -296,12 +325,11 @@ func (s *Service) CollectGarbage(ctx context.Context) (GCResult, error) {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		n, err := s.db.Exec(ctx, `UPDATE registry_blobs SET state = 'deleting' WHERE digest = ? AND NOT EXISTS
-			(SELECT 1 FROM registry_repo_blobs l WHERE l.digest = registry_blobs.digest)`, c.d)
+		marked, err := s.markDeleting(ctx, c.d)
 		if err != nil {
 			return res, err
 		}
-		if n == 0 {
+		if !marked {
 			continue // linked meanwhile
 		}
 		if err := s.content.deleteBlob(ctx, Digest(c.d)); err != nil {
@@ -327,10 +355,40 @@ func (s *Service) CollectGarbage(ctx context.Context) (GCResult, error) {
 	return res, err
 }
 
+// markDeleting marks an unlinked blob 'deleting', after which it can no
+// longer be linked. The UPDATE takes the row's lock first, so a link
+// being made now either committed before (and the count, a new statement,
+// sees it) or waits and then finds the blob marked.
+func (s *Service) markDeleting(ctx context.Context, digest string) (bool, error) {
+	marked := false
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		n, err := tx.Exec(ctx, "UPDATE registry_blobs SET state = 'deleting' WHERE digest = ?", digest)
+		if err != nil || n == 0 {
+			return err
+		}
+		var links int
+		if err := tx.QueryRow(ctx, "SELECT COUNT(*) FROM registry_repo_blobs WHERE digest = ?", digest).Scan(&links); err != nil {
+			return err
+		}
+		if links > 0 {
+			return errLinked
+		}
+		marked = true
+		return nil
+	})
+	if errors.Is(err, errLinked) {
+		return false, nil
+	}
+	return marked, err
+}
+
+var errLinked = errors.New("blob linked meanwhile")
+
 func (s *Service) sweepOrphans(ctx context.Context) (int, int64, error) {
 	var n int
 	var freed int64
-	cutoff := s.now().Add(-s.gcGrace)
+	// Modification times are the storage's wall clock, not Rampart's.
+	cutoff := time.Now().Add(-s.gcGrace)
 	err := s.content.d.Walk(ctx, "/blobs", func(fi storagedriver.FileInfo) error {
 		if fi.IsDir() || fi.ModTime().After(cutoff) {
 			return nil

@@ -114,6 +114,35 @@ func TestHygiene(t *testing.T) {
 		w.a.Client(t, w.admin).Must(200, "PUT", "/api/v1/orgs/acme/registry/quota", registry.QuotaRequest{MaxBytes: 0})
 		mustRun(t, h.env(), crane, "append", "--insecure", "-f", layerTar(t, map[string]string{"big": strings.Repeat("x", 4096)}), "-t", w.host+"/acme/svc:big")
 	})
+
+	t.Run("retention by age keeps signed and recent tags", func(t *testing.T) {
+		clock.Advance(3 * 24 * time.Hour)
+		push("fresh", "fresh")
+		w.configure(t, "acme/svc", registry.RepositorySettings{Retention: &registry.Retention{MaxAgeDays: 2, KeepSigned: true}})
+		var res registry.RetentionResult
+		w.a.Client(t, w.admin).Must(200, "POST", "/api/v1/orgs/acme/registry/repositories/svc/retention", nil).Decode(t, &res)
+		if !sameSet(res.Tags, []string{"big", "v3", "v4"}) {
+			t.Fatalf("retention by age removed tags %v, want big, v3 and v4 (v1 signed, fresh recent)", res.Tags)
+		}
+		for _, tag := range []string{"v1", "fresh"} {
+			mustRun(t, h.env(), crane, "manifest", "--insecure", w.host+"/acme/svc:"+tag)
+		}
+		if out, err := run(t, h.env(), crane, "manifest", "--insecure", w.host+"/acme/svc:v3"); err == nil {
+			t.Fatalf("v3 survived retention by age: %s", out)
+		}
+	})
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range b {
+		if !contains(a, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(s []string, v string) bool {

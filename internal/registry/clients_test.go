@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/authz"
+	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/registry"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
@@ -158,6 +159,67 @@ func TestClients_LoginPushPull(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(pullDir, "notes.txt"))
 		if err != nil || string(b) != "release notes\n" {
 			t.Fatalf("oras pull: %q, %v", b, err)
+		}
+	})
+	t.Run("oras attaches an SBOM and provenance as referrers", func(t *testing.T) {
+		h := newHome(t)
+		cfg := filepath.Join(h.dir, "oras.json")
+		mustRun(t, h.env(), oras, "login", "--plain-http", "--registry-config", cfg, "-u", "dev", "-p", dev, w.host)
+		dir := t.TempDir()
+		files := map[string]string{"sbom.spdx.json": `{"spdxVersion":"SPDX-2.3"}`, "provenance.json": `{"_type":"https://in-toto.io/Statement/v1"}`}
+		for name, body := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		subject := w.host + "/acme/app@" + digest
+		mustRunIn(t, dir, h.env(), oras, "attach", "--plain-http", "--registry-config", cfg, "--artifact-type", "application/spdx+json",
+			subject, "sbom.spdx.json:application/spdx+json")
+		mustRunIn(t, dir, h.env(), oras, "attach", "--plain-http", "--registry-config", cfg, "--artifact-type", "application/vnd.in-toto+json",
+			subject, "provenance.json:application/vnd.in-toto+json")
+		out := mustRun(t, h.env(), oras, "discover", "--plain-http", "--registry-config", cfg, "--format", "json", subject)
+		for _, at := range []string{"application/spdx+json", "application/vnd.in-toto+json", registry.ArtifactScanReport, registry.ArtifactSBOM} {
+			if !strings.Contains(out, `"`+at+`"`) {
+				t.Errorf("oras discover does not list a %s referrer:\n%s", at, out)
+			}
+		}
+		// The attached provenance can be pulled back (artifacts are never
+		// quarantined).
+		pullDir := t.TempDir()
+		var refs struct {
+			Referrers []struct {
+				Digest       string `json:"digest"`
+				ArtifactType string `json:"artifactType"`
+			} `json:"referrers"`
+		}
+		if err := json.Unmarshal([]byte(out), &refs); err != nil {
+			t.Fatalf("oras discover output: %v\n%s", err, out)
+		}
+		for _, r := range refs.Referrers {
+			if r.ArtifactType == "application/vnd.in-toto+json" {
+				mustRunIn(t, pullDir, h.env(), oras, "pull", "--plain-http", "--registry-config", cfg, w.host+"/acme/app@"+r.Digest)
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(pullDir, "provenance.json")); err != nil || string(b) != files["provenance.json"] {
+			t.Fatalf("pulled provenance: %q, %v", b, err)
+		}
+	})
+	t.Run("a robot account (service account token) pushes with skopeo", func(t *testing.T) {
+		bot, err := w.a.IDs.CreateServiceAccount(t.Context(), o, "ci", "CI pushes", authz.Developer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _, err := w.a.IDs.CreateToken(t.Context(), bot.ID, identity.NewToken{Name: "push",
+			Scopes: []authz.Scope{authz.ScopeRegistryPull, authz.ScopeRegistryPush}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := newHome(t)
+		mustRun(t, h.env(), skopeo, "login", "--tls-verify=false", "-u", bot.Username, "-p", raw, w.host)
+		mustRun(t, h.env(), skopeo, "copy", "--src-tls-verify=false", "--dest-tls-verify=false",
+			"docker://"+ref, "docker://"+w.host+"/acme/app:by-robot")
+		if got := strings.TrimSpace(mustRun(t, devHome.env(), crane, "digest", "--insecure", w.host+"/acme/app:by-robot")); got != digest {
+			t.Fatalf("robot's tag points at %s, want %s", got, digest)
 		}
 	})
 	t.Run("the token endpoint grants only what authz allows", func(t *testing.T) {

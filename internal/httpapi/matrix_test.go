@@ -153,6 +153,7 @@ var routeRules = map[string]expect{
 	"POST /api/v1/orgs/{org}/registry/repositories/{repo}/signatures":                     {org(developer), "registry:push", ""},
 	"GET /api/v1/orgs/{org}/registry/repositories/{repo}/manifests/{digest}/verification": {org(reader), "registry:pull", ""},
 	"GET /api/v1/orgs/{org}/registry/repositories/{repo}/manifests/{digest}/report":       {org(reader), "registry:pull", ""},
+	"GET /api/v1/orgs/{org}/registry/repositories/{repo}/manifests/{digest}/sbom":         {org(reader), "registry:pull", ""},
 	"GET /api/v1/orgs/{org}/registry/quota":                                               {org(reader), "registry:pull", ""},
 	"PUT /api/v1/orgs/{org}/registry/quota":                                               {org(owner), "org:write", `{"max_bytes":0}`},
 	"GET /api/v1/registry/signing-key":                                                    {public, "", ""},

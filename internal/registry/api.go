@@ -98,6 +98,8 @@ func (s *Service) Routes() []httpapi.Route {
 			Action: authz.RegistryRead, On: httpapi.OnOrg, Response: Verification{}, Handler: s.apiVerify},
 		{Method: "GET", Path: p + "/repositories/{repo}/manifests/{digest}/report", Tag: "registry", Summary: "The scan report of an image (scan/report JSON)",
 			Action: authz.RegistryRead, On: httpapi.OnOrg, Handler: s.apiReport},
+		{Method: "GET", Path: p + "/repositories/{repo}/manifests/{digest}/sbom", Tag: "registry", Summary: "The CycloneDX SBOM of an image's packages, from its scan",
+			Action: authz.RegistryRead, On: httpapi.OnOrg, Handler: s.apiSBOM},
 		{Method: "GET", Path: p + "/quota", Tag: "registry", Summary: "Show a project's storage quota and use (?project=NAME; none for the org's own repositories)",
 			Action: authz.RegistryRead, On: httpapi.OnOrg, Response: Quota{}, Handler: s.apiGetQuota},
 		{Method: "PUT", Path: p + "/quota", Tag: "registry", Summary: "Set a project's storage quota (owners)",
@@ -257,15 +259,25 @@ func (s *Service) apiVerify(c *httpapi.Call) error {
 }
 
 func (s *Service) apiReport(c *httpapi.Call) error {
+	return s.apiAttached(c, ArtifactScanReport, "application/json")
+}
+
+func (s *Service) apiSBOM(c *httpapi.Call) error {
+	return s.apiAttached(c, ArtifactSBOM, "application/vnd.cyclonedx+json")
+}
+
+// apiAttached serves the newest artifact of a type the scanner attached to
+// an image.
+func (s *Service) apiAttached(c *httpapi.Call, artifactType, contentType string) error {
 	r, err := s.apiRepo(c)
 	if err != nil {
 		return err
 	}
-	b, err := s.Report(c.R.Context(), r, c.R.PathValue("digest"))
+	b, err := s.attached(c.R.Context(), r, c.R.PathValue("digest"), artifactType)
 	if err != nil {
 		return err
 	}
-	c.W.Header().Set("Content-Type", "application/json")
+	c.W.Header().Set("Content-Type", contentType)
 	c.W.Header().Set("Cache-Control", "no-store")
 	_, err = c.W.Write(b)
 	return err
@@ -273,6 +285,17 @@ func (s *Service) apiReport(c *httpapi.Call) error {
 
 // Report returns the newest scan report attached to an image.
 func (s *Service) Report(ctx contextT, r Repository, digest string) ([]byte, error) {
+	return s.attached(ctx, r, digest, ArtifactScanReport)
+}
+
+// SBOM returns the newest CycloneDX SBOM the scanner attached to an image.
+func (s *Service) SBOM(ctx contextT, r Repository, digest string) ([]byte, error) {
+	return s.attached(ctx, r, digest, ArtifactSBOM)
+}
+
+// attached returns the single layer of the newest referrer of an image
+// with the given artifact type.
+func (s *Service) attached(ctx contextT, r Repository, digest, artifactType string) ([]byte, error) {
 	if _, ok := ParseDigest(digest); !ok {
 		return nil, apperr.InvalidField("digest", "invalid digest %q", digest)
 	}
@@ -281,7 +304,7 @@ func (s *Service) Report(ctx contextT, r Repository, digest string) ([]byte, err
 		return nil, err
 	}
 	for i := len(refs) - 1; i >= 0; i-- {
-		if refs[i].ArtifactType != ArtifactScanReport {
+		if refs[i].ArtifactType != artifactType {
 			continue
 		}
 		body, err := s.manifestContent(ctx, refs[i].ID)
@@ -303,7 +326,11 @@ func (s *Service) Report(ctx contextT, r Repository, digest string) ([]byte, err
 		defer rc.Close()
 		return io.ReadAll(io.LimitReader(rc, 64<<20))
 	}
-	return nil, apperr.E(apperr.NotFound, "%s@%s has no scan report yet", r.Name, digest)
+	what := "scan report"
+	if artifactType == ArtifactSBOM {
+		what = "SBOM"
+	}
+	return nil, apperr.E(apperr.NotFound, "%s@%s has no %s yet", r.Name, digest, what)
 }
 
 // apiProject resolves the optional project of a quota call.

@@ -59,7 +59,7 @@ func TestWeb_RepositoryPage(t *testing.T) {
 	b := signIn(t, w.a, "admin", apptest.AdminPassword)
 	for path, want := range map[string][]string{
 		"/registry":            {"acme/leaky"},
-		"/registry/acme/leaky": {"v1", digest, "quarantined", "secret", "1 verified", "vnd.cyclonedx", "vnd.rampart.scan.report"},
+		"/registry/acme/leaky": {"v1", digest, "quarantined", "secret", "1 verified", "vnd.cyclonedx", "vnd.rampart.scan.report", "/manifests/" + digest + "/sbom"},
 	} {
 		resp, err := b.Get(w.a.URL + path)
 		if err != nil {
@@ -75,5 +75,15 @@ func TestWeb_RepositoryPage(t *testing.T) {
 				t.Errorf("GET %s does not show %q", path, s)
 			}
 		}
+	}
+	// The page links the SBOM, which the signed-in browser can fetch.
+	resp, err := b.Get(w.a.URL + "/api/v1/orgs/acme/registry/repositories/leaky/manifests/" + digest + "/sbom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(sbom), `"bomFormat": "CycloneDX"`) && !strings.Contains(string(sbom), `"bomFormat":"CycloneDX"`) {
+		t.Fatalf("GET the SBOM = %d %.300s", resp.StatusCode, sbom)
 	}
 }

@@ -19,7 +19,11 @@
 // subjects for the referrers API, uploads in progress with their sha256
 // state, the scan queue, quotas and keys. A manifest may only reference
 // blobs linked into its repository, enforced by a foreign key, which is
-// what makes garbage collection safe while pushes run.
+// what makes garbage collection safe while pushes run: the collector
+// removes only links no manifest needs, marks a blob 'deleting' under its
+// row lock (after which it cannot be linked) before deleting its content,
+// and a new link to a blob without a record first checks its content is
+// there. A push that races the collector is told to push again.
 //
 // # Names and permissions
 //

@@ -49,6 +49,8 @@ import (
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/problem"
+	"github.com/rampartsec/rampart/internal/registry"
+	"github.com/rampartsec/rampart/internal/scan/advisory"
 	"github.com/rampartsec/rampart/internal/scm"
 	"github.com/rampartsec/rampart/internal/scm/githttp"
 	"github.com/rampartsec/rampart/internal/scm/gitssh"
@@ -116,6 +118,10 @@ type App struct {
 	sshSrv *gitssh.Server
 	// Policy runs the policy gates and keeps the decision log.
 	Policy *policy.Service
+	// OCI is the container registry at /v2/; Advisories the advisory
+	// database under the data directory it scans against.
+	OCI        *registry.Service
+	Advisories *advisory.DB
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -152,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -246,14 +252,19 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	// on top of branch protection.
 	a.SCM.SetGates(preMergeGate{scm: a.SCM, policy: a.Policy})
 
+	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
+	if err := a.newRegistry(ctx, cfg, log, keys, authenticator, opt.Clock); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages()),
-		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav()),
-		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -263,17 +274,19 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	a.API.Register(mux)
 	ui.Register(mux)
 	a.OIDC.Register(mux)
+	mux.Handle("/v2/", a.OCI)
+	mux.Handle("/v2", a.OCI)
 	a.registerOps(mux)
 
 	// The middleware chain, outermost first.
-	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
 	metrics := httpmw.NewMetrics(a.Registry)
 	gitMux := http.NewServeMux()
 	(&githttp.Handler{SCM: a.SCM, Log: log}).Register(gitMux)
 	var h http.Handler = httpmw.Route(githttp.Dispatch(gitMux, mux))
 	// OAuth endpoints authenticate their callers (client secrets, access
 	// tokens) themselves; everything else goes through Authenticate.
-	h = oidcop.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h))
+	// The registry (/v2/) authenticates its own tokens.
+	h = oidcop.SkipAuthn(h, registry.SkipAuthn(h, httpmw.Authenticate(authenticator, log, h)))
 	h = httpmw.SecurityHeaders(cfg.TLS, h)
 	h = httpmw.Observe(log, metrics, h)
 	h = httpmw.RequestID(h)
@@ -512,6 +525,8 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
 	}
 	g.Go(func() error { return a.Policy.Run(gctx) })
+	g.Go(func() error { return a.OCI.Run(gctx) })
+	g.Go(func() error { return a.OCI.Housekeeping(gctx, a.cfg.Registry.GCInterval) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())
@@ -578,6 +593,10 @@ func (a *App) Close() error {
 	}
 	if a.Policy != nil {
 		a.Policy.Close() // writes the decisions it holds
+	}
+	if a.Advisories != nil {
+		errs = append(errs, a.Advisories.Close())
+		a.Advisories = nil
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

@@ -299,6 +299,20 @@ var (
 	AlertScan     = Action{Name: "alert.scan", Level: LevelOrg, Role: Maintainer, Scope: ScopeRepoWrite}
 )
 
+// Registry actions. Pull, push and delete are checked on a repository's
+// project (or org, for ORG/NAME repositories); the others are the
+// registry's API at org level.
+var (
+	RegistryPull   = Action{Name: "registry.pull", Level: LevelProject, Role: Reader, Scope: ScopeRegistryPull}
+	RegistryPush   = Action{Name: "registry.push", Level: LevelProject, Role: Developer, Scope: ScopeRegistryPush}
+	RegistryDelete = Action{Name: "registry.delete", Level: LevelProject, Role: Maintainer, Scope: ScopeRegistryPush}
+	RegistryRead   = Action{Name: "registry.read", Level: LevelOrg, Role: Reader, Scope: ScopeRegistryPull}
+	RegistrySign   = Action{Name: "registry.sign", Level: LevelOrg, Role: Developer, Scope: ScopeRegistryPush}
+	RegistryAdmin  = Action{Name: "registry.admin", Level: LevelOrg, Role: Maintainer, Scope: ScopeRegistryPush}
+	RegistryQuota  = Action{Name: "registry.quota", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	RegistryGC     = Action{Name: "registry.gc", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+)
+
 // Decision is the outcome of Decide.
 type Decision struct {
 	Allow bool

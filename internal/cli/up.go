@@ -58,6 +58,11 @@ SIGTERM stops it gracefully.`,
 					cfg.Store = s
 				}
 			}
+			if !fl.Changed("registry-storage") {
+				if s := ce.Getenv("RAMPART_REGISTRY_STORAGE"); s != "" {
+					cfg.Registry.Storage = s
+				}
+			}
 			cfg.AdminPassword = ce.Getenv("RAMPART_ADMIN_PASSWORD")
 			log := logging.New(ce.Stderr, cfg.LogLevel)
 			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: log})
@@ -102,6 +107,7 @@ SIGTERM stops it gracefully.`,
 	f.StringVar(&cfg.Policy.Dir, "policy-dir", "", "directory of policies loaded after the built-in library")
 	f.StringVar(&cfg.Policy.Repository, "policy-repo", "", "git repository (path on disk) of policies loaded after the built-in library")
 	f.StringVar(&cfg.Policy.Ref, "policy-ref", "", "branch, tag or commit of --policy-repo (default HEAD)")
+	f.StringVar(&cfg.Registry.Storage, "registry-storage", "", "registry blob storage: empty for the data directory, file:///PATH or s3://BUCKET/PREFIX?region=R&endpoint=URL ($RAMPART_REGISTRY_STORAGE)")
 	f.Lookup("tls").NoOptDefVal = "on"
 	f.Lookup("gateway-tls").NoOptDefVal = "on"
 	f.Lookup("gateway-access-log").NoOptDefVal = "on"

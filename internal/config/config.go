@@ -39,6 +39,7 @@ type Config struct {
 	Gateway  Gateway
 	SCM      SCM
 	Policy   Policy
+	Registry Registry
 }
 
 // Gateway configures the gateway: its own listener in front of the
@@ -95,6 +96,18 @@ type Policy struct {
 	// Retention is how long decisions are kept; zero takes the default
 	// (90 days).
 	Retention time.Duration
+}
+
+// Registry configures the OCI registry at /v2/.
+type Registry struct {
+	// Storage is where blobs live: empty means the filesystem under
+	// DataDir/registry, file:///abs/path a directory, and
+	// s3://BUCKET/PREFIX?region=R&endpoint=URL the S3 driver (credentials
+	// from the AWS environment variables).
+	Storage string
+	// GCInterval is how often retention rules run and unreferenced blobs
+	// are collected (0: hourly).
+	GCInterval time.Duration
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -209,6 +222,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Policy.Ref != "" && c.Policy.Repository == "" {
 		bad("policy.ref", "needs policy.repository")
+	}
+	if st := c.Registry.Storage; st != "" && !strings.HasPrefix(st, "file:///") && !strings.HasPrefix(st, "s3://") {
+		bad("registry.storage", "must be empty (the data directory), file:///ABSOLUTE/PATH or s3://BUCKET/PREFIX")
+	}
+	if c.Registry.GCInterval < 0 {
+		bad("registry.gc-interval", "must not be negative")
 	}
 	if c.Limits.MaxBodyBytes < 1024 {
 		bad("limits.max-body", "must be at least 1024 bytes")

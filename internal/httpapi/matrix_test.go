@@ -217,6 +217,18 @@ var routeRules = map[string]expect{
 	"GET /api/v1/orgs/{org}/exceptions":                                               {org(reader), "org:read", ""},
 	"POST /api/v1/orgs/{org}/exceptions":                                              {org(owner), "org:write", ""},
 	"DELETE /api/v1/orgs/{org}/exceptions/{number}":                                   {org(owner), "org:write", ""},
+	"GET /api/v1/orgs/{org}/registry/repositories":                                        {org(reader), "registry:pull", ""},
+	"GET /api/v1/orgs/{org}/registry/repositories/{repo}":                                 {org(reader), "registry:pull", ""},
+	"PUT /api/v1/orgs/{org}/registry/repositories/{repo}":                                 {org(maintainer), "registry:push", `{"public":false}`},
+	"POST /api/v1/orgs/{org}/registry/repositories/{repo}/retention":                      {org(maintainer), "registry:push", ""},
+	"POST /api/v1/orgs/{org}/registry/repositories/{repo}/signatures":                     {org(developer), "registry:push", ""},
+	"GET /api/v1/orgs/{org}/registry/repositories/{repo}/manifests/{digest}/verification": {org(reader), "registry:pull", ""},
+	"GET /api/v1/orgs/{org}/registry/repositories/{repo}/manifests/{digest}/report":       {org(reader), "registry:pull", ""},
+	"GET /api/v1/orgs/{org}/registry/repositories/{repo}/manifests/{digest}/sbom":         {org(reader), "registry:pull", ""},
+	"GET /api/v1/orgs/{org}/registry/quota":                                               {org(reader), "registry:pull", ""},
+	"PUT /api/v1/orgs/{org}/registry/quota":                                               {org(owner), "org:write", `{"max_bytes":0}`},
+	"GET /api/v1/registry/signing-key":                                                    {public, "", ""},
+	"POST /api/v1/registry/gc":                                                            {admins, "admin", ""},
 }
 
 // allows reports whether the row lets s call the route on org target

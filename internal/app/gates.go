@@ -7,6 +7,8 @@ import (
 
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/policy"
+	"github.com/rampartsec/rampart/internal/registry"
+	"github.com/rampartsec/rampart/internal/scan/report"
 	"github.com/rampartsec/rampart/internal/scm"
 )
 
@@ -89,4 +91,74 @@ func (g preMergeGate) MayMerge(ctx context.Context, pr scm.PullRequest, r scm.Re
 		reasons = append(reasons, v.String())
 	}
 	return apperr.E(apperr.Forbidden, "policy: %s", strings.Join(reasons, "; "))
+}
+
+// imageGate is the registry's policy after a scan: the policy engine's
+// image gate, asked whether the image may be pulled. An image it denies
+// stays quarantined with the gate's reasons.
+type imageGate struct {
+	policy *policy.Service
+	// host names the registry in image references.
+	host string
+	// orgID finds the org a repository (ORG/…) belongs to.
+	orgID func(ctx context.Context, repository string) (int64, error)
+}
+
+// gateVuln and gateSecret are findings as the image schema reads them.
+type gateVuln struct {
+	ID           string   `json:"id"`
+	Aliases      []string `json:"aliases,omitempty"`
+	Severity     string   `json:"severity"`
+	Package      string   `json:"package,omitempty"`
+	Version      string   `json:"version,omitempty"`
+	FixedVersion string   `json:"fixed_version"`
+}
+
+type gateSecret struct {
+	RuleID      string `json:"rule_id"`
+	Path        string `json:"path,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// Evaluate implements registry.Policy.
+func (g imageGate) Evaluate(ctx context.Context, f registry.ImageFacts) (registry.Verdict, error) {
+	orgID, err := g.orgID(ctx, f.Repository)
+	if err != nil {
+		return registry.Verdict{}, err
+	}
+	vulns, secrets := []gateVuln{}, []gateSecret{}
+	summary := map[string]int{}
+	if f.Report != nil {
+		for _, x := range f.Report.Findings {
+			if x.Suppressed != nil {
+				continue
+			}
+			sev := strings.ToLower(x.Severity.String())
+			summary[sev]++
+			switch {
+			case x.Kind == report.KindSecret:
+				secrets = append(secrets, gateSecret{RuleID: x.RuleID, Path: x.Location.Path, Fingerprint: x.Fingerprint})
+			case x.Kind == report.KindVulnerability && x.Vuln != nil:
+				vulns = append(vulns, gateVuln{ID: x.RuleID, Aliases: x.Vuln.Aliases, Severity: sev, Package: x.Vuln.Package.Name,
+					Version: x.Vuln.Package.Version, FixedVersion: x.Vuln.FixedVersion})
+			}
+		}
+	}
+	ref := g.host + "/" + f.Repository + "@" + f.Digest
+	doc := map[string]any{"action": "pull", "image": map[string]any{
+		"reference": ref, "repository": g.host + "/" + f.Repository, "registry": g.host, "digest": f.Digest,
+		"scan": map[string]any{"status": "scanned", "summary": summary, "vulnerabilities": vulns, "secrets": secrets},
+	}}
+	d, err := g.policy.Decide(ctx, policy.GateImage, policy.Input{OrgID: orgID, Subject: "image:" + ref, Caller: "registry", Document: doc})
+	if err != nil {
+		return registry.Verdict{}, err
+	}
+	if d.Allow {
+		return registry.Verdict{Allow: true}, nil
+	}
+	reasons := make([]string, 0, len(d.Deny))
+	for _, v := range d.Deny {
+		reasons = append(reasons, v.String())
+	}
+	return registry.Verdict{Reason: strings.Join(reasons, "; ")}, nil
 }

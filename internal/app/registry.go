@@ -85,6 +85,17 @@ func (a *App) newRegistry(ctx context.Context, cfg config.Config, log *slog.Logg
 	}
 	a.OCI, err = registry.New(ctx, registry.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, Authn: authenticator, Driver: driver,
 		Sealer: keys, Logger: log, PublicURL: a.url, Scanner: scanner, Advisories: registry.AdvisoryDBVersion{DB: a.Advisories},
-		Clock: clock})
+		Clock: clock, Policy: imageGate{policy: a.Policy, host: registryHost(a.url), orgID: a.repositoryOrg}})
 	return err
+}
+
+// repositoryOrg is the id of the org an image repository (ORG/…)
+// belongs to.
+func (a *App) repositoryOrg(ctx context.Context, repository string) (int64, error) {
+	org, _, _ := strings.Cut(repository, "/")
+	o, err := a.IDs.Org(ctx, org)
+	if err != nil {
+		return 0, err
+	}
+	return o.ID, nil
 }

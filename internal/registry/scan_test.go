@@ -42,11 +42,12 @@ func TestScanOnPush_QuarantinesSecrets(t *testing.T) {
 	mustRun(t, h.env(), crane, "append", "--insecure", "-f", layerTar(t, map[string]string{"root/.aws/credentials": plantedSecret}), "-t", ref)
 	digest := strings.TrimSpace(mustRun(t, h.env(), crane, "digest", "--insecure", ref))
 	m := waitScanned(t, w, "acme/leaky", digest)
-	if m.ScanStatus != registry.ScanQuarantined || !strings.Contains(m.ScanReason, "secret") {
-		t.Fatalf("scan = %s (%q), want quarantined for a secret", m.ScanStatus, m.ScanReason)
+	// The policy engine's image gate decided, and says which policy.
+	if m.ScanStatus != registry.ScanQuarantined || !strings.Contains(m.ScanReason, "RMP-IMG-003") || !strings.Contains(m.ScanReason, "secret") {
+		t.Fatalf("scan = %s (%q), want quarantined for a secret by RMP-IMG-003", m.ScanStatus, m.ScanReason)
 	}
 	out, err := run(t, h.env(), crane, "pull", "--insecure", ref, filepath.Join(t.TempDir(), "x.tar"))
-	if err == nil || !strings.Contains(out, "DENIED") || !strings.Contains(out, "secret") {
+	if err == nil || !strings.Contains(out, "DENIED") || !strings.Contains(out, "RMP-IMG-003") {
 		t.Fatalf("pull of a quarantined image: err %v, output %s", err, out)
 	}
 	// The report and SBOM hang off the image.

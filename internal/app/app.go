@@ -43,6 +43,7 @@ import (
 	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/identity/federation"
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
+	"github.com/rampartsec/rampart/internal/identity/realm"
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
@@ -86,6 +87,8 @@ type App struct {
 	OIDC   *oidcop.Provider
 	// Federation runs sign-ins through orgs' upstream identity providers.
 	Federation *federation.Service
+	// Realms are the orgs' end-user realms (gateway sign-in).
+	Realms *realm.Service
 	API        *httpapi.Server
 	Registry   *prometheus.Registry
 	// Gateway is the layer-7 gateway (nil when turned off) and Routes
@@ -135,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, realm.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -170,6 +173,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	if a.Realms, err = realm.New(realm.Deps{IDs: a.IDs, Logger: log, PublicURL: a.url}); err != nil {
+		return nil, err
+	}
+
 	var gatewayRoutes []httpapi.Route
 	if cfg.Gateway.Addr != "" {
 		if err := a.newGateway(ctx, opt); err != nil {
@@ -200,7 +207,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes)}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Realms.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
@@ -294,6 +301,7 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 	gopt := gateway.Options{Listener: a.gwLn, TLS: cfg.TLS, Logger: a.log, Registry: a.Registry,
 		WAF:       waf.NewEngine(waf.Options{MatchLog: matchLog, Logger: a.log}),
 		Events:    gateway.NewEventStore(a.db),
+		Auth:      a.Realms.Authenticator(),
 		AccessLog: cfg.AccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}
 	if cfg.ConfigFile != "" {
 		fc, err := gateway.LoadConfigFile(cfg.ConfigFile)
@@ -476,6 +484,9 @@ func (a *App) housekeeping(ctx context.Context) error {
 			}
 			if _, err := a.OIDC.Purge(ctx); err != nil {
 				a.log.Warn("purge expired oidc grants", logging.KeyErr, err)
+			}
+			if _, err := a.Realms.PurgeSessions(ctx); err != nil {
+				a.log.Warn("purge expired realm sessions", logging.KeyErr, err)
 			}
 		}
 	}

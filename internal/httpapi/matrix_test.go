@@ -137,6 +137,11 @@ var routeRules = map[string]expect{
 	"GET /api/v1/orgs/{org}/idps":           {org(reader), "org:read", ""},
 	"POST /api/v1/orgs/{org}/idps":          {org(owner), "org:write", ""},
 	"GET /api/v1/orgs/{org}/idps/{name}":    {org(reader), "org:read", ""},
+	"GET /api/v1/orgs/{org}/realm":          {org(owner), "org:read", ""},
+	"PUT /api/v1/orgs/{org}/realm":          {org(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/realm":       {org(owner), "org:write", ""},
+	"GET /api/v1/orgs/{org}/realm/users":    {org(owner), "org:read", ""},
+	"GET /api/v1/realms/{org}/jwks":         {public, "", ""},
 	"DELETE /api/v1/orgs/{org}/idps/{name}": {org(owner), "org:write", ""},
 
 	"GET /api/v1/oidc/clients":         {admins, "admin", ""},

@@ -1,0 +1,56 @@
+package realm
+
+import (
+	"context"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// TokenLifetime is how long the JWT handed to the application is valid:
+// the gateway mints a fresh one for every request, so it only has to
+// outlive the request.
+const TokenLifetime = 5 * time.Minute
+
+// Claims are the claims of the JWT the application receives in
+// gateway.UserHeader.
+type Claims struct {
+	Issuer        string           `json:"iss"`
+	Subject       string           `json:"sub"`
+	Audience      jwt.Audience     `json:"aud"`
+	IssuedAt      *jwt.NumericDate `json:"iat"`
+	NotBefore     *jwt.NumericDate `json:"nbf"`
+	Expiry        *jwt.NumericDate `json:"exp"`
+	Email         string           `json:"email"`
+	EmailVerified bool             `json:"email_verified"`
+	// AMR lists the methods the user proved: pwd and otp (or rec for a
+	// recovery code).
+	AMR []string `json:"amr"`
+}
+
+// Mint signs the JWT for a signed-in user on host (its audience).
+func (s *Service) Mint(ctx context.Context, r Realm, u User, host string, amr []string) (string, error) {
+	key, err := s.signingKey(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: r.KeyID}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	return jwt.Signed(signer).Claims(Claims{Issuer: s.Issuer(r.OrgName), Subject: u.Subject(), Audience: jwt.Audience{host},
+		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-30 * time.Second)),
+		Expiry: jwt.NewNumericDate(now.Add(TokenLifetime)), Email: u.Email, EmailVerified: u.EmailVerified, AMR: amr}).Serialize()
+}
+
+// JWKS returns the realm's public keys.
+func (s *Service) JWKS(ctx context.Context, r Realm) (jose.JSONWebKeySet, error) {
+	key, err := s.signingKey(ctx, r)
+	if err != nil {
+		return jose.JSONWebKeySet{}, err
+	}
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: r.KeyID, Algorithm: string(jose.ES256), Use: "sig"}}}, nil
+}

@@ -1,0 +1,147 @@
+package realm
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/apperr"
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// Session stages: a session starts after the password and is complete
+// only after the second factor.
+const (
+	// StageEnrol: password checked, the user has no authenticator app
+	// yet and must enrol one now (MFA is required).
+	StageEnrol = "enrol"
+	// StageMFA: password checked, waiting for the code.
+	StageMFA = "mfa"
+	// StageFull: both factors checked; requests reach the application.
+	StageFull = "full"
+)
+
+// touchEvery limits writes of last_seen_at to one a minute per session.
+const touchEvery = time.Minute
+
+// Session is an end user's sign-in on one gateway host.
+type Session struct {
+	Stage string
+	Host  string
+	// AMR lists the methods proven so far (pwd, otp, rec).
+	AMR        []string
+	User       User
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+}
+
+// NewSession starts a session for u on host at stage and returns its
+// secret (for the cookie; only its hash is stored).
+func (s *Service) NewSession(ctx context.Context, u User, host, stage string) (string, error) {
+	tok, err := randomToken(32)
+	if err != nil {
+		return "", err
+	}
+	now := store.Time(s.now())
+	_, err = s.db.Exec(ctx, "INSERT INTO realm_sessions (id_hash, user_id, host, stage, amr, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		hashToken(tok), u.ID, host, stage, "pwd", now, now)
+	return tok, err
+}
+
+// Session returns the live session tok names on host in realm r, ending
+// it when it has been idle or alive too long.
+func (s *Service) Session(ctx context.Context, r Realm, tok, host string) (Session, error) {
+	none := apperr.E(apperr.Unauthenticated, "sign in first")
+	if tok == "" || len(tok) > 128 {
+		return Session{}, none
+	}
+	var (
+		ses    Session
+		userID int64
+		amr    string
+	)
+	err := s.db.QueryRow(ctx, `SELECT s.user_id, s.host, s.stage, s.amr, s.created_at, s.last_seen_at FROM realm_sessions s
+		JOIN realm_users u ON u.id = s.user_id WHERE s.id_hash = ? AND u.realm_id = ?`, hashToken(tok), r.ID).
+		Scan(&userID, &ses.Host, &ses.Stage, &amr, store.TimeDest(&ses.CreatedAt), store.TimeDest(&ses.LastSeenAt))
+	ses.AMR = strings.Fields(amr)
+	if apperr.Is(err, apperr.NotFound) {
+		return Session{}, none
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	if ses.Host != host {
+		return Session{}, none
+	}
+	now := s.now()
+	idle := r.SessionIdle
+	if ses.Stage != StageFull {
+		idle = min(idle, 10*time.Minute) // a half-finished sign-in waits ten minutes at most
+	}
+	if now.Sub(ses.LastSeenAt) >= idle || now.Sub(ses.CreatedAt) >= r.SessionAbsolute {
+		if _, err := s.db.Exec(ctx, "DELETE FROM realm_sessions WHERE id_hash = ?", hashToken(tok)); err != nil {
+			return Session{}, err
+		}
+		return Session{}, apperr.E(apperr.Unauthenticated, "your session has ended; sign in again")
+	}
+	if ses.User, err = s.user(ctx, s.db, r, userID); err != nil {
+		return Session{}, err
+	}
+	if now.Sub(ses.LastSeenAt) >= touchEvery {
+		if _, err := s.db.Exec(ctx, "UPDATE realm_sessions SET last_seen_at = ? WHERE id_hash = ?", store.Time(now), hashToken(tok)); err != nil {
+			return Session{}, err
+		}
+		ses.LastSeenAt = now
+	}
+	return ses, nil
+}
+
+// Complete finishes a sign-in after the second factor (amr: the methods
+// proven, like "pwd otp"). The session gets a new secret, so a secret
+// seen before the second factor is worthless; the new one is returned.
+func (s *Service) Complete(ctx context.Context, tok, amr string) (string, error) {
+	fresh, err := randomToken(32)
+	if err != nil {
+		return "", err
+	}
+	n, err := s.db.Exec(ctx, "UPDATE realm_sessions SET stage = ?, amr = ?, id_hash = ?, last_seen_at = ? WHERE id_hash = ? AND stage <> ?",
+		StageFull, amr, hashToken(fresh), store.Time(s.now()), hashToken(tok), StageFull)
+	if err != nil {
+		return "", err
+	}
+	if n == 0 {
+		return "", apperr.E(apperr.Unauthenticated, "sign in first")
+	}
+	return fresh, nil
+}
+
+// EndSession signs out: the session is deleted (audited
+// realm.user.logout when it was a complete one).
+func (s *Service) EndSession(ctx context.Context, r Realm, tok, host string) error {
+	ses, err := s.Session(ctx, r, tok, host)
+	if err != nil {
+		return nil // nothing to end
+	}
+	return s.db.Tx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM realm_sessions WHERE id_hash = ?", hashToken(tok)); err != nil {
+			return err
+		}
+		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.logout", OrgID: r.OrgID, ActorName: "realm:" + ses.User.Email,
+			Target: userTarget(r, ses.User.ID, ses.User.Email), Details: map[string]any{"host": host}})
+	})
+}
+
+// PurgeSessions deletes sessions idle for longer than a day beyond any
+// realm's limit, and expired verification tokens.
+func (s *Service) PurgeSessions(ctx context.Context) (int64, error) {
+	now := s.now()
+	n, err := s.db.Exec(ctx, "DELETE FROM realm_sessions WHERE last_seen_at < ?", store.Time(now.Add(-maxIdle-24*time.Hour)))
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.db.Exec(ctx, "DELETE FROM realm_tokens WHERE expires_at < ?", store.Time(now)); err != nil {
+		return n, err
+	}
+	return n, nil
+}

@@ -88,9 +88,9 @@ type App struct {
 	// Federation runs sign-ins through orgs' upstream identity providers.
 	Federation *federation.Service
 	// Realms are the orgs' end-user realms (gateway sign-in).
-	Realms *realm.Service
-	API        *httpapi.Server
-	Registry   *prometheus.Registry
+	Realms   *realm.Service
+	API      *httpapi.Server
+	Registry *prometheus.Registry
 	// Gateway is the layer-7 gateway (nil when turned off) and Routes
 	// the service managing its routes.
 	Gateway  *gateway.Gateway

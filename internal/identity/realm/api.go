@@ -104,7 +104,7 @@ func (s *Service) Routes() []httpapi.Route {
 
 func (s *Service) realmJSON(r Realm, users int) RealmJSON {
 	return RealmJSON{Configured: true, Org: r.OrgName, DisplayName: r.DisplayName, AllowSignup: r.AllowSignup,
-		SMTP: &SMTPJSON{Host: r.SMTP.Host, Port: r.SMTP.Port, From: r.SMTP.From, TLS: r.SMTP.TLS, Username: r.SMTP.Username, HasPassword: r.SMTP.HasPassword},
+		SMTP:        &SMTPJSON{Host: r.SMTP.Host, Port: r.SMTP.Port, From: r.SMTP.From, TLS: r.SMTP.TLS, Username: r.SMTP.Username, HasPassword: r.SMTP.HasPassword},
 		SessionIdle: r.SessionIdle.String(), SessionAbsolute: r.SessionAbsolute.String(), Issuer: s.Issuer(r.OrgName),
 		JWKSURL: s.Issuer(r.OrgName) + "/jwks", KeyID: r.KeyID, Users: users, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }

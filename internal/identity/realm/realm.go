@@ -147,7 +147,7 @@ type Settings struct {
 }
 
 func smtpAAD(orgID int64) string { return "realm:smtp:org:" + strconv.FormatInt(orgID, 10) }
-func keyAAD(kid string) string    { return "realm:signing-key:" + kid }
+func keyAAD(kid string) string   { return "realm:signing-key:" + kid }
 
 const selectRealm = `SELECT r.id, r.org_id, o.name, r.display_name, r.allow_signup, r.smtp_host, r.smtp_port, r.smtp_from, r.smtp_tls,
 	r.smtp_username, r.smtp_password IS NOT NULL, r.session_idle, r.session_absolute, r.key_id, r.created_at, r.updated_at
@@ -209,7 +209,7 @@ func (s *Service) Set(ctx context.Context, org identity.Org, in Settings) (Realm
 				return err
 			}
 			return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.create", OrgID: org.ID,
-				Target: audit.Target{Type: "realm", ID: strconv.FormatInt(org.ID, 10), Name: org.Name},
+				Target:  audit.Target{Type: "realm", ID: strconv.FormatInt(org.ID, 10), Name: org.Name},
 				Details: map[string]any{"smtp_host": next.SMTP.Host, "smtp_tls": next.SMTP.TLS, "allow_signup": next.AllowSignup}})
 		}
 		q := `UPDATE realms SET display_name = ?, allow_signup = ?, smtp_host = ?, smtp_port = ?, smtp_from = ?, smtp_tls = ?,

@@ -550,8 +550,7 @@ func matchTOTP(secret, code string, now time.Time, last int64) (int64, bool) {
 		if step <= last {
 			continue
 		}
-		want, err := totp.GenerateCodeCustom(secret, time.Unix(step*totpPeriod, 0),
-			totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+		want, err := totpCodeAt(secret, time.Unix(step*totpPeriod, 0))
 		if err != nil {
 			return 0, false
 		}
@@ -617,4 +616,10 @@ func randomToken(n int) (string, error) {
 func hashToken(t string) string {
 	sum := sha256.Sum256([]byte(t))
 	return hex.EncodeToString(sum[:])
+}
+
+// totpCodeAt is the code of secret at t (tests and matchTOTP agree on the
+// parameters through it).
+func totpCodeAt(secret string, t time.Time) (string, error) {
+	return totp.GenerateCodeCustom(secret, t, totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 }

@@ -223,6 +223,11 @@ func (s *Service) Register(ctx context.Context, r Realm, base, email, password s
 			if _, derr := s.db.Exec(ctx, "DELETE FROM realm_users WHERE id = ? AND email_verified = FALSE", userID); derr != nil {
 				s.log.WarnContext(ctx, "remove unverifiable realm user", "realm", r.ID, "error", derr)
 			}
+			if aerr := s.audit.Append(ctx, audit.Record{Action: "realm.user.register", Outcome: audit.Failure, OrgID: r.OrgID,
+				ActorName: "realm:" + email, Target: userTarget(r, userID, email),
+				Details: map[string]any{"reason": "verification mail not sent; registration taken back"}}); aerr != nil {
+				s.log.WarnContext(ctx, "audit realm registration", "error", aerr)
+			}
 		}
 		return Registration{}, err
 	}

@@ -31,6 +31,9 @@ type RouteInfo struct {
 	ProjectID int64
 	Host      string
 	Path      string
+	// AuthProvider is the route's auth_provider: the external OpenID
+	// provider of the realm to sign in with ("" for the realm's users).
+	AuthProvider string
 }
 
 // Authenticator signs end users in on routes whose auth setting is

@@ -84,6 +84,38 @@ type JWKJSON struct {
 	Use string `json:"use"`
 }
 
+// ProviderJSON is an external OpenID provider of a realm; never its
+// client secret.
+type ProviderJSON struct {
+	Name       string   `json:"name"`
+	Issuer     string   `json:"issuer"`
+	ClientID   string   `json:"client_id"`
+	HasSecret  bool     `json:"has_client_secret"`
+	Scopes     []string `json:"scopes"`
+	RequireMFA bool     `json:"require_mfa"`
+	// RedirectPath is the callback path to register with the provider,
+	// on every application host (https://HOST + redirect_path).
+	RedirectPath string    `json:"redirect_path"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// ProviderRequest adds or changes a provider (PUT). issuer and
+// client_id are required to add one; omitted fields keep their values.
+type ProviderRequest struct {
+	Issuer   string `json:"issuer,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+	// ClientSecret: omitted keeps it, "" removes it (a public client
+	// with PKCE).
+	ClientSecret *string  `json:"client_secret,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+	RequireMFA   *bool    `json:"require_mfa,omitempty"`
+}
+
+func providerJSON(p Provider) ProviderJSON {
+	return ProviderJSON{Name: p.Name, Issuer: p.Issuer, ClientID: p.ClientID, HasSecret: p.HasSecret, Scopes: p.Scopes,
+		RequireMFA: p.RequireMFA, RedirectPath: AuthPrefix + "oidc/callback", CreatedAt: p.CreatedAt}
+}
+
 // Routes are the realm API's routes, for httpapi.Deps.Extra.
 func (s *Service) Routes() []httpapi.Route {
 	const prefix = httpapi.Prefix + "/orgs/{org}/realm"
@@ -96,6 +128,12 @@ func (s *Service) Routes() []httpapi.Route {
 			Action: authz.RealmWrite, On: httpapi.OnOrg, Status: http.StatusNoContent, Handler: s.apiDelete},
 		{Method: "GET", Path: prefix + "/users", Tag: "orgs", Summary: "List the end users of the org's realm (owners)",
 			Action: authz.RealmRead, On: httpapi.OnOrg, Response: []UserJSON{}, Handler: s.apiUsers},
+		{Method: "GET", Path: prefix + "/providers", Tag: "orgs", Summary: "List the realm's external OpenID providers (never their secrets; owners)",
+			Action: authz.RealmRead, On: httpapi.OnOrg, Response: []ProviderJSON{}, Handler: s.apiProviders},
+		{Method: "PUT", Path: prefix + "/providers/{name}", Tag: "orgs", Summary: "Add or change an external OpenID provider routes can sign end users in with (owners)",
+			Action: authz.RealmWrite, On: httpapi.OnOrg, Request: ProviderRequest{}, Response: ProviderJSON{}, Handler: s.apiPutProvider},
+		{Method: "DELETE", Path: prefix + "/providers/{name}", Tag: "orgs", Summary: "Remove an external OpenID provider and end its sessions (owners)",
+			Action: authz.RealmWrite, On: httpapi.OnOrg, Status: http.StatusNoContent, Handler: s.apiDeleteProvider},
 		{Method: "GET", Path: httpapi.Prefix + "/realms/{org}/jwks", Tag: "orgs",
 			Summary: "The realm's public signing keys (JWKS) that verify the X-Rampart-User JWT (anyone; empty for orgs without a realm)",
 			Action:  authz.RealmKeys, Response: JWKSJSON{}, Handler: s.apiJWKS},
@@ -207,4 +245,51 @@ func (s *Service) apiJWKS(c *httpapi.Call) error {
 	c.W.Header().Set("Content-Type", "application/jwk-set+json")
 	c.W.Header().Set("Cache-Control", "public, max-age=300")
 	return json.NewEncoder(c.W).Encode(set)
+}
+
+func (s *Service) apiProviders(c *httpapi.Call) error {
+	r, err := s.Get(c.R.Context(), c.Org.ID)
+	if apperr.Is(err, apperr.NotFound) {
+		return c.JSON([]ProviderJSON{})
+	}
+	if err != nil {
+		return err
+	}
+	ps, err := s.Providers(c.R.Context(), r)
+	if err != nil {
+		return err
+	}
+	out := make([]ProviderJSON, len(ps))
+	for i, p := range ps {
+		out[i] = providerJSON(p)
+	}
+	return c.JSON(out)
+}
+
+func (s *Service) apiPutProvider(c *httpapi.Call) error {
+	var req ProviderRequest
+	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	r, err := s.Get(c.R.Context(), c.Org.ID)
+	if err != nil {
+		return err
+	}
+	p, err := s.SetProvider(c.R.Context(), r, c.R.PathValue("name"), ProviderSettings{Issuer: req.Issuer, ClientID: req.ClientID,
+		ClientSecret: req.ClientSecret, Scopes: req.Scopes, RequireMFA: req.RequireMFA})
+	if err != nil {
+		return err
+	}
+	return c.JSON(providerJSON(p))
+}
+
+func (s *Service) apiDeleteProvider(c *httpapi.Call) error {
+	r, err := s.Get(c.R.Context(), c.Org.ID)
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteProvider(c.R.Context(), r, c.R.PathValue("name")); err != nil {
+		return err
+	}
+	return c.NoContent()
 }

@@ -24,13 +24,17 @@ type Claims struct {
 	Expiry        *jwt.NumericDate `json:"exp"`
 	Email         string           `json:"email"`
 	EmailVerified bool             `json:"email_verified"`
-	// AMR lists the methods the user proved: pwd and otp (or rec for a
-	// recovery code).
+	// AMR lists the methods the user proved: pwd and otp (and rec for a
+	// recovery code) for realm users; the provider's amr for external
+	// sign-ins.
 	AMR []string `json:"amr"`
+	// IdP names the realm's external provider the user signed in with
+	// (absent for the realm's own users).
+	IdP string `json:"idp,omitempty"`
 }
 
-// Mint signs the JWT for a signed-in user on host (its audience).
-func (s *Service) Mint(ctx context.Context, r Realm, u User, host string, amr []string) (string, error) {
+// Mint signs the JWT for a signed-in session on host (its audience).
+func (s *Service) Mint(ctx context.Context, r Realm, ses Session, host string) (string, error) {
 	key, err := s.signingKey(ctx, r)
 	if err != nil {
 		return "", err
@@ -41,9 +45,14 @@ func (s *Service) Mint(ctx context.Context, r Realm, u User, host string, amr []
 		return "", err
 	}
 	now := s.now()
-	return jwt.Signed(signer).Claims(Claims{Issuer: s.Issuer(r.OrgName), Subject: u.Subject(), Audience: jwt.Audience{host},
+	amr := ses.AMR
+	if amr == nil {
+		amr = []string{}
+	}
+	return jwt.Signed(signer).Claims(Claims{Issuer: s.Issuer(r.OrgName), Subject: ses.sub(), Audience: jwt.Audience{host},
 		IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-30 * time.Second)),
-		Expiry: jwt.NewNumericDate(now.Add(TokenLifetime)), Email: u.Email, EmailVerified: u.EmailVerified, AMR: amr}).Serialize()
+		Expiry: jwt.NewNumericDate(now.Add(TokenLifetime)), Email: ses.Email, EmailVerified: ses.EmailVerified, AMR: amr,
+		IdP: ses.Provider}).Serialize()
 }
 
 // JWKS returns the realm's public keys.

@@ -11,11 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/mail"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/audit"
@@ -69,6 +72,9 @@ type Deps struct {
 	PublicURL string
 	// SMTPTimeout bounds one delivery (default 10s).
 	SMTPTimeout time.Duration
+	// HTTPClient talks to external OpenID providers (default: a client
+	// with a 10s timeout).
+	HTTPClient *http.Client
 }
 
 // Service manages end-user realms: their settings, users, sessions and
@@ -83,8 +89,17 @@ type Service struct {
 	public  string
 	timeout time.Duration
 
-	mu   sync.Mutex
-	keys map[string]*ecdsa.PrivateKey // by key id
+	client *http.Client
+
+	mu         sync.Mutex
+	keys       map[string]*ecdsa.PrivateKey // by key id
+	discovered map[string]discovered        // by issuer
+}
+
+// discovered is a cached discovery document of an external provider.
+type discovered struct {
+	p  *gooidc.Provider
+	at time.Time
 }
 
 // New returns the realm service.
@@ -95,9 +110,12 @@ func New(d Deps) (*Service, error) {
 	if d.SMTPTimeout <= 0 {
 		d.SMTPTimeout = 10 * time.Second
 	}
+	if d.HTTPClient == nil {
+		d.HTTPClient = &http.Client{Timeout: upstreamTimeout}
+	}
 	return &Service{ids: d.IDs, db: d.IDs.DB(), audit: d.IDs.Audit(), sealer: d.IDs.Sealer(), now: d.IDs.Now,
 		log: d.Logger.With(logging.KeyComponent, "realm"), public: strings.TrimRight(d.PublicURL, "/"),
-		timeout: d.SMTPTimeout, keys: map[string]*ecdsa.PrivateKey{}}, nil
+		timeout: d.SMTPTimeout, client: d.HTTPClient, keys: map[string]*ecdsa.PrivateKey{}, discovered: map[string]discovered{}}, nil
 }
 
 // SMTP is a realm's mail server, as shown (never the password).
@@ -363,7 +381,9 @@ func (s *Service) Delete(ctx context.Context, org identity.Org) (bool, error) {
 		// Children first: SQLite enforces the foreign keys, but only
 		// PostgreSQL is sure to cascade in every configuration.
 		for _, q := range []string{
-			"DELETE FROM realm_sessions WHERE user_id IN (SELECT u.id FROM realm_users u JOIN realms r ON r.id = u.realm_id WHERE r.org_id = ?)",
+			"DELETE FROM realm_sessions WHERE realm_id IN (SELECT id FROM realms WHERE org_id = ?)",
+			"DELETE FROM realm_oidc_states WHERE provider_id IN (SELECT p.id FROM realm_providers p JOIN realms r ON r.id = p.realm_id WHERE r.org_id = ?)",
+			"DELETE FROM realm_providers WHERE realm_id IN (SELECT id FROM realms WHERE org_id = ?)",
 			"DELETE FROM realm_tokens WHERE user_id IN (SELECT u.id FROM realm_users u JOIN realms r ON r.id = u.realm_id WHERE r.org_id = ?)",
 			"DELETE FROM realm_recovery_codes WHERE user_id IN (SELECT u.id FROM realm_users u JOIN realms r ON r.id = u.realm_id WHERE r.org_id = ?)",
 			"DELETE FROM realm_users WHERE realm_id IN (SELECT id FROM realms WHERE org_id = ?)",

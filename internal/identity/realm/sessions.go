@@ -2,6 +2,7 @@ package realm
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,15 +26,34 @@ const (
 // touchEvery limits writes of last_seen_at to one a minute per session.
 const touchEvery = time.Minute
 
-// Session is an end user's sign-in on one gateway host.
+// Session is an end user's sign-in on one gateway host: a realm user's,
+// or an identity an external OpenID provider of the realm vouched for.
 type Session struct {
 	Stage string
 	Host  string
-	// AMR lists the methods proven so far (pwd, otp, rec).
+	// User is the realm user (zero for an external sign-in).
+	User User
+	// Provider names the realm's external provider the user signed in
+	// with ("" for realm users); Subject is their subject there, Email
+	// and EmailVerified what it said.
+	Provider      string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	// AMR lists the methods proven so far (pwd, otp, rec; an external
+	// provider's own).
 	AMR        []string
-	User       User
 	CreatedAt  time.Time
 	LastSeenAt time.Time
+}
+
+// sub is the session's sub claim: the realm user's id, or
+// PROVIDER:SUBJECT for an external sign-in.
+func (ses Session) sub() string {
+	if ses.Provider != "" {
+		return ses.Provider + ":" + ses.Subject
+	}
+	return ses.User.Subject()
 }
 
 // NewSession starts a session for u on host at stage and returns its
@@ -44,8 +64,22 @@ func (s *Service) NewSession(ctx context.Context, u User, host, stage string) (s
 		return "", err
 	}
 	now := store.Time(s.now())
-	_, err = s.db.Exec(ctx, "INSERT INTO realm_sessions (id_hash, user_id, host, stage, amr, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		hashToken(tok), u.ID, host, stage, "pwd", now, now)
+	_, err = s.db.Exec(ctx, `INSERT INTO realm_sessions (id_hash, realm_id, user_id, host, stage, amr, created_at, last_seen_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, hashToken(tok), u.RealmID, u.ID, host, stage, "pwd", now, now)
+	return tok, err
+}
+
+// newExternalSession starts a complete session for an identity an
+// external provider proved.
+func (s *Service) newExternalSession(ctx context.Context, r Realm, host string, ses Session) (string, error) {
+	tok, err := randomToken(32)
+	if err != nil {
+		return "", err
+	}
+	now := store.Time(s.now())
+	_, err = s.db.Exec(ctx, `INSERT INTO realm_sessions (id_hash, realm_id, provider, subject, email, email_verified, host, stage, amr,
+		created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, hashToken(tok), r.ID, ses.Provider, ses.Subject, ses.Email,
+		ses.EmailVerified, host, StageFull, strings.Join(ses.AMR, " "), now, now)
 	return tok, err
 }
 
@@ -58,12 +92,13 @@ func (s *Service) Session(ctx context.Context, r Realm, tok, host string) (Sessi
 	}
 	var (
 		ses    Session
-		userID int64
+		userID *int64
 		amr    string
 	)
-	err := s.db.QueryRow(ctx, `SELECT s.user_id, s.host, s.stage, s.amr, s.created_at, s.last_seen_at FROM realm_sessions s
-		JOIN realm_users u ON u.id = s.user_id WHERE s.id_hash = ? AND u.realm_id = ?`, hashToken(tok), r.ID).
-		Scan(&userID, &ses.Host, &ses.Stage, &amr, store.TimeDest(&ses.CreatedAt), store.TimeDest(&ses.LastSeenAt))
+	err := s.db.QueryRow(ctx, `SELECT user_id, provider, subject, email, email_verified, host, stage, amr, created_at, last_seen_at
+		FROM realm_sessions WHERE id_hash = ? AND realm_id = ?`, hashToken(tok), r.ID).
+		Scan(&userID, &ses.Provider, &ses.Subject, &ses.Email, &ses.EmailVerified, &ses.Host, &ses.Stage, &amr,
+			store.TimeDest(&ses.CreatedAt), store.TimeDest(&ses.LastSeenAt))
 	ses.AMR = strings.Fields(amr)
 	if apperr.Is(err, apperr.NotFound) {
 		return Session{}, none
@@ -85,8 +120,11 @@ func (s *Service) Session(ctx context.Context, r Realm, tok, host string) (Sessi
 		}
 		return Session{}, apperr.E(apperr.Unauthenticated, "your session has ended; sign in again")
 	}
-	if ses.User, err = s.user(ctx, s.db, r, userID); err != nil {
-		return Session{}, err
+	if userID != nil {
+		if ses.User, err = s.user(ctx, s.db, r, *userID); err != nil {
+			return Session{}, err
+		}
+		ses.Email, ses.EmailVerified = ses.User.Email, ses.User.EmailVerified
 	}
 	if now.Sub(ses.LastSeenAt) >= touchEvery {
 		if _, err := s.db.Exec(ctx, "UPDATE realm_sessions SET last_seen_at = ? WHERE id_hash = ?", store.Time(now), hashToken(tok)); err != nil {
@@ -127,21 +165,27 @@ func (s *Service) EndSession(ctx context.Context, r Realm, tok, host string) err
 		if _, err := tx.Exec(ctx, "DELETE FROM realm_sessions WHERE id_hash = ?", hashToken(tok)); err != nil {
 			return err
 		}
-		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.logout", OrgID: r.OrgID, ActorName: "realm:" + ses.User.Email,
-			Target: userTarget(r, ses.User.ID, ses.User.Email), Details: map[string]any{"host": host}})
+		target := userTarget(r, ses.User.ID, ses.Email)
+		if ses.Provider != "" {
+			target.ID = strconv.FormatInt(r.OrgID, 10) + "/" + ses.sub()
+		}
+		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.logout", OrgID: r.OrgID, ActorName: "realm:" + ses.Email,
+			Target: target, Details: map[string]any{"host": host}})
 	})
 }
 
 // PurgeSessions deletes sessions idle for longer than a day beyond any
-// realm's limit, and expired verification tokens.
+// realm's limit, expired verification tokens and sign-in states.
 func (s *Service) PurgeSessions(ctx context.Context) (int64, error) {
 	now := s.now()
 	n, err := s.db.Exec(ctx, "DELETE FROM realm_sessions WHERE last_seen_at < ?", store.Time(now.Add(-maxIdle-24*time.Hour)))
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.db.Exec(ctx, "DELETE FROM realm_tokens WHERE expires_at < ?", store.Time(now)); err != nil {
-		return n, err
+	for _, q := range []string{"DELETE FROM realm_tokens WHERE expires_at < ?", "DELETE FROM realm_oidc_states WHERE expires_at < ?"} {
+		if _, err := s.db.Exec(ctx, q, store.Time(now)); err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }

@@ -97,19 +97,25 @@ func (a Authenticator) Authenticate(w http.ResponseWriter, r *http.Request, rout
 	}
 	if c, err := r.Cookie(cookieName(r, sessionCookie)); err == nil {
 		ses, err := s.Session(ctx, rlm, c.Value, host)
-		if err == nil && ses.Stage == StageFull {
-			tok, err := s.Mint(ctx, rlm, ses.User, host, ses.AMR)
+		// A route that names an external provider takes only its
+		// sign-ins; other routes only the realm's own users.
+		if err == nil && ses.Stage == StageFull && ses.Provider == route.AuthProvider {
+			tok, err := s.Mint(ctx, rlm, ses, host)
 			if err != nil {
 				s.log.ErrorContext(ctx, "mint realm token", logging.KeyErr, err)
 				s.render(w, r, http.StatusInternalServerError, "error", page{Realm: rlm.DisplayName, Title: "Error",
 					Error: "internal error; quote the request id to the site's administrators"})
 				return gateway.User{}, true
 			}
-			return gateway.User{Subject: "realm:" + strconv.FormatInt(rlm.OrgID, 10) + ":" + ses.User.Subject(), Name: ses.User.Email, Token: tok}, false
+			return gateway.User{Subject: "realm:" + strconv.FormatInt(rlm.OrgID, 10) + ":" + ses.sub(), Name: ses.Email, Token: tok}, false
 		}
 	}
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
-		http.Redirect(w, r, AuthPrefix+"signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+		to := AuthPrefix + "signin?next=" + url.QueryEscape(r.URL.RequestURI())
+		if route.AuthProvider != "" {
+			to = AuthPrefix + "oidc/start?provider=" + url.QueryEscape(route.AuthProvider) + "&next=" + url.QueryEscape(r.URL.RequestURI())
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
 		return gateway.User{}, true
 	}
 	w.Header().Set("WWW-Authenticate", `Cookie realm="`+strings.ReplaceAll(rlm.DisplayName, `"`, "'")+`"`)
@@ -136,6 +142,14 @@ func (s *Service) serveAuth(w http.ResponseWriter, r *http.Request, rlm Realm, h
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_ = json.NewEncoder(w).Encode(set)
+		return
+	}
+	switch {
+	case name == "oidc/start" && get:
+		s.oidcStart(w, r, rlm, host)
+		return
+	case name == "oidc/callback" && get:
+		s.oidcCallback(w, r, rlm, host)
 		return
 	}
 	h := map[string]func(http.ResponseWriter, *http.Request, Realm, string){
@@ -450,12 +464,7 @@ func baseURL(r *http.Request, host string) string {
 	return scheme + "://" + hp
 }
 
-func limit(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+func limit(s string, n int) string { return truncate(s, n) }
 
 // writeProblem answers an API client with RFC 9457 problem details.
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {

@@ -44,9 +44,37 @@ CREATE TABLE realm_tokens (
 	expires_at BIGINT NOT NULL
 );
 CREATE INDEX realm_tokens_user ON realm_tokens (user_id);
+CREATE TABLE realm_providers (
+	id {{autoid}},
+	realm_id BIGINT NOT NULL REFERENCES realms(id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	issuer TEXT NOT NULL,
+	client_id TEXT NOT NULL,
+	client_secret {{blob}},
+	scopes TEXT NOT NULL,
+	require_mfa BOOLEAN NOT NULL,
+	created_at BIGINT NOT NULL,
+	UNIQUE (realm_id, name)
+);
+CREATE TABLE realm_oidc_states (
+	state_hash TEXT PRIMARY KEY,
+	provider_id BIGINT NOT NULL REFERENCES realm_providers(id) ON DELETE CASCADE,
+	binding_hash TEXT NOT NULL,
+	host TEXT NOT NULL,
+	nonce TEXT NOT NULL,
+	verifier TEXT NOT NULL,
+	next TEXT NOT NULL,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX realm_oidc_states_expires ON realm_oidc_states (expires_at);
 CREATE TABLE realm_sessions (
 	id_hash TEXT PRIMARY KEY,
-	user_id BIGINT NOT NULL REFERENCES realm_users(id) ON DELETE CASCADE,
+	realm_id BIGINT NOT NULL REFERENCES realms(id) ON DELETE CASCADE,
+	user_id BIGINT REFERENCES realm_users(id) ON DELETE CASCADE,
+	provider TEXT NOT NULL DEFAULT '',
+	subject TEXT NOT NULL DEFAULT '',
+	email TEXT NOT NULL DEFAULT '',
+	email_verified BOOLEAN NOT NULL DEFAULT FALSE,
 	host TEXT NOT NULL,
 	stage TEXT NOT NULL,
 	amr TEXT NOT NULL DEFAULT '',
@@ -54,3 +82,4 @@ CREATE TABLE realm_sessions (
 	last_seen_at BIGINT NOT NULL
 );
 CREATE INDEX realm_sessions_user ON realm_sessions (user_id);
+CREATE INDEX realm_sessions_realm ON realm_sessions (realm_id);

@@ -14,8 +14,117 @@ import (
 
 func (ce *cmdEnv) realmCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "realm", Short: "Manage an organisation's end-user realm (sign-in with MFA for gateway routes)"}
-	cmd.AddCommand(ce.realmSetCmd(), ce.realmShowCmd(), ce.realmRmCmd(), ce.realmUsersCmd())
+	cmd.AddCommand(ce.realmSetCmd(), ce.realmShowCmd(), ce.realmRmCmd(), ce.realmUsersCmd(), ce.realmProviderCmd())
 	return cmd
+}
+
+func (ce *cmdEnv) realmProviderCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "provider", Short: "Manage the realm's external OpenID providers (routes with --auth-provider sign in there)"}
+	var (
+		req         realm.ProviderRequest
+		secretStdin bool
+		requireMFA  bool
+	)
+	set := &cobra.Command{
+		Use: "set ORG NAME", Short: "Add or change an external OpenID provider of the realm (owners)", Args: cobra.ExactArgs(2),
+		Long: `Add or change an external OpenID provider of an organisation's realm. Gateway
+routes with --auth required --auth-provider NAME send their visitors to it
+instead of the realm's own sign-in, and pass them on with the realm's JWT
+(sub PROVIDER:SUBJECT, idp NAME). Register the client at the provider with
+the redirect URI https://HOST/.rampart/auth/oidc/callback for every route
+host. By default the provider must report a second factor in the ID token's
+amr claim (--require-mfa=false accepts any sign-in).
+
+The client secret is read from standard input with --client-secret-stdin.`,
+		Example: `  printf '%s' "$SECRET" | rampart realm provider set acme corp --issuer https://login.example.com \
+      --client-id shop --client-secret-stdin
+  rampart gateway route add --project acme/web --host staff.acme.test --backend http://127.0.0.1:9001 \
+      --auth required --auth-provider corp`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if secretStdin {
+				b, err := io.ReadAll(io.LimitReader(ce.Stdin, maxSecretInput+1))
+				if err != nil {
+					return fmt.Errorf("read client secret: %w", err)
+				}
+				if len(b) > maxSecretInput {
+					return usagef("the client secret on standard input is longer than %d bytes", maxSecretInput)
+				}
+				secret := string(bytes.TrimRight(b, "\r\n"))
+				if secret == "" {
+					return usagef("--client-secret-stdin: standard input is empty")
+				}
+				req.ClientSecret = &secret
+			}
+			if cmd.Flags().Changed("require-mfa") {
+				req.RequireMFA = &requireMFA
+			}
+			c, err := ce.client()
+			if err != nil {
+				return err
+			}
+			var p realm.ProviderJSON
+			if err := c.do(cmd.Context(), "PUT", realmPath(args[0])+"/providers/"+esc(args[1]), req, &p); err != nil {
+				return err
+			}
+			return ce.print(p, func(t *tabwriterW) { printRealmProvider(t, p) })
+		},
+	}
+	f := set.Flags()
+	f.StringVar(&req.Issuer, "issuer", "", "the provider's issuer URL (https, or http on loopback only)")
+	f.StringVar(&req.ClientID, "client-id", "", "the client id registered at the provider")
+	f.BoolVar(&secretStdin, "client-secret-stdin", false, "read the client secret from standard input")
+	f.StringSliceVar(&req.Scopes, "scope", nil, "scope to request besides openid (repeatable; default email)")
+	f.BoolVar(&requireMFA, "require-mfa", true, "refuse sign-ins whose ID token does not report a second factor (amr)")
+
+	list := &cobra.Command{
+		Use: "list ORG", Short: "List the realm's external providers (owners)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := ce.client()
+			if err != nil {
+				return err
+			}
+			var ps []realm.ProviderJSON
+			if err := c.do(cmd.Context(), "GET", realmPath(args[0])+"/providers", nil, &ps); err != nil {
+				return err
+			}
+			return ce.print(ps, func(t *tabwriterW) {
+				row(t, "NAME", "ISSUER", "CLIENT ID", "REQUIRE MFA")
+				for _, p := range ps {
+					row(t, p.Name, p.Issuer, p.ClientID, p.RequireMFA)
+				}
+			})
+		},
+	}
+	rm := &cobra.Command{
+		Use: "rm ORG NAME", Aliases: []string{"remove"}, Short: "Remove an external provider and end its sessions (owners)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := ce.client()
+			if err != nil {
+				return err
+			}
+			if err := c.do(cmd.Context(), "DELETE", realmPath(args[0])+"/providers/"+esc(args[1]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(ce.Stderr, "Removed provider %s of the realm of %s.\n", args[1], args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(set, list, rm)
+	return cmd
+}
+
+func printRealmProvider(t *tabwriterW, p realm.ProviderJSON) {
+	row(t, "NAME", p.Name)
+	row(t, "ISSUER", p.Issuer)
+	row(t, "CLIENT ID", p.ClientID)
+	secret := "none (public client, PKCE)"
+	if p.HasSecret {
+		secret = "set (never shown)"
+	}
+	row(t, "CLIENT SECRET", secret)
+	row(t, "SCOPES", p.Scopes)
+	row(t, "REQUIRE MFA", p.RequireMFA)
+	row(t, "REDIRECT PATH", p.RedirectPath)
 }
 
 func realmPath(org string) string { return httpapi.Prefix + "/orgs/" + esc(org) + "/realm" }

@@ -61,6 +61,21 @@ func TestRealm_SetShowUsersRm(t *testing.T) {
 	if code != cli.ExitOK || json.Unmarshal([]byte(out), &r) != nil || r.AllowSignup || r.SMTP.HasPassword || r.DisplayName != "Acme Shop" {
 		t.Errorf("set --signup=false --clear-smtp-password: exit %d %+v %s", code, r, errs)
 	}
+	code, out, errs = run("idp-secret\n", "realm", "provider", "set", "acme", "corp", "--issuer", "https://login.example.com",
+		"--client-id", "shop", "--client-secret-stdin", "--output", "json")
+	var p realm.ProviderJSON
+	if code != cli.ExitOK || json.Unmarshal([]byte(out), &p) != nil || !p.HasSecret || !p.RequireMFA || p.Issuer != "https://login.example.com" {
+		t.Errorf("provider set: exit %d %+v %s", code, p, errs)
+	}
+	if strings.Contains(out, "idp-secret") {
+		t.Errorf("provider set printed the client secret: %s", out)
+	}
+	if code, out, _ = run("", "realm", "provider", "list", "acme"); code != cli.ExitOK || !strings.Contains(out, "corp") {
+		t.Errorf("provider list: exit %d %s", code, out)
+	}
+	if code, _, errs = run("", "realm", "provider", "rm", "acme", "corp"); code != cli.ExitOK {
+		t.Errorf("provider rm: exit %d %s", code, errs)
+	}
 	code, out, _ = run("", "realm", "users", "acme", "--output", "json")
 	if code != cli.ExitOK || strings.TrimSpace(out) != "[]" {
 		t.Errorf("users: exit %d %s", code, out)

@@ -72,4 +72,19 @@
 //
 // Browsers without a session are redirected to the sign-in page (GET and
 // HEAD asking for HTML); other clients get 401 problem details.
+//
+// # External providers
+//
+// A route whose auth_provider names one of the realm's external OpenID
+// providers (Provider; API .../realm/providers/{name}, audited
+// realm.provider.set and realm.provider.delete) signs visitors in there
+// instead: oidc/start keeps state, nonce and PKCE verifier server-side
+// (bound to the browser by a cookie and to the host), oidc/callback uses
+// the state up once, exchanges the code and verifies the ID token with
+// go-oidc. Unless the provider's RequireMFA is off, the ID token's amr
+// must name a second factor. The complete session carries the provider's
+// subject, e-mail and amr; the JWT's sub is PROVIDER:SUBJECT and its idp
+// the provider's name. A session opens only routes of its own kind: a
+// provider's sessions the routes naming it, realm users' the routes
+// naming none.
 package realm

@@ -147,3 +147,13 @@ func TestMessageRender(t *testing.T) {
 		t.Error("bare LF in the message")
 	}
 }
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		20 * time.Minute: "20m", 12 * time.Hour: "12h", 90 * time.Minute: "1h30m", 30 * time.Second: "30s", 10 * time.Hour: "10h",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -292,7 +292,7 @@ func TestRateLimit_PerRealmUser(t *testing.T) {
 	}
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)
 	if err != nil {
@@ -302,7 +302,7 @@ func mustURL(t *testing.T, s string) *url.URL {
 }
 
 // realmState lists the realm's users and counts of tokens and sessions.
-func (w *world) realmState(t *testing.T) []string {
+func (w *world) realmState(t testing.TB) []string {
 	t.Helper()
 	var us []realm.UserJSON
 	w.admin.Must(http.StatusOK, "GET", httpapi.Prefix+"/orgs/shop/realm/users", nil).Decode(t, &us)

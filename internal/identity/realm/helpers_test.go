@@ -38,7 +38,7 @@ type world struct {
 	admin   *apptest.Client
 	sink    *smtptest.Server
 	gw      string // gateway base URL
-	host    string // the route's host (127.0.0.1)
+	host    string // the route's host (the gateway URL's host name)
 	backend *backend
 }
 
@@ -50,6 +50,7 @@ type backend struct {
 	jwks func() jose.JSONWebKeySet
 
 	mu     sync.Mutex
+	keys   jose.JSONWebKeySet
 	hits   int
 	tokens []string
 }
@@ -60,7 +61,22 @@ func (b *backend) handler(w http.ResponseWriter, r *http.Request) {
 	tok := r.Header.Get(gateway.UserHeader)
 	b.tokens = append(b.tokens, tok)
 	b.mu.Unlock()
-	claims, err := verify(tok, b.jwks())
+	if tok == "" {
+		http.Error(w, "no user token", http.StatusUnauthorized)
+		return
+	}
+	// The key set is fetched again only for a key id not seen yet.
+	b.mu.Lock()
+	set := b.keys
+	b.mu.Unlock()
+	claims, err := verify(tok, set)
+	if err != nil {
+		set = b.jwks()
+		b.mu.Lock()
+		b.keys = set
+		b.mu.Unlock()
+		claims, err = verify(tok, set)
+	}
 	if err != nil {
 		http.Error(w, "bad user token: "+err.Error(), http.StatusUnauthorized)
 		return
@@ -116,7 +132,7 @@ func withStore(o apptest.Option) worldOption    { return func(s *worldSetup) { s
 func withRoute(k string, v any) worldOption     { return func(s *worldSetup) { s.spec[k] = v } }
 func withSink(o ...smtptest.Option) worldOption { return func(s *worldSetup) { s.sink = o } }
 
-func newWorld(t *testing.T, opts ...worldOption) *world {
+func newWorld(t testing.TB, opts ...worldOption) *world {
 	t.Helper()
 	ws := worldSetup{spec: map[string]any{}}
 	for _, o := range opts {
@@ -171,12 +187,12 @@ func eachStore(t *testing.T, fn func(t *testing.T, store apptest.Option)) {
 // browser is an end user's browser: a cookie jar, no automatic
 // redirects.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	w    *world
 	http *http.Client
 }
 
-func (w *world) browser(t *testing.T) *browser {
+func (w *world) browser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, w: w, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}

@@ -33,6 +33,44 @@ type Claims struct {
 	IdP string `json:"idp,omitempty"`
 }
 
+// reuseFor is how long a minted JWT is handed out again for the same
+// session and host (it stays valid TokenLifetime; applications see at
+// least four minutes of validity left). The session itself is checked
+// on every request.
+const reuseFor = time.Minute
+
+// maxMinted bounds the cache of minted tokens.
+const maxMinted = 10000
+
+type minted struct {
+	token string
+	at    time.Time
+}
+
+// token returns the JWT for a session, reusing one minted less than
+// reuseFor ago for the same session secret and host.
+func (s *Service) token(ctx context.Context, r Realm, ses Session, sessionKey, host string) (string, error) {
+	key := sessionKey + "|" + host
+	now := s.now()
+	s.mu.Lock()
+	m, ok := s.minted[key]
+	s.mu.Unlock()
+	if ok && now.Sub(m.at) < reuseFor && !now.Before(m.at) {
+		return m.token, nil
+	}
+	tok, err := s.Mint(ctx, r, ses, host)
+	if err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	if len(s.minted) >= maxMinted {
+		clear(s.minted)
+	}
+	s.minted[key] = minted{token: tok, at: now}
+	s.mu.Unlock()
+	return tok, nil
+}
+
 // Mint signs the JWT for a signed-in session on host (its audience).
 func (s *Service) Mint(ctx context.Context, r Realm, ses Session, host string) (string, error) {
 	key, err := s.signingKey(ctx, r)

@@ -94,6 +94,8 @@ type Service struct {
 	mu         sync.Mutex
 	keys       map[string]*ecdsa.PrivateKey // by key id
 	discovered map[string]discovered        // by issuer
+	realms     map[int64]cachedRealm        // by org id
+	minted     map[string]minted            // by session hash and host
 }
 
 // discovered is a cached discovery document of an external provider.
@@ -115,7 +117,8 @@ func New(d Deps) (*Service, error) {
 	}
 	return &Service{ids: d.IDs, db: d.IDs.DB(), audit: d.IDs.Audit(), sealer: d.IDs.Sealer(), now: d.IDs.Now,
 		log: d.Logger.With(logging.KeyComponent, "realm"), public: strings.TrimRight(d.PublicURL, "/"),
-		timeout: d.SMTPTimeout, client: d.HTTPClient, keys: map[string]*ecdsa.PrivateKey{}, discovered: map[string]discovered{}}, nil
+		timeout: d.SMTPTimeout, client: d.HTTPClient, keys: map[string]*ecdsa.PrivateKey{}, discovered: map[string]discovered{},
+		realms: map[int64]cachedRealm{}, minted: map[string]minted{}}, nil
 }
 
 // SMTP is a realm's mail server, as shown (never the password).
@@ -180,6 +183,17 @@ func scanRealm(row interface{ Scan(...any) error }) (Realm, error) {
 	return r, err
 }
 
+// realmCacheTTL is how long the gateway's lookups reuse a realm's
+// settings: changes made through this process apply at once, those made
+// through another replica within this time.
+const realmCacheTTL = 2 * time.Second
+
+type cachedRealm struct {
+	r  Realm
+	ok bool // false: the org has no realm
+	at time.Time
+}
+
 // Get returns the realm of an org (NotFound when it has none).
 func (s *Service) Get(ctx context.Context, orgID int64) (Realm, error) {
 	r, err := scanRealm(s.db.QueryRow(ctx, selectRealm+" WHERE r.org_id = ?", orgID))
@@ -187,6 +201,35 @@ func (s *Service) Get(ctx context.Context, orgID int64) (Realm, error) {
 		return r, apperr.E(apperr.NotFound, "this org has no end-user realm")
 	}
 	return r, err
+}
+
+// cached is Get for the request path, with realmCacheTTL of caching.
+func (s *Service) cached(ctx context.Context, orgID int64) (Realm, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, hit := s.realms[orgID]
+	s.mu.Unlock()
+	if hit && now.Sub(c.at) < realmCacheTTL {
+		if !c.ok {
+			return Realm{}, apperr.E(apperr.NotFound, "this org has no end-user realm")
+		}
+		return c.r, nil
+	}
+	r, err := s.Get(ctx, orgID)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return r, err
+	}
+	s.mu.Lock()
+	s.realms[orgID] = cachedRealm{r: r, ok: err == nil, at: now}
+	s.mu.Unlock()
+	return r, err
+}
+
+// forget drops an org's cached realm after a change.
+func (s *Service) forget(orgID int64) {
+	s.mu.Lock()
+	delete(s.realms, orgID)
+	s.mu.Unlock()
 }
 
 // Set creates or changes the org's realm. Creating one makes its signing
@@ -246,6 +289,7 @@ func (s *Service) Set(ctx context.Context, org identity.Org, in Settings) (Realm
 			Target:  audit.Target{Type: "realm", ID: strconv.FormatInt(org.ID, 10), Name: org.Name},
 			Details: map[string]any{"changed": changed}})
 	})
+	s.forget(org.ID)
 	if err != nil {
 		return Realm{}, err
 	}
@@ -401,6 +445,7 @@ func (s *Service) Delete(ctx context.Context, org identity.Org) (bool, error) {
 			Target:  audit.Target{Type: "realm", ID: strconv.FormatInt(org.ID, 10), Name: org.Name},
 			Details: map[string]any{"users": users}})
 	})
+	s.forget(org.ID)
 	return deleted, err
 }
 

@@ -95,10 +95,15 @@ func (s *Service) Session(ctx context.Context, r Realm, tok, host string) (Sessi
 		userID *int64
 		amr    string
 	)
-	err := s.db.QueryRow(ctx, `SELECT user_id, provider, subject, email, email_verified, host, stage, amr, created_at, last_seen_at
-		FROM realm_sessions WHERE id_hash = ? AND realm_id = ?`, hashToken(tok), r.ID).
+	var u User
+	// One query per request: the session with its realm user, if any.
+	err := s.db.QueryRow(ctx, `SELECT s.user_id, s.provider, s.subject, s.email, s.email_verified, s.host, s.stage, s.amr, s.created_at,
+		s.last_seen_at, COALESCE(u.email, ''), COALESCE(u.email_verified, FALSE), COALESCE(u.totp_confirmed, FALSE), u.created_at,
+		u.last_login_at, u.locked_until FROM realm_sessions s LEFT JOIN realm_users u ON u.id = s.user_id
+		WHERE s.id_hash = ? AND s.realm_id = ?`, hashToken(tok), r.ID).
 		Scan(&userID, &ses.Provider, &ses.Subject, &ses.Email, &ses.EmailVerified, &ses.Host, &ses.Stage, &amr,
-			store.TimeDest(&ses.CreatedAt), store.TimeDest(&ses.LastSeenAt))
+			store.TimeDest(&ses.CreatedAt), store.TimeDest(&ses.LastSeenAt), &u.Email, &u.EmailVerified, &u.TOTP,
+			store.TimeDest(&u.CreatedAt), store.TimeDest(&u.LastLoginAt), store.TimeDest(&u.LockedUntil))
 	ses.AMR = strings.Fields(amr)
 	if apperr.Is(err, apperr.NotFound) {
 		return Session{}, none
@@ -121,10 +126,8 @@ func (s *Service) Session(ctx context.Context, r Realm, tok, host string) (Sessi
 		return Session{}, apperr.E(apperr.Unauthenticated, "your session has ended; sign in again")
 	}
 	if userID != nil {
-		if ses.User, err = s.user(ctx, s.db, r, *userID); err != nil {
-			return Session{}, err
-		}
-		ses.Email, ses.EmailVerified = ses.User.Email, ses.User.EmailVerified
+		u.ID, u.RealmID = *userID, r.ID
+		ses.User, ses.Email, ses.EmailVerified = u, u.Email, u.EmailVerified
 	}
 	if now.Sub(ses.LastSeenAt) >= touchEvery {
 		if _, err := s.db.Exec(ctx, "UPDATE realm_sessions SET last_seen_at = ? WHERE id_hash = ?", store.Time(now), hashToken(tok)); err != nil {

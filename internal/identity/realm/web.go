@@ -80,7 +80,7 @@ func (a Authenticator) Authenticate(w http.ResponseWriter, r *http.Request, rout
 	s := a.s
 	ctx := r.Context()
 	host := requestHost(r)
-	rlm, err := s.Get(ctx, route.OrgID)
+	rlm, err := s.cached(ctx, route.OrgID)
 	if err != nil {
 		status := http.StatusServiceUnavailable
 		msg := "this site requires sign-in, but its owners have not set up an end-user realm"
@@ -100,7 +100,7 @@ func (a Authenticator) Authenticate(w http.ResponseWriter, r *http.Request, rout
 		// A route that names an external provider takes only its
 		// sign-ins; other routes only the realm's own users.
 		if err == nil && ses.Stage == StageFull && ses.Provider == route.AuthProvider {
-			tok, err := s.Mint(ctx, rlm, ses, host)
+			tok, err := s.token(ctx, rlm, ses, hashToken(c.Value), host)
 			if err != nil {
 				s.log.ErrorContext(ctx, "mint realm token", logging.KeyErr, err)
 				s.render(w, r, http.StatusInternalServerError, "error", page{Realm: rlm.DisplayName, Title: "Error",

@@ -60,7 +60,8 @@
 // # What the application receives
 //
 // A request with a full session passes the gateway with the user as a
-// JWT in gateway.UserHeader (X-Rampart-User), minted for that request:
+// JWT in gateway.UserHeader (X-Rampart-User), minted at most once a
+// minute per session and host (the session is checked on every request):
 // ES256 with the realm's kid, valid five minutes, with iss (the realm's
 // issuer URL, PublicURL + /api/v1/realms/{org}), sub (the user's id in
 // the realm), aud (the request's host), iat, nbf, exp, email,

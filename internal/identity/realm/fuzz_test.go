@@ -2,6 +2,7 @@ package realm
 
 import (
 	"mime"
+	"net/http/httptest"
 	"net/mail"
 	"strings"
 	"testing"
@@ -154,6 +155,22 @@ func TestShortDuration(t *testing.T) {
 	} {
 		if got := shortDuration(d); got != want {
 			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"shop.test", "http://shop.test"},
+		{"Shop.Test:8080", "http://shop.test:8080"},
+		{"[::1]:9000", "http://[::1]:9000"},
+		{"[::1]", "http://[::1]"},
+		{"shop.test:", "http://shop.test"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = tc.host
+		if got := baseURL(r, requestHost(r)); got != tc.want {
+			t.Errorf("baseURL(Host %q) = %q, want %q", tc.host, got, tc.want)
 		}
 	}
 }

@@ -458,8 +458,10 @@ func baseURL(r *http.Request, host string) string {
 		scheme = "https"
 	}
 	hp := host
-	if _, port, err := net.SplitHostPort(r.Host); err == nil {
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" {
 		hp = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		hp = "[" + host + "]"
 	}
 	return scheme + "://" + hp
 }

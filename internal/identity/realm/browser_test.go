@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rampartsec/rampart/internal/browsertest"
@@ -79,5 +80,50 @@ func TestBrowser_RegisterEnrolReachApp(t *testing.T) {
 	cookies := browsertest.Eval[string](c, "read cookies from script", "document.cookie")
 	if strings.Contains(cookies, "rampart_realm") {
 		t.Errorf("script can read the realm cookies: %q", cookies)
+	}
+}
+
+// TestBrowser_SecurityKey enrols a security key in Chromium (its virtual
+// authenticator) through the page's script under the strict CSP, reaches
+// the application, and signs in again with the key.
+func TestBrowser_SecurityKey(t *testing.T) {
+	chromium := testenv.LookPath(t, "chromium")
+	w := newWorld(t)
+	b := w.browser(t)
+	b.confirm(b.register("yan@example.com"))
+	c := browsertest.Start(t, chromium)
+	browsertest.Call(c, "enable the WebAuthn domain", cdpwebauthn.Enable, cdpwebauthn.EnableParams{})
+	browsertest.Call(c, "add a virtual authenticator", cdpwebauthn.AddVirtualAuthenticator, cdpwebauthn.AddVirtualAuthenticatorParams{
+		Options: &cdpwebauthn.VirtualAuthenticatorOptions{
+			Protocol: cdpwebauthn.AuthenticatorProtocolCtap2, Ctap2version: cdpwebauthn.Ctap2versionCtap21,
+			Transport: cdpwebauthn.AuthenticatorTransportUsb, AutomaticPresenceSimulation: true,
+		},
+	})
+	signIn := func(step string, then string) {
+		c.Do(step,
+			chromedp.Navigate(w.gw+"/hello"),
+			chromedp.WaitVisible(chromedp.CSS("#signin")),
+			chromedp.SetValue(chromedp.CSS("#email"), "yan@example.com"),
+			chromedp.SetValue(chromedp.CSS("#password"), password),
+			chromedp.Click(chromedp.CSS("#signin")),
+			chromedp.WaitVisible(chromedp.CSS(then)),
+		)
+	}
+	signIn("sign in", "#use-key")
+	c.Do("enrol the security key", chromedp.Click(chromedp.CSS("#use-key")), chromedp.WaitVisible(chromedp.CSS("#codes")))
+	c.Do("continue to the application", chromedp.Click(chromedp.CSS("#continue")), chromedp.WaitVisible(chromedp.CSS("body")))
+	var claims realm.Claims
+	if err := json.Unmarshal([]byte(c.Text("body")), &claims); err != nil || claims.Email != "yan@example.com" || strings.Join(claims.AMR, " ") != "pwd hwk" {
+		t.Fatalf("the application saw %+v (%v)", claims, err)
+	}
+	c.Do("sign out", chromedp.Navigate(w.gw+realm.AuthPrefix+"signout"), chromedp.WaitVisible(chromedp.CSS("#signout")),
+		chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signed-out")))
+	signIn("sign in again", "#use-key")
+	c.Do("use the security key", chromedp.Click(chromedp.CSS("#use-key")), chromedp.WaitVisible(chromedp.CSS("body")))
+	if loc := c.Location(); loc != w.gw+"/hello" {
+		t.Fatalf("after the key: at %s, want the application", loc)
+	}
+	if err := json.Unmarshal([]byte(c.Text("body")), &claims); err != nil || strings.Join(claims.AMR, " ") != "pwd hwk" {
+		t.Errorf("second sign-in: %+v (%v)", claims, err)
 	}
 }

@@ -454,18 +454,8 @@ func (s *Service) ConfirmTOTP(ctx context.Context, r Realm, u User, code string)
 		if _, err := tx.Exec(ctx, "UPDATE realm_users SET totp_confirmed = TRUE, totp_last_step = ?, failed_logins = 0 WHERE id = ?", step, u.ID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM realm_recovery_codes WHERE user_id = ?", u.ID); err != nil {
+		if codes, err = newRecoveryCodesTx(ctx, tx, u.ID); err != nil {
 			return err
-		}
-		for range recoveryCodes {
-			c, err := randomCode()
-			if err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, "INSERT INTO realm_recovery_codes (user_id, code_hash) VALUES (?, ?)", u.ID, hashToken(c)); err != nil {
-				return err
-			}
-			codes = append(codes, c)
 		}
 		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.mfa.enrol", OrgID: r.OrgID, ActorName: "realm:" + u.Email,
 			Target: userTarget(r, u.ID, u.Email), Details: map[string]any{"method": "totp"}})
@@ -474,6 +464,26 @@ func (s *Service) ConfirmTOTP(ctx context.Context, r Realm, u User, code string)
 		return nil, s.failure(ctx, r, u, "code", apperr.InvalidField("code", "that code does not match; check the time on your device and try the next one"))
 	}
 	return codes, err
+}
+
+// newRecoveryCodesTx replaces a user's recovery codes with new ones and
+// returns them (only their hashes are stored).
+func newRecoveryCodesTx(ctx context.Context, tx *store.Tx, userID int64) ([]string, error) {
+	if _, err := tx.Exec(ctx, "DELETE FROM realm_recovery_codes WHERE user_id = ?", userID); err != nil {
+		return nil, err
+	}
+	codes := make([]string, 0, recoveryCodes)
+	for range recoveryCodes {
+		c, err := randomCode()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO realm_recovery_codes (user_id, code_hash) VALUES (?, ?)", userID, hashToken(c)); err != nil {
+			return nil, err
+		}
+		codes = append(codes, c)
+	}
+	return codes, nil
 }
 
 // SecondFactor checks a TOTP code or a recovery code (used up) and

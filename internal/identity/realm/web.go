@@ -37,20 +37,15 @@ const (
 
 // pageCSP is the policy of every realm page: nothing inline, nothing from
 // elsewhere, no framing.
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-//go:embed templates/pages.html templates/style.css
+//go:embed templates/pages.html templates/style.css templates/webauthn.js
 var templateFS embed.FS
 
 var (
-	pages = template.Must(template.ParseFS(templateFS, "templates/pages.html"))
-	style = func() []byte {
-		b, err := templateFS.ReadFile("templates/style.css")
-		if err != nil {
-			panic(err)
-		}
-		return b
-	}()
+	pages     = template.Must(template.ParseFS(templateFS, "templates/pages.html"))
+	style, _  = templateFS.ReadFile("templates/style.css")   // embedded: cannot fail
+	script, _ = templateFS.ReadFile("templates/webauthn.js") // embedded: cannot fail
 )
 
 // Authenticator signs end users in on the gateway's routes whose auth is
@@ -70,6 +65,9 @@ type page struct {
 	QR                                     template.URL
 	Secret                                 string
 	Codes                                  []string
+	// KeyOptions are WebAuthn options for the page's script; KeyKind
+	// is register or login.
+	KeyOptions, KeyKind string
 }
 
 // Authenticate implements gateway.Authenticator: requests under
@@ -133,6 +131,11 @@ func (s *Service) serveAuth(w http.ResponseWriter, r *http.Request, rlm Realm, h
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		_, _ = w.Write(style)
 		return
+	case name == "webauthn.js" && get:
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(script)
+		return
 	case name == "jwks.json" && get:
 		set, err := s.JWKS(r.Context(), rlm)
 		if err != nil {
@@ -154,6 +157,7 @@ func (s *Service) serveAuth(w http.ResponseWriter, r *http.Request, rlm Realm, h
 	}
 	h := map[string]func(http.ResponseWriter, *http.Request, Realm, string){
 		"signin": s.signin, "register": s.register, "verify": s.verify, "mfa": s.mfa, "signout": s.signout,
+		"webauthn/register": s.keySubmit, "webauthn/login": s.keySubmit,
 	}[name]
 	if h == nil || !get && r.Method != http.MethodPost {
 		if h != nil {
@@ -193,7 +197,12 @@ func (s *Service) signin(w http.ResponseWriter, r *http.Request, rlm Realm, host
 	}
 	stage := StageMFA
 	if !u.TOTP {
-		stage = StageEnrol
+		if has, err := s.HasKeys(r.Context(), u); err != nil {
+			s.fail(w, r, rlm, err)
+			return
+		} else if !has {
+			stage = StageEnrol
+		}
 	}
 	tok, err := s.NewSession(r.Context(), u, host, stage)
 	if err != nil {
@@ -283,6 +292,7 @@ func (s *Service) mfa(w http.ResponseWriter, r *http.Request, rlm Realm, host st
 			s.fail(w, r, rlm, err)
 			return
 		}
+		s.keyOptions(w, r, rlm, &p, ses.User, c.Value, host, "register")
 		p.Secret = enr.Secret
 		p.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(enr.QRCode))
 		status := http.StatusOK
@@ -291,6 +301,12 @@ func (s *Service) mfa(w http.ResponseWriter, r *http.Request, rlm Realm, host st
 		}
 		s.render(w, r, status, "enrol", p)
 		return
+	}
+	if has, err := s.HasKeys(ctx, ses.User); err != nil {
+		s.fail(w, r, rlm, err)
+		return
+	} else if has && r.Method != http.MethodPost {
+		s.keyOptions(w, r, rlm, &p, ses.User, c.Value, host, "login")
 	}
 	if r.Method != http.MethodPost {
 		s.render(w, r, http.StatusOK, "mfa", p)
@@ -306,6 +322,78 @@ func (s *Service) mfa(w http.ResponseWriter, r *http.Request, rlm Realm, host st
 		amr = "pwd otp rec"
 	}
 	tok, err := s.Complete(ctx, c.Value, amr)
+	if err != nil {
+		s.fail(w, r, rlm, err)
+		return
+	}
+	s.setCookie(w, r, sessionCookie, tok, 0)
+	http.Redirect(w, r, p.Next, http.StatusSeeOther)
+}
+
+// keyOptions puts WebAuthn options for kind (register or login) on the
+// page; failing that, the page goes without the security key button.
+func (s *Service) keyOptions(w http.ResponseWriter, r *http.Request, rlm Realm, p *page, u User, tok, host, kind string) {
+	begin := s.BeginKeyRegistration
+	if kind == "login" {
+		begin = s.BeginKeyLogin
+	}
+	opts, err := begin(r.Context(), rlm, u, tok, host, baseURL(r, host))
+	if err != nil {
+		s.log.WarnContext(r.Context(), "security keys unavailable on this page", "host", host, logging.KeyErr, err)
+		return
+	}
+	p.KeyOptions, p.KeyKind = string(opts), kind
+}
+
+// keySubmit takes the browser's answer to a security key ceremony:
+// registration at enrolment (then the recovery codes), or the second
+// factor.
+func (s *Service) keySubmit(w http.ResponseWriter, r *http.Request, rlm Realm, host string) {
+	ctx := r.Context()
+	p := s.newPage(w, r, rlm, "Two-factor authentication")
+	c, err := r.Cookie(cookieName(r, sessionCookie))
+	var ses Session
+	if err == nil {
+		ses, err = s.Session(ctx, rlm, c.Value, host)
+	}
+	if err != nil || ses.Stage == StageFull || r.Method != http.MethodPost {
+		http.Redirect(w, r, AuthPrefix+"signin?next="+url.QueryEscape(p.Next), http.StatusSeeOther)
+		return
+	}
+	response := []byte(r.PostForm.Get("credential"))
+	origin := baseURL(r, host)
+	if strings.HasSuffix(r.URL.Path, "/register") {
+		if ses.Stage != StageEnrol {
+			http.Redirect(w, r, AuthPrefix+"mfa?next="+url.QueryEscape(p.Next), http.StatusSeeOther)
+			return
+		}
+		codes, err := s.FinishKeyRegistration(ctx, rlm, ses.User, c.Value, host, origin, response)
+		if err != nil {
+			s.formError(w, r, rlm, "error", p, err)
+			return
+		}
+		tok, err := s.Complete(ctx, c.Value, "pwd hwk")
+		if err != nil {
+			s.fail(w, r, rlm, err)
+			return
+		}
+		s.setCookie(w, r, sessionCookie, tok, 0)
+		p.Title = "Recovery codes"
+		for _, code := range codes {
+			p.Codes = append(p.Codes, FormatRecovery(code))
+		}
+		s.render(w, r, http.StatusOK, "recovery", p)
+		return
+	}
+	if ses.Stage != StageMFA {
+		http.Redirect(w, r, AuthPrefix+"mfa?next="+url.QueryEscape(p.Next), http.StatusSeeOther)
+		return
+	}
+	if err := s.FinishKeyLogin(ctx, rlm, ses.User, c.Value, host, origin, response); err != nil {
+		s.formError(w, r, rlm, "error", p, err)
+		return
+	}
+	tok, err := s.Complete(ctx, c.Value, "pwd hwk")
 	if err != nil {
 		s.fail(w, r, rlm, err)
 		return

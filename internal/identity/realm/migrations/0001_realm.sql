@@ -78,8 +78,17 @@ CREATE TABLE realm_sessions (
 	host TEXT NOT NULL,
 	stage TEXT NOT NULL,
 	amr TEXT NOT NULL DEFAULT '',
+	ceremony TEXT NOT NULL DEFAULT '',
 	created_at BIGINT NOT NULL,
 	last_seen_at BIGINT NOT NULL
 );
 CREATE INDEX realm_sessions_user ON realm_sessions (user_id);
 CREATE INDEX realm_sessions_realm ON realm_sessions (realm_id);
+CREATE TABLE realm_webauthn_keys (
+	id {{autoid}},
+	user_id BIGINT NOT NULL REFERENCES realm_users(id) ON DELETE CASCADE,
+	credential_id {{blob}} NOT NULL UNIQUE,
+	credential TEXT NOT NULL,
+	created_at BIGINT NOT NULL
+);
+CREATE INDEX realm_webauthn_keys_user ON realm_webauthn_keys (user_id);

@@ -39,9 +39,10 @@
 //	          session starts at stage "enrol" (no authenticator app
 //	          yet: MFA is required, so the user enrols one now) or
 //	          "mfa".
-//	mfa       enrol TOTP (QR code and key; ten recovery codes shown
-//	          once) or enter a TOTP or recovery code. The session then
-//	          becomes "full" under a new secret.
+//	mfa       enrol TOTP (QR code and key) or a security key (WebAuthn;
+//	          relying party = the host), then ten recovery codes shown
+//	          once; or enter a TOTP or recovery code, or use the key.
+//	          The session then becomes "full" under a new secret.
 //	signout   POST ends the session.
 //	jwks.json the realm's public keys.
 //
@@ -66,8 +67,9 @@
 // issuer URL, PublicURL + /api/v1/realms/{org}), sub (the user's id in
 // the realm), aud (the request's host), iat, nbf, exp, email,
 // email_verified and amr (["pwd","otp"], plus "rec" after a recovery
-// code). The key set is published at {iss}/jwks on Rampart's API and at
-// /.rampart/auth/jwks.json on the application's host. The gateway removes
+// code; ["pwd","hwk"] after a security key). The key set is published
+// at {iss}/jwks on Rampart's API and at /.rampart/auth/jwks.json on the
+// application's host. The gateway removes
 // any X-Rampart-User header a client sends, and its per-user rate limit
 // keys on the realm user.
 //

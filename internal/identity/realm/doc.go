@@ -55,8 +55,9 @@
 // with the host they belong to, and end after the realm's idle timeout
 // or lifetime (a half-finished sign-in after ten minutes). Every form
 // carries a CSRF token checked against a SameSite=Strict cookie. Pages
-// are server-rendered with a strict Content-Security-Policy (no inline
-// script or style), no-store and no-referrer.
+// are server-rendered with a strict Content-Security-Policy (scripts and
+// styles only from the realm's own files, nothing inline), no-store and
+// no-referrer.
 //
 // # What the application receives
 //

@@ -43,6 +43,9 @@
 //	          relying party = the host), then ten recovery codes shown
 //	          once; or enter a TOTP or recovery code, or use the key.
 //	          The session then becomes "full" under a new secret.
+//	forgot    mails a single-use password reset link (an hour) to a
+//	          confirmed address; reset sets the new password and ends
+//	          the account's sessions (the second factor stays).
 //	signout   POST ends the session.
 //	jwks.json the realm's public keys.
 //

@@ -45,6 +45,9 @@ const (
 	totpSkew   = 1
 
 	purposeVerify = "verify"
+	purposeReset  = "reset"
+	// resetTTL is how long a password reset link works.
+	resetTTL = time.Hour
 )
 
 // User is an end user of a realm.
@@ -274,6 +277,103 @@ func (s *Service) Verify(ctx context.Context, r Realm, token string) (User, erro
 	if err == nil && u.ID == 0 {
 		return User{}, bad
 	}
+	return u, err
+}
+
+// RequestReset mails a password reset link to a verified address of the
+// realm (at most once a minute). Unknown and unverified addresses get
+// nothing, and the caller says the same in every case.
+func (s *Service) RequestReset(ctx context.Context, r Realm, base, email string) error {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	var token string
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE realm_id = ? AND email = ?", r.ID, email))
+		if apperr.Is(err, apperr.NotFound) || err == nil && !u.EmailVerified {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var last time.Time
+		if err := tx.QueryRow(ctx, "SELECT MAX(created_at) FROM realm_tokens WHERE user_id = ? AND purpose = ?", u.ID, purposeReset).
+			Scan(store.TimeDest(&last)); err != nil {
+			return err
+		}
+		if !last.IsZero() && now.Sub(last) < resendGap {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE user_id = ? AND purpose = ?", u.ID, purposeReset); err != nil {
+			return err
+		}
+		if token, err = randomToken(32); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO realm_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+			hashToken(token), u.ID, purposeReset, store.Time(now), store.Time(now.Add(resetTTL))); err != nil {
+			return err
+		}
+		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.password.reset_requested", OrgID: r.OrgID,
+			ActorName: "realm:" + email, Target: userTarget(r, u.ID, u.Email)})
+	})
+	if err != nil || token == "" {
+		return err
+	}
+	return s.send(ctx, r, message{To: email, Subject: "Reset your password for " + r.DisplayName,
+		Body: "Someone (maybe you) asked to reset the password of " + email + " at " + r.DisplayName + ":\r\n\r\n" +
+			base + AuthPrefix + "reset?token=" + token + "\r\n\r\n" +
+			"The link works once, for an hour. If you did not ask, ignore this message: your password stays as it is.\r\n"})
+}
+
+// ResetPassword uses a reset token up and sets a new password. The
+// account's sessions end and a lock is lifted; the second factor is
+// still asked at the next sign-in.
+func (s *Service) ResetPassword(ctx context.Context, r Realm, token, password string) (User, error) {
+	bad := apperr.E(apperr.Invalid, "this link is invalid, expired or already used; ask for a new one")
+	if len(token) == 0 || len(token) > 128 {
+		return User{}, bad
+	}
+	var u User
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		var (
+			userID  int64
+			expires time.Time
+		)
+		err := tx.QueryRow(ctx, `SELECT t.user_id, t.expires_at FROM realm_tokens t JOIN realm_users u ON u.id = t.user_id
+			WHERE t.token_hash = ? AND t.purpose = ? AND u.realm_id = ?`, hashToken(token), purposeReset, r.ID).Scan(&userID, store.TimeDest(&expires))
+		if apperr.Is(err, apperr.NotFound) || err == nil && !s.now().Before(expires) {
+			return bad
+		}
+		if err != nil {
+			return err
+		}
+		if u, err = s.user(ctx, tx, r, userID); err != nil {
+			return err
+		}
+		if err := identity.ValidatePassword(u.Email, password); err != nil {
+			return err
+		}
+		hash, err := identity.HashPassword(password)
+		if err != nil {
+			return err
+		}
+		for _, q := range []string{
+			"DELETE FROM realm_tokens WHERE user_id = ? AND purpose = 'reset'",
+			"DELETE FROM realm_sessions WHERE user_id = ?",
+		} {
+			if _, err := tx.Exec(ctx, q, userID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, "UPDATE realm_users SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE id = ?", hash, userID); err != nil {
+			return err
+		}
+		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.password.reset", OrgID: r.OrgID, ActorName: "realm:" + u.Email,
+			Target: userTarget(r, u.ID, u.Email)})
+	})
 	return u, err
 }
 

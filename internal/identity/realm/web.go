@@ -157,7 +157,7 @@ func (s *Service) serveAuth(w http.ResponseWriter, r *http.Request, rlm Realm, h
 	}
 	h := map[string]func(http.ResponseWriter, *http.Request, Realm, string){
 		"signin": s.signin, "register": s.register, "verify": s.verify, "mfa": s.mfa, "signout": s.signout,
-		"webauthn/register": s.keySubmit, "webauthn/login": s.keySubmit,
+		"webauthn/register": s.keySubmit, "webauthn/login": s.keySubmit, "forgot": s.forgot, "reset": s.reset,
 	}[name]
 	if h == nil || !get && r.Method != http.MethodPost {
 		if h != nil {
@@ -231,6 +231,38 @@ func (s *Service) register(w http.ResponseWriter, r *http.Request, rlm Realm, ho
 	}
 	p.Title = "Check your inbox"
 	s.render(w, r, http.StatusOK, "registered", p)
+}
+
+func (s *Service) forgot(w http.ResponseWriter, r *http.Request, rlm Realm, host string) {
+	p := s.newPage(w, r, rlm, "Forgot your password?")
+	if r.Method != http.MethodPost {
+		s.render(w, r, http.StatusOK, "forgot", p)
+		return
+	}
+	p.Email = limit(r.PostForm.Get("email"), maxEmail)
+	if err := s.RequestReset(r.Context(), rlm, baseURL(r, host), r.PostForm.Get("email")); err != nil {
+		s.formError(w, r, rlm, "forgot", p, err)
+		return
+	}
+	p.Title = "Check your inbox"
+	s.render(w, r, http.StatusOK, "reset-sent", p)
+}
+
+func (s *Service) reset(w http.ResponseWriter, r *http.Request, rlm Realm, host string) {
+	p := s.newPage(w, r, rlm, "Choose a new password")
+	if r.Method != http.MethodPost {
+		p.Token = limit(r.URL.Query().Get("token"), 128)
+		s.render(w, r, http.StatusOK, "reset", p)
+		return
+	}
+	p.Token = limit(r.PostForm.Get("token"), 128)
+	u, err := s.ResetPassword(r.Context(), rlm, r.PostForm.Get("token"), r.PostForm.Get("password"))
+	if err != nil {
+		s.formError(w, r, rlm, "reset", p, err)
+		return
+	}
+	p.Title, p.Email = "Password changed", u.Email
+	s.render(w, r, http.StatusOK, "password-changed", p)
 }
 
 func (s *Service) verify(w http.ResponseWriter, r *http.Request, rlm Realm, host string) {

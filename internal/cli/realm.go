@@ -14,7 +14,7 @@ import (
 
 func (ce *cmdEnv) realmCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "realm", Short: "Manage an organisation's end-user realm (sign-in with MFA for gateway routes)"}
-	cmd.AddCommand(ce.realmSetCmd(), ce.realmShowCmd(), ce.realmRmCmd(), ce.realmUsersCmd(), ce.realmProviderCmd())
+	cmd.AddCommand(ce.realmSetCmd(), ce.realmShowCmd(), ce.realmRmCmd(), ce.realmUsersCmd(), ce.realmUserCmd(), ce.realmProviderCmd())
 	return cmd
 }
 
@@ -258,6 +258,32 @@ func (ce *cmdEnv) realmUsersCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+func (ce *cmdEnv) realmUserCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Act on one end user of the realm (owners)"}
+	act := func(use, short, method, suffix, done string) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " ORG ID", Short: short, Args: cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := ce.client()
+				if err != nil {
+					return err
+				}
+				if err := c.do(cmd.Context(), method, realmPath(args[0])+"/users/"+esc(args[1])+suffix, nil, nil); err != nil {
+					return err
+				}
+				fmt.Fprintf(ce.Stderr, done+"\n", args[1])
+				return nil
+			},
+		}
+	}
+	cmd.AddCommand(
+		act("rm", "Remove an end user with their sessions and factors", "DELETE", "", "Removed end user %s."),
+		act("reset-mfa", "Remove an end user's second factors and sessions: they enrol again at the next sign-in", "POST", "/reset-mfa",
+			"End user %s will enrol a second factor at the next sign-in."),
+	)
+	return cmd
 }
 
 func printRealm(t *tabwriterW, r realm.RealmJSON) {

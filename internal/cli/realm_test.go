@@ -76,6 +76,9 @@ func TestRealm_SetShowUsersRm(t *testing.T) {
 	if code, _, errs = run("", "realm", "provider", "rm", "acme", "corp"); code != cli.ExitOK {
 		t.Errorf("provider rm: exit %d %s", code, errs)
 	}
+	if code, _, errs = run("", "realm", "user", "rm", "acme", "42"); code != cli.ExitNotFound || !strings.Contains(errs, "no such user") {
+		t.Errorf("user rm of nobody: exit %d %s", code, errs)
+	}
 	code, out, _ = run("", "realm", "users", "acme", "--output", "json")
 	if code != cli.ExitOK || strings.TrimSpace(out) != "[]" {
 		t.Errorf("users: exit %d %s", code, out)

@@ -3,6 +3,7 @@ package realm
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -128,6 +129,11 @@ func (s *Service) Routes() []httpapi.Route {
 			Action: authz.RealmWrite, On: httpapi.OnOrg, Status: http.StatusNoContent, Handler: s.apiDelete},
 		{Method: "GET", Path: prefix + "/users", Tag: "orgs", Summary: "List the end users of the org's realm (owners)",
 			Action: authz.RealmRead, On: httpapi.OnOrg, Response: []UserJSON{}, Handler: s.apiUsers},
+		{Method: "DELETE", Path: prefix + "/users/{id}", Tag: "orgs", Summary: "Remove an end user of the org's realm (owners)",
+			Action: authz.RealmWrite, On: httpapi.OnOrg, Status: http.StatusNoContent, Handler: s.apiDeleteUser},
+		{Method: "POST", Path: prefix + "/users/{id}/reset-mfa", Tag: "orgs",
+			Summary: "Remove an end user's second factors so they enrol again at the next sign-in (owners)",
+			Action:  authz.RealmWrite, On: httpapi.OnOrg, Status: http.StatusNoContent, Handler: s.apiResetMFA},
 		{Method: "GET", Path: prefix + "/providers", Tag: "orgs", Summary: "List the realm's external OpenID providers (never their secrets; owners)",
 			Action: authz.RealmRead, On: httpapi.OnOrg, Response: []ProviderJSON{}, Handler: s.apiProviders},
 		{Method: "PUT", Path: prefix + "/providers/{name}", Tag: "orgs", Summary: "Add or change an external OpenID provider routes can sign end users in with (owners)",
@@ -289,6 +295,41 @@ func (s *Service) apiDeleteProvider(c *httpapi.Call) error {
 		return err
 	}
 	if err := s.DeleteProvider(c.R.Context(), r, c.R.PathValue("name")); err != nil {
+		return err
+	}
+	return c.NoContent()
+}
+
+// realmUser resolves {id} in the org's realm.
+func (s *Service) realmUser(c *httpapi.Call) (Realm, int64, error) {
+	r, err := s.Get(c.R.Context(), c.Org.ID)
+	if err != nil {
+		return r, 0, err
+	}
+	id, err := strconv.ParseInt(c.R.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return r, 0, apperr.E(apperr.NotFound, "no such user")
+	}
+	return r, id, nil
+}
+
+func (s *Service) apiDeleteUser(c *httpapi.Call) error {
+	r, id, err := s.realmUser(c)
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteUser(c.R.Context(), r, id); err != nil {
+		return err
+	}
+	return c.NoContent()
+}
+
+func (s *Service) apiResetMFA(c *httpapi.Call) error {
+	r, id, err := s.realmUser(c)
+	if err != nil {
+		return err
+	}
+	if err := s.ResetMFA(c.R.Context(), r, id); err != nil {
 		return err
 	}
 	return c.NoContent()

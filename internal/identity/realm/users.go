@@ -280,6 +280,50 @@ func (s *Service) Verify(ctx context.Context, r Realm, token string) (User, erro
 	return u, err
 }
 
+// DeleteUser removes an end user with their sessions and factors (an
+// owner's action; audited realm.user.delete).
+func (s *Service) DeleteUser(ctx context.Context, r Realm, id int64) error {
+	return s.db.Tx(ctx, func(tx *store.Tx) error {
+		u, err := s.user(ctx, tx, r, id)
+		if err != nil {
+			return err
+		}
+		for _, q := range []string{
+			"DELETE FROM realm_sessions WHERE user_id = ?", "DELETE FROM realm_tokens WHERE user_id = ?",
+			"DELETE FROM realm_recovery_codes WHERE user_id = ?", "DELETE FROM realm_webauthn_keys WHERE user_id = ?",
+			"DELETE FROM realm_users WHERE id = ?",
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.delete", OrgID: r.OrgID, Target: userTarget(r, u.ID, u.Email)})
+	})
+}
+
+// ResetMFA removes an end user's second factors and recovery codes, ends
+// their sessions and lifts a lock (an owner's action for a user who lost
+// every factor; audited realm.user.mfa.reset): the next sign-in enrols
+// a factor again.
+func (s *Service) ResetMFA(ctx context.Context, r Realm, id int64) error {
+	return s.db.Tx(ctx, func(tx *store.Tx) error {
+		u, err := s.user(ctx, tx, r, id)
+		if err != nil {
+			return err
+		}
+		for _, q := range []string{
+			"DELETE FROM realm_sessions WHERE user_id = ?", "DELETE FROM realm_recovery_codes WHERE user_id = ?",
+			"DELETE FROM realm_webauthn_keys WHERE user_id = ?",
+			"UPDATE realm_users SET totp_secret = NULL, totp_confirmed = FALSE, totp_last_step = 0, failed_logins = 0, locked_until = NULL WHERE id = ?",
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.mfa.reset", OrgID: r.OrgID, Target: userTarget(r, u.ID, u.Email)})
+	})
+}
+
 // RequestReset mails a password reset link to a verified address of the
 // realm (at most once a minute). Unknown and unverified addresses get
 // nothing, and the caller says the same in every case.

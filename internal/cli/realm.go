@@ -14,7 +14,7 @@ import (
 
 func (ce *cmdEnv) realmCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "realm", Short: "Manage an organisation's end-user realm (sign-in with MFA for gateway routes)"}
-	cmd.AddCommand(ce.realmSetCmd(), ce.realmShowCmd(), ce.realmRmCmd(), ce.realmUsersCmd(), ce.realmUserCmd(), ce.realmProviderCmd())
+	cmd.AddCommand(ce.realmSetCmd(), ce.realmShowCmd(), ce.realmRmCmd(), ce.realmUsersCmd(), ce.realmUserCmd(), ce.realmProviderCmd(), ce.realmRotateKeyCmd())
 	return cmd
 }
 
@@ -256,6 +256,24 @@ func (ce *cmdEnv) realmUsersCmd() *cobra.Command {
 					row(t, u.ID, u.Email, u.EmailVerified, u.TOTP, strconv.Itoa(u.RecoveryLeft), last)
 				}
 			})
+		},
+	}
+}
+
+func (ce *cmdEnv) realmRotateKeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use: "rotate-key ORG", Short: "Replace the realm's signing key; the old one stays published until its tokens expire (owners)",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := ce.client()
+			if err != nil {
+				return err
+			}
+			var out realm.RealmJSON
+			if err := c.do(cmd.Context(), "POST", realmPath(args[0])+"/rotate-key", nil, &out); err != nil {
+				return err
+			}
+			return ce.print(out, func(t *tabwriterW) { printRealm(t, out) })
 		},
 	}
 }

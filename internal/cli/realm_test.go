@@ -76,6 +76,11 @@ func TestRealm_SetShowUsersRm(t *testing.T) {
 	if code, _, errs = run("", "realm", "provider", "rm", "acme", "corp"); code != cli.ExitOK {
 		t.Errorf("provider rm: exit %d %s", code, errs)
 	}
+	kid := r.KeyID
+	code, out, errs = run("", "realm", "rotate-key", "acme", "--output", "json")
+	if code != cli.ExitOK || json.Unmarshal([]byte(out), &r) != nil || r.KeyID == kid {
+		t.Errorf("rotate-key: exit %d, key %q → %q %s", code, kid, r.KeyID, errs)
+	}
 	if code, _, errs = run("", "realm", "user", "rm", "acme", "42"); code != cli.ExitNotFound || !strings.Contains(errs, "no such user") {
 		t.Errorf("user rm of nobody: exit %d %s", code, errs)
 	}

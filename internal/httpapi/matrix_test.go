@@ -140,6 +140,7 @@ var routeRules = map[string]expect{
 	"GET /api/v1/orgs/{org}/realm":                       {org(owner), "org:read", ""},
 	"PUT /api/v1/orgs/{org}/realm":                       {org(owner), "org:write", ""},
 	"DELETE /api/v1/orgs/{org}/realm":                    {org(owner), "org:write", ""},
+	"POST /api/v1/orgs/{org}/realm/rotate-key":           {org(owner), "org:write", ""},
 	"GET /api/v1/orgs/{org}/realm/users":                 {org(owner), "org:read", ""},
 	"DELETE /api/v1/orgs/{org}/realm/users/{id}":         {org(owner), "org:write", ""},
 	"POST /api/v1/orgs/{org}/realm/users/{id}/reset-mfa": {org(owner), "org:write", ""},

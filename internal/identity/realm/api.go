@@ -127,6 +127,9 @@ func (s *Service) Routes() []httpapi.Route {
 			Action: authz.RealmWrite, On: httpapi.OnOrg, Request: RealmRequest{}, Response: RealmJSON{}, Handler: s.apiPut},
 		{Method: "DELETE", Path: prefix, Tag: "orgs", Summary: "Remove the org's end-user realm with its users (owners)",
 			Action: authz.RealmWrite, On: httpapi.OnOrg, Status: http.StatusNoContent, Handler: s.apiDelete},
+		{Method: "POST", Path: prefix + "/rotate-key", Tag: "orgs",
+			Summary: "Replace the realm's signing key; the old one stays in the JWKS until its tokens expire (owners)",
+			Action:  authz.RealmWrite, On: httpapi.OnOrg, Response: RealmJSON{}, Handler: s.apiRotateKey},
 		{Method: "GET", Path: prefix + "/users", Tag: "orgs", Summary: "List the end users of the org's realm (owners)",
 			Action: authz.RealmRead, On: httpapi.OnOrg, Response: []UserJSON{}, Handler: s.apiUsers},
 		{Method: "DELETE", Path: prefix + "/users/{id}", Tag: "orgs", Summary: "Remove an end user of the org's realm (owners)",
@@ -333,4 +336,16 @@ func (s *Service) apiResetMFA(c *httpapi.Call) error {
 		return err
 	}
 	return c.NoContent()
+}
+
+func (s *Service) apiRotateKey(c *httpapi.Call) error {
+	r, err := s.RotateKey(c.R.Context(), c.Org)
+	if err != nil {
+		return err
+	}
+	users, err := s.Users(c.R.Context(), r)
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.realmJSON(r, len(users)))
 }

@@ -16,7 +16,8 @@
 // password — the password sealed with identity's Sealer and never shown
 // again), and the session idle timeout and lifetime (30m and 12h by
 // default). Creating a realm makes its ES256 signing key (P-256, sealed
-// at rest; key id "kid").
+// at rest; key id "kid"); RotateKey replaces it, keeping the old public
+// key in the JWKS until tokens signed with it have expired.
 //
 // Every gateway route of the org's projects whose auth is "required"
 // uses the org's realm; a route of an org without one, and a site route,

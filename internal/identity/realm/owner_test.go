@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/identity/realm"
 )
@@ -54,5 +57,47 @@ func TestOwnerActions(t *testing.T) {
 	}
 	if got := strings.Join(actions, " "); !strings.Contains(got, "realm.user.mfa.reset") || !strings.Contains(got, "realm.user.delete") {
 		t.Errorf("audited %s", got)
+	}
+}
+
+// TestRotateKey: after a rotation new tokens carry the new key id, and
+// the old key stays published until tokens signed with it have expired.
+func TestRotateKey(t *testing.T) {
+	w := newWorld(t)
+	b := w.browser(t)
+	b.signUp("nia@example.com")
+	if p := b.do("GET", "/", nil); p.status != http.StatusOK {
+		t.Fatalf("GET = %d", p.status)
+	}
+	oldTok := w.backend.lastToken()
+	var before, after realm.RealmJSON
+	w.admin.Must(http.StatusOK, "GET", httpapi.Prefix+"/orgs/shop/realm", nil).Decode(t, &before)
+	w.admin.Must(http.StatusOK, "POST", httpapi.Prefix+"/orgs/shop/realm/rotate-key", nil).Decode(t, &after)
+	if after.KeyID == before.KeyID || after.KeyID == "" {
+		t.Fatalf("key id %q → %q", before.KeyID, after.KeyID)
+	}
+	var set jose.JSONWebKeySet
+	w.a.Client(t, "").Must(http.StatusOK, "GET", "/api/v1/realms/shop/jwks", nil).Decode(t, &set)
+	if len(set.Keys) != 2 || set.Keys[0].KeyID != after.KeyID || set.Keys[1].KeyID != before.KeyID {
+		t.Fatalf("JWKS after the rotation: %d keys", len(set.Keys))
+	}
+	if _, err := verify(oldTok, set); err != nil {
+		t.Errorf("a token signed before the rotation does not verify: %v", err)
+	}
+	if p := b.do("GET", "/", nil); p.status != http.StatusOK {
+		t.Fatalf("GET after the rotation = %d", p.status)
+	}
+	parsed, err := jwt.ParseSigned(w.backend.lastToken(), []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil || parsed.Headers[0].KeyID != after.KeyID {
+		t.Errorf("token after the rotation signed with %q, want %q (%v)", parsed.Headers[0].KeyID, after.KeyID, err)
+	}
+	w.clock.Advance(realm.TokenLifetime + 6*time.Minute)
+	set = jose.JSONWebKeySet{}
+	w.a.Client(t, "").Must(http.StatusOK, "GET", "/api/v1/realms/shop/jwks", nil).Decode(t, &set)
+	if len(set.Keys) != 1 || set.Keys[0].KeyID != after.KeyID {
+		t.Errorf("JWKS once old tokens expired: %d keys", len(set.Keys))
+	}
+	if res := w.admin.Do("POST", httpapi.Prefix+"/orgs/shop/realm/rotate-key", nil); res.Status != http.StatusOK {
+		t.Errorf("second rotation = %d", res.Status)
 	}
 }

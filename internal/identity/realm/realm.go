@@ -432,6 +432,7 @@ func (s *Service) Delete(ctx context.Context, org identity.Org) (bool, error) {
 			"DELETE FROM realm_recovery_codes WHERE user_id IN (SELECT u.id FROM realm_users u JOIN realms r ON r.id = u.realm_id WHERE r.org_id = ?)",
 			"DELETE FROM realm_webauthn_keys WHERE user_id IN (SELECT u.id FROM realm_users u JOIN realms r ON r.id = u.realm_id WHERE r.org_id = ?)",
 			"DELETE FROM realm_users WHERE realm_id IN (SELECT id FROM realms WHERE org_id = ?)",
+			"DELETE FROM realm_retired_keys WHERE realm_id IN (SELECT id FROM realms WHERE org_id = ?)",
 		} {
 			if _, err := tx.Exec(ctx, q, org.ID); err != nil {
 				return err

@@ -99,6 +99,14 @@ func (a Authenticator) Authenticate(w http.ResponseWriter, r *http.Request, rout
 		// sign-ins; other routes only the realm's own users.
 		if err == nil && ses.Stage == StageFull && ses.Provider == route.AuthProvider {
 			tok, err := s.token(ctx, rlm, ses, hashToken(c.Value), host)
+			if apperr.Is(err, apperr.NotFound) {
+				// The key was rotated (by another replica) since the
+				// realm was cached: sign with the new one.
+				s.forget(rlm.OrgID)
+				if rlm, err = s.cached(ctx, route.OrgID); err == nil {
+					tok, err = s.token(ctx, rlm, ses, hashToken(c.Value), host)
+				}
+			}
 			if err != nil {
 				s.log.ErrorContext(ctx, "mint realm token", logging.KeyErr, err)
 				s.render(w, r, http.StatusInternalServerError, "error", page{Realm: rlm.DisplayName, Title: "Error",

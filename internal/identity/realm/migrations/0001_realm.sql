@@ -92,3 +92,10 @@ CREATE TABLE realm_webauthn_keys (
 	created_at BIGINT NOT NULL
 );
 CREATE INDEX realm_webauthn_keys_user ON realm_webauthn_keys (user_id);
+CREATE TABLE realm_retired_keys (
+	realm_id BIGINT NOT NULL REFERENCES realms(id) ON DELETE CASCADE,
+	key_id TEXT NOT NULL,
+	public_key {{blob}} NOT NULL,
+	retire_after BIGINT NOT NULL,
+	PRIMARY KEY (realm_id, key_id)
+);

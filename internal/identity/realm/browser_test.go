@@ -109,7 +109,8 @@ func TestBrowser_SecurityKey(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(then)),
 		)
 	}
-	signIn("sign in", "#use-key")
+	// The page's script marks the button once it listens to it.
+	signIn("sign in", "#use-key[data-ready]")
 	c.Do("enrol the security key", chromedp.Click(chromedp.CSS("#use-key")), chromedp.WaitVisible(chromedp.CSS("#codes")))
 	c.Do("continue to the application", chromedp.Click(chromedp.CSS("#continue")), chromedp.WaitVisible(chromedp.CSS("body")))
 	var claims realm.Claims
@@ -118,7 +119,7 @@ func TestBrowser_SecurityKey(t *testing.T) {
 	}
 	c.Do("sign out", chromedp.Navigate(w.gw+realm.AuthPrefix+"signout"), chromedp.WaitVisible(chromedp.CSS("#signout")),
 		chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signed-out")))
-	signIn("sign in again", "#use-key")
+	signIn("sign in again", "#use-key[data-ready]")
 	c.Do("use the security key", chromedp.Click(chromedp.CSS("#use-key")), chromedp.WaitVisible(chromedp.CSS("body")))
 	if loc := c.Location(); loc != w.gw+"/hello" {
 		t.Fatalf("after the key: at %s, want the application", loc)

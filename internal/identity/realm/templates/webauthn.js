@@ -45,4 +45,5 @@
       navigator.credentials.get({ publicKey: opts }).then(done, failed);
     }
   });
+  button.setAttribute("data-ready", "1");
 })();

@@ -101,3 +101,19 @@ func TestRotateKey(t *testing.T) {
 		t.Errorf("second rotation = %d", res.Status)
 	}
 }
+
+// TestReservedPrefix: the realm's pages answer under /.rampart/auth/ on a
+// host whose only route has another path; other paths stay unrouted.
+func TestReservedPrefix(t *testing.T) {
+	w := newWorld(t, withRoute("path", "/app"))
+	b := w.browser(t)
+	if p := b.do("GET", realm.AuthPrefix+"signin", nil); p.status != http.StatusOK || !strings.Contains(p.body, `id="signin"`) {
+		t.Errorf("sign-in page on a host routed only at /app = %d", p.status)
+	}
+	if p := b.do("GET", "/app/x", nil); p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, realm.AuthPrefix+"signin?next=%2Fapp%2Fx") {
+		t.Errorf("GET /app/x = %d to %q", p.status, p.location)
+	}
+	if p := b.do("GET", "/other", nil); p.status != http.StatusNotFound {
+		t.Errorf("GET /other = %d, want 404 (no route)", p.status)
+	}
+}

@@ -45,6 +45,7 @@ import (
 	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/identity/federation"
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
+	"github.com/rampartsec/rampart/internal/identity/realm"
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/policy"
@@ -97,8 +98,10 @@ type App struct {
 	OIDC   *oidcop.Provider
 	// Federation runs sign-ins through orgs' upstream identity providers.
 	Federation *federation.Service
-	API        *httpapi.Server
-	Registry   *prometheus.Registry
+	// Realms are the orgs' end-user realms (gateway sign-in).
+	Realms   *realm.Service
+	API      *httpapi.Server
+	Registry *prometheus.Registry
 
 	// Boards keeps work items and links them to commits and pull requests.
 	Boards *boards.Service
@@ -158,7 +161,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations, realm.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -190,6 +193,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	if a.Federation, err = federation.New(federation.Deps{IDs: a.IDs, Logger: log, PublicURL: a.url}); err != nil {
+		return nil, err
+	}
+
+	if a.Realms, err = realm.New(realm.Deps{IDs: a.IDs, Logger: log, PublicURL: a.url}); err != nil {
 		return nil, err
 	}
 
@@ -258,13 +265,13 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes(), a.Realms.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages()),
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages(), a.Realms.Pages()),
 		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav()),
-		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates()},
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates(), realm.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -355,6 +362,7 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 	gopt := gateway.Options{Listener: a.gwLn, TLS: cfg.TLS, Logger: a.log, Registry: a.Registry,
 		WAF:       waf.NewEngine(waf.Options{MatchLog: matchLog, Logger: a.log}),
 		Events:    gateway.NewEventStore(a.db),
+		Auth:      a.Realms.Authenticator(),
 		AccessLog: cfg.AccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}
 	if cfg.ConfigFile != "" {
 		fc, err := gateway.LoadConfigFile(cfg.ConfigFile)
@@ -561,6 +569,9 @@ func (a *App) housekeeping(ctx context.Context) error {
 			}
 			if _, err := a.OIDC.Purge(ctx); err != nil {
 				a.log.Warn("purge expired oidc grants", logging.KeyErr, err)
+			}
+			if _, err := a.Realms.PurgeSessions(ctx); err != nil {
+				a.log.Warn("purge expired realm sessions", logging.KeyErr, err)
 			}
 		}
 	}

@@ -430,3 +430,13 @@ var (
 	// of the org.
 	OrgHooksAdmin = Action{Name: "org.webhooks.admin", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 )
+
+// Actions of end-user realms (package identity/realm). An org's realm —
+// its settings, mail server and end users — is for the owners of the org:
+// it decides who reaches the org's applications behind the gateway. Its
+// public keys (JWKS) are for anyone.
+var (
+	RealmRead  = Action{Name: "realm.read", Level: LevelOrg, Role: Owner, Scope: ScopeOrgRead}
+	RealmWrite = Action{Name: "realm.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
+	RealmKeys  = Action{Name: "realm.keys", Level: LevelPublic}
+)

@@ -163,6 +163,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.dbCmd(),
 		ce.oidcCmd(),
 		ce.gatewayCmd(),
+		ce.realmCmd(),
 		ce.repoCmd(),
 		ce.prCmd(),
 		ce.sshKeyCmd(),

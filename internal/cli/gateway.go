@@ -166,6 +166,7 @@ of that project, which its org's owners manage.`,
 	f.StringArrayVar(&excludes, "exclude-rule", nil, "CRS rule id or range (A-B) to leave out on this route (repeatable)")
 	f.BoolVar(&spec.WAF.InspectResponses, "inspect-responses", false, "run the CRS response rules on text response bodies (buffers them)")
 	f.StringVar(&spec.Auth, "auth", "none", "none, or required (end users sign in through the realm first)")
+	f.StringVar(&spec.AuthProvider, "auth-provider", "", "with --auth required: the realm's external OpenID provider to sign in with instead of the realm's users")
 	f.StringVar(&timeout, "timeout", "", "time a backend may take to answer with headers (default 30s)")
 	f.IntVar(&retries, "retries", 2, "other backends an idempotent request without a body is tried on")
 	f.Int64Var(&spec.MaxBody, "max-body", 0, "largest request body in bytes (default 10 MiB)")

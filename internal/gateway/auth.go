@@ -7,6 +7,11 @@ import "net/http"
 // from every incoming request, so only the realm can set it.
 const UserHeader = "X-Rampart-User"
 
+// AuthPrefix is the path prefix the Authenticator owns on every host with
+// a route whose auth is "required": its sign-in pages, sign-out and JWKS
+// live there, whatever path the route itself has.
+const AuthPrefix = "/.rampart/auth/"
+
 // User is an end user signed in by an Authenticator.
 type User struct {
 	// Subject identifies the user in the realm (rate limits key on it).
@@ -26,6 +31,9 @@ type RouteInfo struct {
 	ProjectID int64
 	Host      string
 	Path      string
+	// AuthProvider is the route's auth_provider: the external OpenID
+	// provider of the realm to sign in with ("" for the realm's users).
+	AuthProvider string
 }
 
 // Authenticator signs end users in on routes whose auth setting is

@@ -42,8 +42,12 @@
 // The handler chain, in order: recover → request id (X-Request-Id on
 // every answer) → framing checks (Content-Length with Transfer-Encoding
 // is refused as request smuggling; CONNECT, fragments and bad hosts are
-// refused) → route → per-address rate limit → sign-in (routes with auth
-// "required" ask the Authenticator; none configured answers 503) →
+// refused) → route (a path under AuthPrefix goes to the host's first
+// route with auth "required", so the Authenticator's pages answer on
+// every path of such a host) → per-address rate limit → sign-in (routes
+// with auth "required" ask the Authenticator — the org's end-user realm,
+// package identity/realm, or the external provider the route's
+// auth_provider names; none configured answers 503) →
 // per-user rate limit → body limit → WAF → proxy; the access log line and
 // metrics are written last. The proxy is Go's httputil engine with
 // Rampart's transport: it picks a backend (smooth weighted round robin or

@@ -33,7 +33,8 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 				return fmt.Errorf("routes %s and %s both claim host %q path %s", other.route.Name, rt.Name, spec.Host, spec.Path)
 			}
 		}
-		l := &live{route: rt, info: RouteInfo{ID: rt.ID, Name: rt.Name, OrgID: rt.OrgID, ProjectID: rt.ProjectID, Host: spec.Host, Path: spec.Path}}
+		l := &live{route: rt, info: RouteInfo{ID: rt.ID, Name: rt.Name, OrgID: rt.OrgID, ProjectID: rt.ProjectID, Host: spec.Host, Path: spec.Path,
+			AuthProvider: spec.AuthProvider}}
 		if l.waf, err = g.opt.WAF.For(spec.WAF); err != nil {
 			return fmt.Errorf("route %s: %w", rt.Name, err)
 		}

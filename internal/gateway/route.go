@@ -62,6 +62,10 @@ type Spec struct {
 	WAF waf.Settings `json:"waf" yaml:"waf"`
 	// Auth is none (default) or required (end users sign in first).
 	Auth string `json:"auth,omitempty" yaml:"auth,omitempty"`
+	// AuthProvider, with auth required, names an external OpenID
+	// provider of the org's realm that signs end users in on this route
+	// instead of the realm's own users.
+	AuthProvider string `json:"auth_provider,omitempty" yaml:"auth_provider,omitempty"`
 	// Timeout bounds a whole backend exchange up to the response headers
 	// (default 30s).
 	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
@@ -314,6 +318,9 @@ func (s Spec) Normalize() (Spec, error) {
 	case AuthNone, AuthRequired:
 	default:
 		return s, apperr.InvalidField("auth", "auth must be none or required")
+	}
+	if s.AuthProvider != "" && (s.Auth != AuthRequired || len(s.AuthProvider) > maxNameLen || !nameRE.MatchString(s.AuthProvider)) {
+		return s, apperr.InvalidField("auth_provider", "auth_provider needs auth required and a provider name (lower-case letters, digits, dashes)")
 	}
 	if s.Timeout == 0 {
 		s.Timeout = Duration(30 * time.Second)

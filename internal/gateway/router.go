@@ -67,6 +67,17 @@ func (t *table) match(host, path string) *live {
 	return nil
 }
 
+// authRoute returns the first route of host's group that requires
+// sign-in: requests under AuthPrefix go to it, whatever their path.
+func (t *table) authRoute(host string) *live {
+	for _, l := range t.hostGroup(host) {
+		if l.route.Spec.Auth == AuthRequired {
+			return l
+		}
+	}
+	return nil
+}
+
 // pathMatch reports whether path is under prefix on a segment boundary.
 func pathMatch(prefix, path string) bool {
 	if prefix == "/" {

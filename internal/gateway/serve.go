@@ -129,7 +129,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "" {
 		path = "/"
 	}
-	l := g.tbl.Load().match(host, path)
+	tbl := g.tbl.Load()
+	var l *live
+	if strings.HasPrefix(path, AuthPrefix) {
+		// The realm's pages serve every path of a host that asks for
+		// sign-in on any of its routes.
+		l = tbl.authRoute(host)
+	}
+	if l == nil {
+		l = tbl.match(host, path)
+	}
 	if l == nil {
 		g.m.unmatched.Inc()
 		writeError(sw, http.StatusNotFound, st.id, "no route for this host and path")

@@ -48,7 +48,6 @@ type (
 	callNode struct{ fn string }
 )
 
-
 func (n orNode) eval(c *Context) (string, bool) {
 	if _, b := n.l.eval(c); b {
 		return "true", true

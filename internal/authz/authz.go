@@ -376,3 +376,14 @@ var (
 	// of the org.
 	OrgHooksAdmin = Action{Name: "org.webhooks.admin", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 )
+
+// Actions of pipelines (package pipeline), checked against the
+// repository's project (or org) like the repository's own actions.
+var (
+	// PipelineRead lists runs and reads their jobs, logs and artifacts.
+	PipelineRead = Action{Name: "pipeline.read", Level: LevelProject, Role: Reader, Scope: ScopePipelineRead}
+	// PipelineRun starts a run manually, cancels and re-runs runs.
+	PipelineRun = Action{Name: "pipeline.run", Level: LevelProject, Role: Developer, Scope: ScopePipelineWrite}
+	// RunnersAdmin registers and removes remote runners (site-wide).
+	RunnersAdmin = Action{Name: "pipeline.runners.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+)

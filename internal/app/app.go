@@ -35,6 +35,8 @@ import (
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
+	"github.com/rampartsec/rampart/internal/blob/fileblob"
+	"github.com/rampartsec/rampart/internal/container"
 	"github.com/rampartsec/rampart/internal/config"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
@@ -44,8 +46,12 @@ import (
 	"github.com/rampartsec/rampart/internal/identity/federation"
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
 	"github.com/rampartsec/rampart/internal/logging"
+	"github.com/rampartsec/rampart/internal/pipeline"
+	"github.com/rampartsec/rampart/internal/pipeline/containerexec"
+	"github.com/rampartsec/rampart/internal/pipeline/hostexec"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
+	"github.com/rampartsec/rampart/internal/scan"
 	"github.com/rampartsec/rampart/internal/scm"
 	"github.com/rampartsec/rampart/internal/scm/githttp"
 	"github.com/rampartsec/rampart/internal/scm/gitssh"
@@ -96,8 +102,10 @@ type App struct {
 	gwURL    string
 	matchLog *os.File
 	// SCM hosts git repositories and pull requests.
-	SCM    *scm.Service
-	sshLn  net.Listener
+	SCM *scm.Service
+	// Pipelines runs CI pipelines.
+	Pipelines *pipeline.Service
+	sshLn     net.Listener
 	sshSrv *gitssh.Server
 }
 
@@ -135,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, pipeline.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -199,8 +207,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		}
 	}
 
+	if err := a.newPipelines(opt); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes)}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Pipelines.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
@@ -326,6 +338,44 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 	return a.Routes.Start(ctx)
 }
 
+// newPipelines builds the pipeline service: logs and artifacts in a blob
+// store under the data directory, the container executor (runc) when
+// runc is installed and Rampart runs as root, the host executor otherwise
+// (and for jobs asking for it).
+func (a *App) newPipelines(opt Options) error {
+	dir := filepath.Join(a.cfg.DataDir, "pipeline")
+	blobs, err := fileblob.New(filepath.Join(a.cfg.DataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	pc := a.cfg.Pipeline
+	var execs []pipeline.Executor
+	if pc.Executor == "container" && (!container.Available() || os.Geteuid() != 0) {
+		return apperr.E(apperr.Invalid, "pipeline.executor is container but runc is not installed or Rampart does not run as root")
+	}
+	if pc.Executor != "host" && container.Available() && os.Geteuid() == 0 {
+		ce, err := containerexec.New(filepath.Join(dir, "containers"))
+		if err != nil {
+			return err
+		}
+		execs = append(execs, ce)
+	}
+	execs = append(execs, hostexec.New())
+	dataDir, err := filepath.Abs(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.Pipelines, err = pipeline.New(pipeline.Deps{DB: a.db, Audit: a.Audit, Events: a.Events, Repos: a.SCM, Blobs: blobs,
+		Logger: a.log, Clock: opt.Clock, Executors: execs, WorkDir: filepath.Join(dir, "work"), PublicURL: a.url,
+		MaskPaths: []string{dataDir}, LocalWorkers: pc.Workers, MaxPerProject: pc.MaxPerProject, DefaultLogLimit: pc.LogLimit, DefaultDisk: pc.Disk,
+		Scanner: &pipeline.ScanAdapter{New: func(ctx context.Context) (*scan.Scanner, error) { return scan.New(ctx, scan.Config{}) }}})
+	if err != nil {
+		return err
+	}
+	a.Pipelines.Subscribe(a.Events)
+	return nil
+}
+
 // GatewayURL is where the gateway listens ("" when it is off).
 func (a *App) GatewayURL() string { return a.gwURL }
 
@@ -439,6 +489,7 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error { return a.Routes.Run(gctx) })
 	}
 	g.Go(func() error { return a.SCM.Run(gctx) })
+	g.Go(func() error { return a.Pipelines.Run(gctx) })
 	if a.sshSrv != nil {
 		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
 	}

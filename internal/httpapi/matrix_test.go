@@ -190,9 +190,17 @@ var routeRules = map[string]expect{
 	"DELETE /api/v1/orgs/{org}/hooks/{id}":                                            {org(owner), "org:write", ""},
 	"GET /api/v1/orgs/{org}/hooks/{id}/deliveries":                                    {org(owner), "org:write", ""},
 	"POST /api/v1/orgs/{org}/hooks/{id}/deliveries/{delivery}/redeliver":              {org(owner), "org:write", ""},
-	"GET /api/v1/user/ssh-keys":                                                       {ownAccount, "user:read", ""},
-	"POST /api/v1/user/ssh-keys":                                                      {ownAccount, "user:write", ""},
-	"DELETE /api/v1/user/ssh-keys/{id}":                                               {ownAccount, "user:write", ""},
+	// Pipelines (package pipeline), on the fixture repository.
+	"GET /api/v1/orgs/{org}/repos/{repo}/pipelines/runs":                               {org(reader), "pipeline:read", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/pipelines/runs":                              {org(developer), "pipeline:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pipelines/runs/{number}":                      {org(reader), "pipeline:read", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/pipelines/runs/{number}/cancel":              {org(developer), "pipeline:write", ""},
+	"POST /api/v1/orgs/{org}/repos/{repo}/pipelines/runs/{number}/rerun":               {org(developer), "pipeline:write", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pipelines/runs/{number}/jobs/{job}/log":       {org(reader), "pipeline:read", ""},
+	"GET /api/v1/orgs/{org}/repos/{repo}/pipelines/runs/{number}/jobs/{job}/artifacts": {org(reader), "pipeline:read", ""},
+	"GET /api/v1/user/ssh-keys":                                                        {ownAccount, "user:read", ""},
+	"POST /api/v1/user/ssh-keys":                                                       {ownAccount, "user:write", ""},
+	"DELETE /api/v1/user/ssh-keys/{id}":                                                {ownAccount, "user:write", ""},
 }
 
 // allows reports whether the row lets s call the route on org target

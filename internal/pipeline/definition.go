@@ -70,6 +70,9 @@ type Triggers struct {
 	PullRequest *BranchFilter
 	Manual      bool
 	Schedules   []Schedule
+	// defaulted is set when the file has no `on:` (pushes run, and
+	// manual runs are allowed).
+	defaulted bool
 }
 
 // BranchFilter selects branches (and tags, for pushes) and changed paths by
@@ -227,6 +230,16 @@ func Parse(data []byte) (*Definition, error) {
 		return nil, p.errs
 	}
 	p.jobs(d, jobs)
+	for _, j := range d.Jobs {
+		for k, v := range d.Env {
+			if _, ok := j.Env[k]; !ok {
+				if j.Env == nil {
+					j.Env = map[string]string{}
+				}
+				j.Env[k] = v
+			}
+		}
+	}
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
@@ -391,7 +404,7 @@ func parseSize(s string) (int64, bool) {
 func (p *parseState) triggers(n *yaml.Node) Triggers {
 	if n == nil {
 		// No `on:` at all: every push runs.
-		return Triggers{Push: &BranchFilter{}}
+		return Triggers{Push: &BranchFilter{}, defaulted: true}
 	}
 	var t Triggers
 	var f map[string]*yaml.Node

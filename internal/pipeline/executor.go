@@ -52,4 +52,6 @@ type ExecResult struct {
 	ExitCode int
 	Killed   bool // the context ended (timeout, cancel)
 	OOM      bool // killed by the kernel for memory
+	// PidsLimited is set when a fork failed at the process limit.
+	PidsLimited bool
 }

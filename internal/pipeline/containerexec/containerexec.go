@@ -94,7 +94,7 @@ func (e *Executor) Exec(ctx context.Context, spec pipeline.ExecSpec) (pipeline.E
 		cs.Masked = nil // the image does not hold the host's paths
 	}
 	res, err := e.rt.Run(ctx, cs)
-	return pipeline.ExecResult{ExitCode: res.ExitCode, Killed: res.Killed, OOM: res.OOM}, err
+	return pipeline.ExecResult{ExitCode: res.ExitCode, Killed: res.Killed, OOM: res.OOM, PidsLimited: res.PidsLimited}, err
 }
 
 // rootfs returns the unpacked root filesystem of an image.

@@ -36,8 +36,8 @@ import (
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/blob/fileblob"
-	"github.com/rampartsec/rampart/internal/container"
 	"github.com/rampartsec/rampart/internal/config"
+	"github.com/rampartsec/rampart/internal/container"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/httpapi"
@@ -106,7 +106,7 @@ type App struct {
 	// Pipelines runs CI pipelines.
 	Pipelines *pipeline.Service
 	sshLn     net.Listener
-	sshSrv *gitssh.Server
+	sshSrv    *gitssh.Server
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,

@@ -368,4 +368,3 @@ func (s *Service) RunByNumber(ctx context.Context, repo scm.Repo, number int64) 
 	jobs, err := s.runs.jobs(ctx, s.d.DB, r.ID, true)
 	return r, jobs, err
 }
-

@@ -19,6 +19,7 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/pipeline"
 	"github.com/rampartsec/rampart/internal/scm"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
@@ -290,8 +291,15 @@ func TestE2E_LimitsStopAbuse(t *testing.T) {
 	}
 }
 
+// On both stores: the scheduler's queries run on PostgreSQL too.
 func TestE2E_ManualCancelRerun(t *testing.T) {
-	w := newWorld(t, apptest.WithConfig(func(c *config.Config) { c.Pipeline.Executor = "host" }))
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testManualCancelRerun(t, apptest.WithStore(b.URL(t))) })
+	}
+}
+
+func testManualCancelRerun(t *testing.T, st apptest.Option) {
+	w := newWorld(t, st, apptest.WithConfig(func(c *config.Config) { c.Pipeline.Executor = "host" }))
 	w.push(t, map[string]string{pipeline.DefinitionPath: "on: {push: {branches: [release]}, manual: true}\njobs:\n  slow:\n    executor: host\n    steps: [{run: sleep 60}]\n"})
 	// The push does not match the branch filter: no run.
 	time.Sleep(300 * time.Millisecond)
@@ -409,4 +417,49 @@ func TestE2E_LogStream(t *testing.T) {
 		t.Errorf("events %v data %q", events, data.String())
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
+}
+
+// A restart of Rampart fails the job it interrupted, with the reason, and
+// runs the job that was still queued.
+func TestE2E_RestartResumes(t *testing.T) {
+	dataDir := t.TempDir()
+	opts := []apptest.Option{apptest.WithDataDir(dataDir), apptest.WithConfig(func(c *config.Config) {
+		c.Pipeline.Executor = "host"
+		c.Pipeline.Workers = 1
+	})}
+	w := newWorld(t, opts...)
+	w.push(t, map[string]string{pipeline.DefinitionPath: "jobs:\n  long: {steps: [{run: sleep 60}]}\n  next: {steps: [{run: echo resumed}]}\n"})
+	var r pipeline.RunJSON
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp := w.admin.Do("GET", runsPath+"/1", nil)
+		if resp.Status == http.StatusOK {
+			resp.Decode(t, &r)
+			if jobNamed(t, r, "long").Status == pipeline.StatusRunning {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job never ran: %+v", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if j := jobNamed(t, r, "next"); j.Status != pipeline.StatusQueued {
+		t.Fatalf("second job %+v; want queued behind the one worker", j)
+	}
+	w.a.Stop(t)
+
+	a2 := apptest.Start(t, opts...)
+	w.a = a2
+	w.admin = a2.Client(t, a2.AdminToken(t))
+	r = w.waitRun(t, 1)
+	long, next := jobNamed(t, r, "long"), jobNamed(t, r, "next")
+	if long.Status != pipeline.StatusFailed || long.Reason != pipeline.ReasonRestart {
+		t.Errorf("interrupted job %+v; want failed with %q", long, pipeline.ReasonRestart)
+	}
+	if next.Status != pipeline.StatusSuccess || !strings.Contains(w.log(t, 1, next), "resumed") {
+		t.Errorf("queued job %+v; want run after the restart", next)
+	}
+	if r.Status != pipeline.StatusFailed || r.Reason != pipeline.ReasonRestart {
+		t.Errorf("run %+v; want failed with the restart reason", r)
+	}
 }

@@ -160,6 +160,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.gatewayCmd(),
 		ce.repoCmd(),
 		ce.prCmd(),
+		ce.pipelineCmd(),
 		ce.sshKeyCmd(),
 		ce.versionCmd(),
 	)

@@ -34,7 +34,7 @@ type world struct {
 	dir   string
 }
 
-func newWorld(t *testing.T, opts ...apptest.Option) *world {
+func newWorld(t testing.TB, opts ...apptest.Option) *world {
 	t.Helper()
 	w := &world{git: testenv.LookPath(t, "git"), home: t.TempDir()}
 	w.a = apptest.Start(t, opts...)
@@ -53,7 +53,7 @@ func newWorld(t *testing.T, opts ...apptest.Option) *world {
 
 // requireContainers skips (or fails under CI) when jobs cannot run in
 // runc containers here.
-func requireContainers(t *testing.T) {
+func requireContainers(t testing.TB) {
 	t.Helper()
 	testenv.LookPath(t, "runc")
 	if os.Geteuid() != 0 || !container.Available() {
@@ -61,7 +61,7 @@ func requireContainers(t *testing.T) {
 	}
 }
 
-func (w *world) must(t *testing.T, args ...string) string {
+func (w *world) must(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(w.git, args...)
 	cmd.Dir = w.dir
@@ -76,7 +76,7 @@ func (w *world) must(t *testing.T, args ...string) string {
 }
 
 // push commits the files and pushes main; it returns the commit.
-func (w *world) push(t *testing.T, files map[string]string) string {
+func (w *world) push(t testing.TB, files map[string]string) string {
 	t.Helper()
 	for name, content := range files {
 		p := filepath.Join(w.dir, name)
@@ -94,7 +94,7 @@ func (w *world) push(t *testing.T, files map[string]string) string {
 const runsPath = httpapi.Prefix + "/orgs/acme/repos/app/pipelines/runs"
 
 // waitRun waits for run number n to finish.
-func (w *world) waitRun(t *testing.T, n int64) pipeline.RunJSON {
+func (w *world) waitRun(t testing.TB, n int64) pipeline.RunJSON {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -113,14 +113,14 @@ func (w *world) waitRun(t *testing.T, n int64) pipeline.RunJSON {
 	}
 }
 
-func (w *world) log(t *testing.T, n int64, job pipeline.JobJSON) string {
+func (w *world) log(t testing.TB, n int64, job pipeline.JobJSON) string {
 	t.Helper()
 	return string(w.admin.Must(http.StatusOK, "GET", runsPath+"/"+strconv.FormatInt(n, 10)+"/jobs/"+strconv.FormatInt(job.ID, 10)+"/log", nil).Body)
 }
 
 // statuses waits for the commit's status checks to reach want (the run's
 // end is recorded a moment before its check is posted).
-func (w *world) statuses(t *testing.T, sha, want string) []scm.StatusJSON {
+func (w *world) statuses(t testing.TB, sha, want string) []scm.StatusJSON {
 	t.Helper()
 	var sts []scm.StatusJSON
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -132,7 +132,7 @@ func (w *world) statuses(t *testing.T, sha, want string) []scm.StatusJSON {
 	return sts
 }
 
-func jobNamed(t *testing.T, r pipeline.RunJSON, name string) pipeline.JobJSON {
+func jobNamed(t testing.TB, r pipeline.RunJSON, name string) pipeline.JobJSON {
 	t.Helper()
 	for _, j := range r.Jobs {
 		if j.Name == name {

@@ -216,8 +216,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages()),
-		Nav: slices.Concat(a.OIDC.Nav(), a.SCM.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Pipelines.Pages()),
+		Nav: slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Pipelines.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), pipeline.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err

@@ -99,6 +99,9 @@ SIGTERM stops it gracefully.`,
 	f.IntVar(&cfg.Gateway.MaxHeaderBytes, "gateway-max-header", cfg.Gateway.MaxHeaderBytes, "largest request line and headers the gateway accepts, in bytes")
 	f.StringVar(&cfg.SCM.SSHAddr, "ssh-addr", "127.0.0.1:2222", "listen address of git over SSH (empty turns SSH off)")
 	f.Int64Var(&cfg.SCM.MaxPushBytes, "max-push", 512<<20, "largest accepted git push (pack data) in bytes")
+	f.IntVar(&cfg.Pipeline.Workers, "pipeline-workers", 0, "pipeline jobs this server runs at once (0: 2; -1: none)")
+	f.IntVar(&cfg.Pipeline.MaxPerProject, "pipeline-max-per-project", 0, "running pipeline jobs per project (0: 4)")
+	f.StringVar(&cfg.Pipeline.Executor, "pipeline-executor", "", "default executor of pipeline jobs: container (runc) or host (default: container where runc runs as root)")
 	f.Lookup("tls").NoOptDefVal = "on"
 	f.Lookup("gateway-tls").NoOptDefVal = "on"
 	f.Lookup("gateway-access-log").NoOptDefVal = "on"

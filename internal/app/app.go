@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Pipelines.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Pipelines.AllRoutes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
@@ -367,7 +367,7 @@ func (a *App) newPipelines(opt Options) error {
 	}
 	a.Pipelines, err = pipeline.New(pipeline.Deps{DB: a.db, Audit: a.Audit, Events: a.Events, Repos: a.SCM, Blobs: blobs,
 		Logger: a.log, Clock: opt.Clock, Executors: execs, WorkDir: filepath.Join(dir, "work"), PublicURL: a.url,
-		MaskPaths: []string{dataDir}, LocalWorkers: pc.Workers, MaxPerProject: pc.MaxPerProject, DefaultLogLimit: pc.LogLimit, DefaultDisk: pc.Disk,
+		MaskPaths: []string{dataDir}, LocalWorkers: pc.Workers, RemoteRunners: pc.Workers < 0, MaxPerProject: pc.MaxPerProject, DefaultLogLimit: pc.LogLimit, DefaultDisk: pc.Disk,
 		Scanner: &pipeline.ScanAdapter{New: func(ctx context.Context) (*scan.Scanner, error) { return scan.New(ctx, scan.Config{}) }}})
 	if err != nil {
 		return err

@@ -161,6 +161,7 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.repoCmd(),
 		ce.prCmd(),
 		ce.pipelineCmd(),
+		ce.runnerCmd(),
 		ce.sshKeyCmd(),
 		ce.versionCmd(),
 	)

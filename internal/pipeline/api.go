@@ -123,6 +123,9 @@ func (s *Service) Routes() []httpapi.Route {
 	}
 }
 
+// AllRoutes are the repository routes and the remote runners' routes.
+func (s *Service) AllRoutes() []httpapi.Route { return append(s.Routes(), s.runnerRoutes()...) }
+
 func (s *Service) withRepo(a authz.Action, h func(c *httpapi.Call, r scm.Repo) error) func(c *httpapi.Call) error {
 	return func(c *httpapi.Call) error {
 		if !c.P.Subject.Authenticated() {

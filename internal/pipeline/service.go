@@ -127,6 +127,9 @@ type Deps struct {
 	// DefaultDisk is a job's workspace size unless it sets one (default
 	// 1 GiB).
 	DefaultDisk int64
+	// RemoteRunners leaves jobs no local executor can run queued for
+	// remote runners (instead of failing them).
+	RemoteRunners bool
 	// Poll is how often the scheduler looks at the store without being
 	// woken (default 1 s).
 	Poll time.Duration
@@ -146,6 +149,7 @@ type Service struct {
 	wg     sync.WaitGroup
 	// running counts local jobs in flight.
 	running int
+	remote  remoteJobs
 }
 
 // New returns the pipeline service.
@@ -181,7 +185,8 @@ func New(d Deps) (*Service, error) {
 		return nil, fmt.Errorf("pipeline work directory: %w", err)
 	}
 	s := &Service{d: d, runs: runStore{d.DB}, log: d.Logger.With("component", "pipeline"), now: d.Clock,
-		wake: make(chan struct{}, 1), execs: map[string]Executor{}, logs: newLogHub(), cancel: map[int64]context.CancelCauseFunc{}}
+		wake: make(chan struct{}, 1), execs: map[string]Executor{}, logs: newLogHub(), cancel: map[int64]context.CancelCauseFunc{},
+		remote: remoteJobs{jobs: map[int64]*remoteJob{}, wake: make(chan struct{})}}
 	for _, e := range d.Executors {
 		s.execs[e.Name()] = e
 	}
@@ -229,6 +234,8 @@ func (s *Service) Run(ctx context.Context) error {
 		if err := s.startJobs(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("start jobs", "err", err)
 		}
+		s.wakeRunners()
+		s.expireRemote(ctx)
 		select {
 		case <-ctx.Done():
 			s.mu.Lock()
@@ -254,14 +261,15 @@ func (s *Service) recover(ctx context.Context) error {
 	now := store.Time(s.now())
 	return s.d.DB.Tx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE pipeline_runs SET reason = ? WHERE status = 'running' AND id IN
-			(SELECT run_id FROM pipeline_jobs WHERE status = 'running' AND runner = 'local')`, ReasonRestart); err != nil {
+			(SELECT run_id FROM pipeline_jobs WHERE status = 'running')`, ReasonRestart); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE pipeline_steps SET status = 'failed', finished_at = ? WHERE status = 'running' AND job_id IN
-			(SELECT id FROM pipeline_jobs WHERE status = 'running' AND runner = 'local')`, now); err != nil {
+			(SELECT id FROM pipeline_jobs WHERE status = 'running')`, now); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE pipeline_jobs SET status = 'failed', reason = ?, finished_at = ? WHERE status = 'running' AND runner = 'local'`,
+		// Remote jobs too: their log writers lived in the stopped process.
+		_, err := tx.Exec(ctx, `UPDATE pipeline_jobs SET status = 'failed', reason = ?, finished_at = ? WHERE status = 'running'`,
 			ReasonRestart, now)
 		return err
 	})
@@ -428,6 +436,9 @@ func (s *Service) startJobs(ctx context.Context) error {
 			return err
 		}
 		exec, err := s.executorFor(j.Spec)
+		if err != nil && s.d.RemoteRunners {
+			continue // a remote runner may take it
+		}
 		if err != nil {
 			// No executor here can run it.
 			if _, err := s.d.DB.Exec(ctx, `UPDATE pipeline_jobs SET status = 'failed', reason = ?, finished_at = ? WHERE id = ? AND status = 'queued'`,

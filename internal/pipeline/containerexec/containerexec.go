@@ -75,7 +75,9 @@ func (*Executor) Workspace(dir string, size int64) (pipeline.Workspace, error) {
 func (e *Executor) Exec(ctx context.Context, spec pipeline.ExecSpec) (pipeline.ExecResult, error) {
 	cs := container.Spec{
 		ID:      spec.ID,
-		Args:    []string{"/bin/sh", "-e", "-c", spec.Script},
+		// runc copies the container's stdout and stderr through two pipes
+		// of its own, which reorders them; one stream keeps the order.
+		Args:    []string{"/bin/sh", "-e", "-c", "exec 2>&1\n" + spec.Script},
 		Env:     append([]string{"HOME=" + WorkspaceDir, "CI=true"}, spec.Env...),
 		Dir:     WorkspaceDir,
 		Network: spec.Network,

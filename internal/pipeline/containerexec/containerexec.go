@@ -74,7 +74,7 @@ func (*Executor) Workspace(dir string, size int64) (pipeline.Workspace, error) {
 // Exec implements pipeline.Executor.
 func (e *Executor) Exec(ctx context.Context, spec pipeline.ExecSpec) (pipeline.ExecResult, error) {
 	cs := container.Spec{
-		ID:      spec.ID,
+		ID: spec.ID,
 		// runc copies the container's stdout and stderr through two pipes
 		// of its own, which reorders them; one stream keeps the order.
 		Args:    []string{"/bin/sh", "-e", "-c", "exec 2>&1\n" + spec.Script},

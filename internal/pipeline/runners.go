@@ -300,12 +300,12 @@ func (s *Service) apiRunnerLog(c *httpapi.Call) error {
 }
 
 func (s *Service) apiFinish(c *httpapi.Call) error {
-	rj, err := s.remoteJob(c)
-	if err != nil {
-		return err
-	}
 	var req RunnerFinishRequest
 	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	rj, err := s.remoteJob(c)
+	if err != nil {
 		return err
 	}
 	switch req.Status {

@@ -463,3 +463,36 @@ func TestE2E_RestartResumes(t *testing.T) {
 		t.Errorf("run %+v; want failed with the restart reason", r)
 	}
 }
+
+// A pull request runs the pipeline on its head; the scan step finds the
+// secret the branch adds, fails the job and posts its findings on the
+// pull request.
+func TestE2E_PullRequestScan(t *testing.T) {
+	w := newWorld(t, apptest.WithConfig(func(c *config.Config) { c.Pipeline.Executor = "host" }))
+	w.push(t, map[string]string{pipeline.DefinitionPath: "on: {pull_request: {branches: [main]}}\njobs:\n  scan:\n    steps: [{scan: {fail-on: high}}]\n"})
+	w.must(t, "checkout", "--quiet", "-b", "leak")
+	key := "AKIA" + "QWERTYUIOPASDFGH"
+	os.WriteFile(filepath.Join(w.dir, "config.env"), []byte("AWS_ACCESS_KEY_ID="+key+"\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY1\n"), 0o644)
+	w.must(t, "add", "-A")
+	w.must(t, "commit", "--quiet", "-m", "add config")
+	w.must(t, "push", "--quiet", "-o", "secret-bypass=test fixture", "origin", "leak")
+	w.admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/acme/repos/app/pulls", scm.CreatePullRequest{Title: "Config", Head: "leak"})
+	r := w.waitRun(t, 1)
+	if r.Event != pipeline.EventPullRequest || r.PR != 1 || r.Ref != "refs/pull/1/head" {
+		t.Errorf("run %+v", r)
+	}
+	j := jobNamed(t, r, "scan")
+	if j.Status != pipeline.StatusFailed || !strings.Contains(w.log(t, 1, j), "config.env") {
+		t.Errorf("scan job %+v; log:\n%s", j, w.log(t, 1, j))
+	}
+	if strings.Contains(w.log(t, 1, j), key) {
+		t.Error("the scan printed the secret")
+	}
+	var comments []scm.CommentJSON
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(comments) == 0; time.Sleep(100 * time.Millisecond) {
+		w.admin.Must(http.StatusOK, "GET", httpapi.Prefix+"/orgs/acme/repos/app/pulls/1/comments", nil).Decode(t, &comments)
+	}
+	if len(comments) != 1 || !strings.Contains(comments[0].Body, "config.env") || strings.Contains(comments[0].Body, key) {
+		t.Errorf("comments %+v; want one naming config.env without the secret", comments)
+	}
+}

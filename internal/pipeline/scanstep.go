@@ -30,7 +30,7 @@ func (a *ScanAdapter) ScanDir(ctx context.Context, dir, failOn string) (string, 
 	if a.err != nil {
 		return "", false, a.err
 	}
-	rep, err := a.s.Dir(ctx, dir, scan.Options{Exclude: []string{".git/**"}, Workers: 1})
+	rep, err := a.s.Dir(ctx, dir, scan.Options{Kinds: scan.AllKinds, Exclude: []string{".git/**"}, Workers: 1})
 	if err != nil {
 		return "", false, err
 	}

@@ -496,3 +496,52 @@ func TestE2E_PullRequestScan(t *testing.T) {
 		t.Errorf("comments %+v; want one naming config.env without the secret", comments)
 	}
 }
+
+// Caches saved by one run are restored in the next; a job over its
+// timeout is killed and fails with the reason.
+func TestE2E_CachesAndTimeout(t *testing.T) {
+	w := newWorld(t, apptest.WithConfig(func(c *config.Config) { c.Pipeline.Executor = "host" }))
+	w.push(t, map[string]string{pipeline.DefinitionPath: `jobs:
+  build:
+    caches: [{key: deps, paths: [.deps]}]
+    steps:
+      - run: |
+          if [ -f .deps/stamp ]; then echo "cache hit: $(cat .deps/stamp)"; else echo "cache miss"; fi
+          mkdir -p .deps && echo "run $RAMPART_RUN" > .deps/stamp
+  slow:
+    timeout: 1s
+    steps: [{run: sleep 30}]
+`})
+	r := w.waitRun(t, 1)
+	if l := w.log(t, 1, jobNamed(t, r, "build")); !strings.Contains(l, "cache miss") || !strings.Contains(l, "cache deps: saved 1 files") {
+		t.Errorf("first run's log:\n%s", l)
+	}
+	slow := jobNamed(t, r, "slow")
+	if slow.Status != pipeline.StatusFailed || slow.Reason != "timed out after 1s" {
+		t.Errorf("slow job %+v; want failed, timed out", slow)
+	}
+	if d := slow.FinishedAt.Sub(*slow.StartedAt); d > 10*time.Second {
+		t.Errorf("the timed-out job took %v", d)
+	}
+	w.push(t, map[string]string{"x": "y"})
+	r = w.waitRun(t, 2)
+	if l := w.log(t, 2, jobNamed(t, r, "build")); !strings.Contains(l, "cache hit: run 1") {
+		t.Errorf("second run's log:\n%s", l)
+	}
+}
+
+// A job naming an image runs in a container whose root is that image
+// (from a local OCI layout), not the runner's filesystem.
+func TestE2E_ImageFromLayout(t *testing.T) {
+	requireContainers(t)
+	layoutDir := filepath.Join(t.TempDir(), "layout")
+	writeTinyLayout(t, layoutDir)
+	w := newWorld(t)
+	w.push(t, map[string]string{pipeline.DefinitionPath: "jobs:\n  inimage:\n    image: oci:" + layoutDir + "\n    steps:\n      - run: read motd < /etc/motd; echo \"motd=$motd\"; test -e /usr/bin/git || echo no-host-git; echo x > /tmp/t && echo tmp-writable\n"})
+	r := w.waitRun(t, 1)
+	j := jobNamed(t, r, "inimage")
+	l := w.log(t, 1, j)
+	if j.Status != pipeline.StatusSuccess || !strings.Contains(l, "motd=from the image") || !strings.Contains(l, "no-host-git") || !strings.Contains(l, "tmp-writable") {
+		t.Errorf("job %+v log:\n%s", j, l)
+	}
+}

@@ -133,6 +133,18 @@ func (e *Executor) rootfs(ctx context.Context, ref string) (string, error) {
 	if err := container.Unpack(img, root); err != nil {
 		return "", fmt.Errorf("image %s: %w", ref, err)
 	}
+	// The private /tmp takes the mode of the image's directory: make it
+	// writable by the job's non-root user whatever the image says.
+	tmp := filepath.Join(root, "tmp")
+	if fi, err := os.Lstat(tmp); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("image %s: /tmp is not a directory", ref)
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp, os.ModeSticky|0o777); err != nil {
+		return "", err
+	}
 	if err := os.WriteFile(filepath.Join(e.images, digest.Hex, "complete"), nil, 0o600); err != nil {
 		return "", err
 	}

@@ -545,3 +545,47 @@ func TestE2E_ImageFromLayout(t *testing.T) {
 		t.Errorf("job %+v log:\n%s", j, l)
 	}
 }
+
+// A schedule on the default branch starts one run when its time comes
+// (the service's clock moved forward), and not again for the same time.
+func TestE2E_Schedule(t *testing.T) {
+	clock := apptest.NewClock(time.Date(2026, 6, 1, 2, 58, 30, 0, time.UTC))
+	w := newWorld(t, apptest.WithClock(clock.Now), apptest.WithConfig(func(c *config.Config) { c.Pipeline.Executor = "host" }))
+	w.push(t, map[string]string{pipeline.DefinitionPath: "on:\n  schedule: [{cron: \"0 3 * * *\"}]\njobs: {nightly: {steps: [{run: echo nightly}]}}\n"})
+	time.Sleep(1500 * time.Millisecond) // the push's event is handled: the schedule is recorded
+	var runs []pipeline.RunJSON
+	w.admin.Must(http.StatusOK, "GET", runsPath, nil).Decode(t, &runs)
+	if len(runs) != 0 {
+		t.Fatalf("runs before the schedule's time: %+v", runs)
+	}
+	clock.Advance(2 * time.Minute) // 03:00:30
+	r := w.waitRun(t, 1)
+	if r.Event != pipeline.EventSchedule || r.Status != pipeline.StatusSuccess || r.Ref != "refs/heads/main" {
+		t.Errorf("scheduled run %+v", r)
+	}
+	clock.Advance(20 * time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	w.admin.Must(http.StatusOK, "GET", runsPath, nil).Decode(t, &runs)
+	if len(runs) != 1 {
+		t.Errorf("%d runs; want the one scheduled run", len(runs))
+	}
+}
+
+// With a limit of one running job per project, two independent jobs
+// never run at the same time.
+func TestE2E_ProjectLimit(t *testing.T) {
+	w := newWorld(t, apptest.WithConfig(func(c *config.Config) {
+		c.Pipeline.Executor = "host"
+		c.Pipeline.Workers = 3
+		c.Pipeline.MaxPerProject = 1
+	}))
+	w.push(t, map[string]string{pipeline.DefinitionPath: "jobs:\n  a: {steps: [{run: sleep 1}]}\n  b: {steps: [{run: sleep 1}]}\n"})
+	r := w.waitRun(t, 1)
+	a, b := jobNamed(t, r, "a"), jobNamed(t, r, "b")
+	if a.Status != pipeline.StatusSuccess || b.Status != pipeline.StatusSuccess {
+		t.Fatalf("jobs %+v %+v", a, b)
+	}
+	if a.StartedAt.Before(*b.FinishedAt) && b.StartedAt.Before(*a.FinishedAt) {
+		t.Errorf("jobs overlapped: a %v–%v, b %v–%v", a.StartedAt, a.FinishedAt, b.StartedAt, b.FinishedAt)
+	}
+}

@@ -224,10 +224,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.d.Poll)
 	defer t.Stop()
-	schedT := time.NewTicker(30 * time.Second)
-	defer schedT.Stop()
 	defer s.wg.Wait()
+	var schedChecked time.Time
 	for {
+		// Schedules are looked at every 10 s of the service's clock.
+		if now := s.now(); now.Sub(schedChecked) >= 10*time.Second || now.Before(schedChecked) {
+			schedChecked = now
+			if err := s.runSchedules(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("schedules", "err", err)
+			}
+		}
 		if err := s.advanceAll(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("advance runs", "err", err)
 		}
@@ -246,10 +252,6 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case <-s.wake:
 		case <-t.C:
-		case <-schedT.C:
-			if err := s.runSchedules(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("schedules", "err", err)
-			}
 		}
 	}
 }

@@ -36,8 +36,10 @@ import (
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
+	"github.com/rampartsec/rampart/internal/blob/fileblob"
 	"github.com/rampartsec/rampart/internal/boards"
 	"github.com/rampartsec/rampart/internal/config"
+	"github.com/rampartsec/rampart/internal/container"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/httpapi"
@@ -47,10 +49,14 @@ import (
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
 	"github.com/rampartsec/rampart/internal/identity/realm"
 	"github.com/rampartsec/rampart/internal/logging"
+	"github.com/rampartsec/rampart/internal/pipeline"
+	"github.com/rampartsec/rampart/internal/pipeline/containerexec"
+	"github.com/rampartsec/rampart/internal/pipeline/hostexec"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/problem"
 	"github.com/rampartsec/rampart/internal/registry"
+	"github.com/rampartsec/rampart/internal/scan"
 	"github.com/rampartsec/rampart/internal/scan/advisory"
 	"github.com/rampartsec/rampart/internal/scm"
 	"github.com/rampartsec/rampart/internal/scm/githttp"
@@ -125,6 +131,8 @@ type App struct {
 	// database under the data directory it scans against.
 	OCI        *registry.Service
 	Advisories *advisory.DB
+	// Pipelines runs CI pipelines.
+	Pipelines *pipeline.Service
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -161,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations, realm.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations, realm.Migrations, pipeline.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -263,15 +271,18 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err := a.newRegistry(ctx, cfg, log, keys, authenticator, opt.Clock); err != nil {
 		return nil, err
 	}
+	if err := a.newPipelines(opt); err != nil {
+		return nil, err
+	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes(), a.Realms.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes(), a.Realms.Routes(), a.Pipelines.AllRoutes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages(), a.Realms.Pages()),
-		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav()),
-		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates(), realm.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages(), a.Realms.Pages(), a.Pipelines.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav(), a.Pipelines.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates(), realm.Templates(), pipeline.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -393,6 +404,44 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 		return err
 	}
 	return a.Routes.Start(ctx)
+}
+
+// newPipelines builds the pipeline service: logs and artifacts in a blob
+// store under the data directory, the container executor (runc) when
+// runc is installed and Rampart runs as root, the host executor otherwise
+// (and for jobs asking for it).
+func (a *App) newPipelines(opt Options) error {
+	dir := filepath.Join(a.cfg.DataDir, "pipeline")
+	blobs, err := fileblob.New(filepath.Join(a.cfg.DataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	pc := a.cfg.Pipeline
+	var execs []pipeline.Executor
+	if pc.Executor == "container" && (!container.Available() || os.Geteuid() != 0) {
+		return apperr.E(apperr.Invalid, "pipeline.executor is container but runc is not installed or Rampart does not run as root")
+	}
+	if pc.Executor != "host" && container.Available() && os.Geteuid() == 0 {
+		ce, err := containerexec.New(filepath.Join(dir, "containers"))
+		if err != nil {
+			return err
+		}
+		execs = append(execs, ce)
+	}
+	execs = append(execs, hostexec.New())
+	dataDir, err := filepath.Abs(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.Pipelines, err = pipeline.New(pipeline.Deps{DB: a.db, Audit: a.Audit, Events: a.Events, Repos: a.SCM, Blobs: blobs,
+		Logger: a.log, Clock: opt.Clock, Executors: execs, WorkDir: filepath.Join(dir, "work"), PublicURL: a.url,
+		MaskPaths: []string{dataDir}, LocalWorkers: pc.Workers, RemoteRunners: pc.Workers < 0, MaxPerProject: pc.MaxPerProject, DefaultLogLimit: pc.LogLimit, DefaultDisk: pc.Disk,
+		Scanner: &pipeline.ScanAdapter{New: func(ctx context.Context) (*scan.Scanner, error) { return scan.New(ctx, scan.Config{}) }}})
+	if err != nil {
+		return err
+	}
+	a.Pipelines.Subscribe(a.Events)
+	return nil
 }
 
 // GatewayURL is where the gateway listens ("" when it is off).
@@ -529,6 +578,7 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error { return a.Routes.Run(gctx) })
 	}
 	g.Go(func() error { return a.SCM.Run(gctx) })
+	g.Go(func() error { return a.Pipelines.Run(gctx) })
 	if a.sshSrv != nil {
 		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
 	}

@@ -105,6 +105,7 @@ func Scopes() []ScopeInfo {
 		{ScopeRegistryPush, "push images to the registry"},
 		{ScopePipelineRead, "read pipeline runs and logs"},
 		{ScopePipelineWrite, "start, cancel and re-run pipelines"},
+		{ScopeRunner, "act as a remote pipeline runner: take queued jobs with their secrets and report their logs (site administrators' tokens only)"},
 		{ScopeVaultRead, "read secrets the owner may read"},
 		{ScopeVaultWrite, "create, rotate and delete secrets"},
 		{ScopeAuditRead, "read and export the audit log the owner may see"},
@@ -439,4 +440,20 @@ var (
 	RealmRead  = Action{Name: "realm.read", Level: LevelOrg, Role: Owner, Scope: ScopeOrgRead}
 	RealmWrite = Action{Name: "realm.write", Level: LevelOrg, Role: Owner, Scope: ScopeOrgWrite}
 	RealmKeys  = Action{Name: "realm.keys", Level: LevelPublic}
+)
+
+// ScopeRunner is the scope of remote runners' tokens (package pipeline).
+const ScopeRunner Scope = "runner"
+
+// Actions of pipelines (package pipeline), checked against the
+// repository's project (or org) like the repository's own actions.
+var (
+	// PipelineRead lists runs and reads their jobs, logs and artifacts.
+	PipelineRead = Action{Name: "pipeline.read", Level: LevelProject, Role: Reader, Scope: ScopePipelineRead}
+	// PipelineRun starts a run manually, cancels and re-runs runs.
+	PipelineRun = Action{Name: "pipeline.run", Level: LevelProject, Role: Developer, Scope: ScopePipelineWrite}
+	// RunnerJobs takes queued jobs of every repository, with their secrets,
+	// and reports their logs and ends: remote runners, with a site
+	// administrator's token scoped to runner.
+	RunnerJobs = Action{Name: "pipeline.runner", Level: LevelSiteAdmin, Scope: ScopeRunner}
 )

@@ -166,6 +166,8 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.realmCmd(),
 		ce.repoCmd(),
 		ce.prCmd(),
+		ce.pipelineCmd(),
+		ce.runnerCmd(),
 		ce.sshKeyCmd(),
 		ce.versionCmd(),
 	)

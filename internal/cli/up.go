@@ -108,6 +108,9 @@ SIGTERM stops it gracefully.`,
 	f.StringVar(&cfg.Policy.Repository, "policy-repo", "", "git repository (path on disk) of policies loaded after the built-in library")
 	f.StringVar(&cfg.Policy.Ref, "policy-ref", "", "branch, tag or commit of --policy-repo (default HEAD)")
 	f.StringVar(&cfg.Registry.Storage, "registry-storage", "", "registry blob storage: empty for the data directory, file:///PATH or s3://BUCKET/PREFIX?region=R&endpoint=URL ($RAMPART_REGISTRY_STORAGE)")
+	f.IntVar(&cfg.Pipeline.Workers, "pipeline-workers", 0, "pipeline jobs this server runs at once (0: 2; -1: none)")
+	f.IntVar(&cfg.Pipeline.MaxPerProject, "pipeline-max-per-project", 0, "running pipeline jobs per project (0: 4)")
+	f.StringVar(&cfg.Pipeline.Executor, "pipeline-executor", "", "default executor of pipeline jobs: container (runc) or host (default: container where runc runs as root)")
 	f.Lookup("tls").NoOptDefVal = "on"
 	f.Lookup("gateway-tls").NoOptDefVal = "on"
 	f.Lookup("gateway-access-log").NoOptDefVal = "on"

@@ -40,6 +40,7 @@ type Config struct {
 	SCM      SCM
 	Policy   Policy
 	Registry Registry
+	Pipeline Pipeline
 }
 
 // Gateway configures the gateway: its own listener in front of the
@@ -247,6 +248,12 @@ func (c *Config) Validate() error {
 			bad("ssh-addr", "must be host:port: %v", err)
 		}
 	}
+	if c.Pipeline.Workers < -1 || c.Pipeline.MaxPerProject < 0 || c.Pipeline.LogLimit < 0 || c.Pipeline.Disk < 0 {
+		bad("pipeline", "workers must be -1 or more; limits must not be negative")
+	}
+	if e := c.Pipeline.Executor; e != "" && e != "container" && e != "host" {
+		bad("pipeline.executor", "must be empty, container or host")
+	}
 	if c.SCM.MaxPushBytes < 0 || c.SCM.HookTimeout < 0 || c.SCM.WebhookTimeout < 0 || c.SCM.WebhookBackoff < 0 || c.SCM.WebhookAttempts < 0 {
 		bad("scm", "limits, timeouts and attempts must not be negative")
 	}
@@ -289,4 +296,22 @@ func (c *Config) PublicURL(listenAddr string) string {
 		host = "localhost"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// Pipeline tunes CI pipelines (package pipeline); zero values take the
+// defaults.
+type Pipeline struct {
+	// Workers is how many jobs this server runs at once (0: 2; -1: none,
+	// only remote runners take jobs).
+	Workers int
+	// MaxPerProject bounds the running jobs of one project (0: 4).
+	MaxPerProject int
+	// Executor is the default executor: "" picks container when runc is
+	// installed and Rampart runs as root, else host; "container" or
+	// "host" force one.
+	Executor string
+	// LogLimit is a job's log size limit unless it sets one (0: 16 MiB).
+	LogLimit int64
+	// Disk is a job's workspace size unless it sets one (0: 1 GiB).
+	Disk int64
 }

@@ -36,6 +36,8 @@ import (
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/config"
+	"github.com/rampartsec/rampart/internal/deploy"
+	"github.com/rampartsec/rampart/internal/deploy/noderuntime"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/httpapi"
@@ -99,6 +101,10 @@ type App struct {
 	SCM    *scm.Service
 	sshLn  net.Listener
 	sshSrv *gitssh.Server
+	// Deploy runs environments, releases and deployments; NodeRuntime
+	// is its runc target (nil when runc or root is missing).
+	Deploy      *deploy.Service
+	NodeRuntime *noderuntime.Runtime
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -135,7 +141,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, deploy.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -199,8 +205,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		}
 	}
 
+	if err := a.newDeploy(keys, opt); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes)}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Deploy.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
@@ -326,6 +336,30 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 	return a.Routes.Start(ctx)
 }
 
+// newDeploy builds the delivery service and its targets: the node
+// runtime (runc containers on this machine, when runc and root are
+// available) with the gateway's routes following releases.
+func (a *App) newDeploy(keys *keyring.Local, opt Options) error {
+	targets := map[string]deploy.Target{}
+	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock}
+	if noderuntime.Available() {
+		rt, err := noderuntime.Open(noderuntime.Options{Dir: filepath.Join(a.cfg.DataDir, "deploy"), Logger: a.log})
+		if err != nil {
+			return err
+		}
+		a.NodeRuntime = rt
+		nt := &deploy.NodeTarget{Runtime: rt, Logger: a.log}
+		if a.Routes != nil {
+			nt.Router = a.Routes
+		}
+		targets[deploy.KindNode] = nt
+		d.Runtime = rt
+	}
+	var err error
+	a.Deploy, err = deploy.New(d)
+	return err
+}
+
 // GatewayURL is where the gateway listens ("" when it is off).
 func (a *App) GatewayURL() string { return a.gwURL }
 
@@ -439,6 +473,7 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error { return a.Routes.Run(gctx) })
 	}
 	g.Go(func() error { return a.SCM.Run(gctx) })
+	g.Go(func() error { return a.Deploy.Run(gctx) })
 	if a.sshSrv != nil {
 		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
 	}
@@ -502,6 +537,11 @@ func (a *App) Close() error {
 		if err := a.sshLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if a.NodeRuntime != nil {
+		// The containers keep running: the next start reattaches.
+		errs = append(errs, a.NodeRuntime.Close())
+		a.NodeRuntime = nil
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

@@ -126,6 +126,9 @@ func (s *Service) Deploy(ctx context.Context, sc Scope, req DeployRequest) (Depl
 	if len(req.Reason) > maxReason {
 		return Deployment{}, apperr.InvalidField("reason", "reason must be at most %d bytes", maxReason)
 	}
+	if req.Environment == "" {
+		return Deployment{}, apperr.InvalidField("environment", "name the environment to deploy to")
+	}
 	e, err := s.env(ctx, s.d.DB, sc, req.Environment)
 	if err != nil {
 		return Deployment{}, err

@@ -479,3 +479,35 @@ func (t *NodeTarget) Ensure(ctx context.Context, p Plan) error {
 	t.stopAll(ctx, other)
 	return nil
 }
+
+// Instances lists a node environment's instances with their release
+// numbers and, when logBytes > 0, the end of their output.
+func (s *Service) Instances(ctx context.Context, sc Scope, envName string, logBytes int) ([]InstanceJSON, error) {
+	e, err := s.env(ctx, s.d.DB, sc, envName)
+	if err != nil {
+		return nil, err
+	}
+	if e.Target.Kind != KindNode {
+		return nil, apperr.E(apperr.Invalid, "environment %s runs on %s: instances are listed for node environments", envName, e.Target.Kind)
+	}
+	if s.d.Runtime == nil {
+		return nil, apperr.E(apperr.Unavailable, "this Rampart runs no node runtime")
+	}
+	ins, err := s.d.Runtime.Instances(ctx, GroupOf(e.ID))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]InstanceJSON, 0, len(ins))
+	for _, in := range ins {
+		j := InstanceJSON{Instance: in, ReleaseNumber: s.releaseNumber(ctx, s.d.DB, in.ReleaseID)}
+		if logBytes > 0 {
+			b, err := s.d.Runtime.Logs(ctx, in.ID, logBytes)
+			if err != nil && !apperr.Is(err, apperr.NotFound) {
+				return nil, err
+			}
+			j.Logs = string(b)
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}

@@ -147,6 +147,9 @@ type Deps struct {
 	// Secrets resolves secret references; nil fails releases that have
 	// any.
 	Secrets Secrets
+	// Runtime is the node runtime, for listing instances and their logs
+	// (nil when this machine runs none).
+	Runtime Runtime
 	// Hook is called at every rollout step (nil: none).
 	Hook Hook
 	// Now is the clock (default time.Now).

@@ -155,6 +155,25 @@ var routeRules = map[string]expect{
 	"GET /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}":    {project(reader), "org:read", ""},
 	"PUT /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}":    {org(owner), "org:write", ""},
 	"DELETE /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}": {org(owner), "org:write", ""},
+	// Delivery (package deploy): readers see environments, releases and
+	// deployments; developers release and deploy; maintainers approve;
+	// owners set environments, their rules and service connections.
+	"GET /api/v1/orgs/{org}/projects/{project}/environments":                     {project(reader), "pipeline:read", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/environments/{env}":               {project(reader), "pipeline:read", ""},
+	"PUT /api/v1/orgs/{org}/projects/{project}/environments/{env}":               {project(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/projects/{project}/environments/{env}":            {project(owner), "org:write", ""},
+	"PUT /api/v1/orgs/{org}/projects/{project}/environments/{env}/connection":    {project(owner), "org:write", ""},
+	"DELETE /api/v1/orgs/{org}/projects/{project}/environments/{env}/connection": {project(owner), "org:write", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/environments/{env}/instances":     {project(reader), "pipeline:read", ""},
+	"POST /api/v1/orgs/{org}/projects/{project}/environments/{env}/rollback":     {project(developer), "pipeline:write", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/releases":                         {project(reader), "pipeline:read", ""},
+	"POST /api/v1/orgs/{org}/projects/{project}/releases":                        {project(developer), "pipeline:write", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/releases/{number}":                {project(reader), "pipeline:read", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/releases/{number}/diff":           {project(reader), "pipeline:read", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/deployments":                      {project(reader), "pipeline:read", ""},
+	"POST /api/v1/orgs/{org}/projects/{project}/deployments":                     {project(developer), "pipeline:write", ""},
+	"GET /api/v1/orgs/{org}/projects/{project}/deployments/{id}":                 {project(reader), "pipeline:read", ""},
+	"POST /api/v1/orgs/{org}/projects/{project}/deployments/{id}/approvals":      {project(maintainer), "pipeline:write", ""},
 	// Source hosting (package scm): the fixture repository {repo} belongs
 	// to the org directly, so org roles decide.
 	"GET /api/v1/orgs/{org}/repos":                                                    {org(reader), "org:read", ""},

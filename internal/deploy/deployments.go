@@ -690,13 +690,13 @@ func (s *Service) recover(ctx context.Context) {
 		}
 		if err != nil {
 			s.log.Error("recover interrupted rollout", "deployment", d.ID, logging.KeyErr, err)
-			s.finish(ctx, e, d, fmt.Errorf("interrupted: %w", err))
+			s.finish(ctx, e, d, apperr.Wrap(err, apperr.Unavailable, "interrupted by a stop of Rampart, then: "+apperr.Message(err)))
 			continue
 		}
 		if running == d.ReleaseID {
 			s.finish(ctx, e, d, nil)
 		} else {
-			s.finish(ctx, e, d, errors.New("interrupted: Rampart stopped in the middle of the rollout"))
+			s.finish(ctx, e, d, apperr.E(apperr.Unavailable, "interrupted: Rampart stopped in the middle of the rollout"))
 		}
 	}
 	es, err := s.envs(ctx, s.d.DB, "WHERE current_release_id <> 0")

@@ -206,7 +206,7 @@ func (t *NodeTarget) route(ctx context.Context, p Plan, old []Instance, oldRel *
 	if newShare > 0 && len(nw) == 0 {
 		newShare = 0
 	}
-	oldW, newW := (100-newShare)*max(len(nw), 1), newShare*max(len(old), 1)
+	oldW, newW := weights(newShare, len(old), len(nw))
 	add := func(ins []Instance, rel Release, w int) {
 		for _, in := range ins {
 			spec.Backends = append(spec.Backends, gateway.Backend{URL: "http://" + in.Addr, Weight: &w, Version: "r" + strconv.FormatInt(rel.Number, 10)})
@@ -510,4 +510,25 @@ func (s *Service) Instances(ctx context.Context, sc Scope, envName string, logBy
 		out = append(out, j)
 	}
 	return out, nil
+}
+
+// weights returns the per-backend weights giving nOld old backends
+// 100-share percent of the traffic together and nNew new ones share
+// percent, reduced to the gateway's range (at most 1000 each).
+func weights(share, nOld, nNew int) (oldW, newW int) {
+	oldW, newW = (100-share)*max(nNew, 1), share*max(nOld, 1)
+	if g := gcd(oldW, newW); g > 1 {
+		oldW, newW = oldW/g, newW/g
+	}
+	if m := max(oldW, newW); m > 1000 {
+		oldW, newW = max(oldW*1000/m, min(oldW, 1)), max(newW*1000/m, min(newW, 1))
+	}
+	return oldW, newW
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }

@@ -260,6 +260,9 @@ func split(ins []Instance, newID int64, prev *Release) (nw, old, other []Instanc
 // environment ends running the previous release (when there was one):
 // new instances are stopped only after the old ones serve again.
 func (t *NodeTarget) Rollout(ctx context.Context, p Plan) error {
+	if t.Runtime == nil {
+		return apperr.E(apperr.Unavailable, "this Rampart runs no node runtime (runc and root are needed)")
+	}
 	ins, err := t.Runtime.Instances(ctx, GroupOf(p.Env.ID))
 	if err != nil {
 		return err
@@ -415,6 +418,9 @@ func (t *NodeTarget) canary(ctx context.Context, p Plan, old []Instance, n int) 
 // traffic, and the new release's instances are stopped. Without a
 // previous release the new one is made to run.
 func (t *NodeTarget) Recover(ctx context.Context, p Plan) (int64, error) {
+	if t.Runtime == nil {
+		return 0, apperr.E(apperr.Unavailable, "this Rampart runs no node runtime")
+	}
 	ins, err := t.Runtime.Instances(ctx, GroupOf(p.Env.ID))
 	if err != nil {
 		return 0, err
@@ -456,6 +462,9 @@ func (t *NodeTarget) dedupe(ctx context.Context, ins []Instance, n int) []Instan
 // reattached to them), missing ones are started, extra ones and those of
 // other releases are stopped, and the route points at what runs.
 func (t *NodeTarget) Ensure(ctx context.Context, p Plan) error {
+	if t.Runtime == nil {
+		return apperr.E(apperr.Unavailable, "this Rampart runs no node runtime")
+	}
 	ins, err := t.Runtime.Instances(ctx, GroupOf(p.Env.ID))
 	if err != nil {
 		return err

@@ -144,25 +144,49 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 
 	cmd := exec.Command(r.runc, "--root", r.state, "run", "--bundle", bundle, spec.ID)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
-	if cmd.Stdout == nil {
-		cmd.Stdout = io.Discard
+	cmd.Stdin = spec.Stdin
+	stdout, stderr := spec.Stdout, spec.Stderr
+	if stdout == nil {
+		stdout = io.Discard
 	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = io.Discard
+	if stderr == nil {
+		stderr = io.Discard
 	}
 	var runcErr strings.Builder
-	// runc reports its own failures as a line on stderr starting with
-	// time=…; keep a bounded copy to explain a failed start.
-	cmd.Stderr = io.MultiWriter(cmd.Stderr, &capped{b: &runcErr, n: 4096})
-	// The two streams are copied by two goroutines; callers often pass
-	// one writer for both, so writes are serialised.
-	var mu sync.Mutex
-	cmd.Stdout = &lockedWriter{mu: &mu, w: cmd.Stdout}
-	cmd.Stderr = &lockedWriter{mu: &mu, w: cmd.Stderr}
+	// runc reports its own failures on stderr (time=… level=error …);
+	// keep a bounded copy to explain a failed start.
+	errCopy := &capped{b: &runcErr, n: 4096}
+	var copied chan struct{}
+	if spec.Stdout != nil && spec.Stdout == spec.Stderr {
+		// One pipe for both streams, handed to the container as its
+		// stdout and stderr, keeps their interleaving.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return Result{}, err
+		}
+		cmd.Stdout, cmd.Stderr = pw, pw
+		copied = make(chan struct{})
+		go func() {
+			defer close(copied)
+			_, _ = io.Copy(io.MultiWriter(stdout, errCopy), pr)
+			pr.Close()
+		}()
+		defer func() { <-copied }()
+		defer pw.Close()
+	} else {
+		// The two streams are copied by two goroutines: serialise writes.
+		var mu sync.Mutex
+		cmd.Stdout = &lockedWriter{mu: &mu, w: stdout}
+		cmd.Stderr = &lockedWriter{mu: &mu, w: io.MultiWriter(stderr, errCopy)}
+	}
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("container %s: start runc: %w", spec.ID, err)
+	}
+	if f, ok := cmd.Stdout.(*os.File); ok {
+		// Only the container (through runc) holds the write end now, so
+		// the copy ends when the container's last process does.
+		f.Close()
 	}
 	defer r.delete(spec.ID)
 

@@ -37,6 +37,7 @@ import (
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/config"
 	"github.com/rampartsec/rampart/internal/deploy"
+	"github.com/rampartsec/rampart/internal/deploy/kubetarget"
 	"github.com/rampartsec/rampart/internal/deploy/noderuntime"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
@@ -340,7 +341,7 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 // runtime (runc containers on this machine, when runc and root are
 // available) with the gateway's routes following releases.
 func (a *App) newDeploy(keys *keyring.Local, opt Options) error {
-	targets := map[string]deploy.Target{}
+	targets := map[string]deploy.Target{deploy.KindKubernetes: &kubetarget.Target{Logger: a.log}}
 	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock}
 	if noderuntime.Available() {
 		rt, err := noderuntime.Open(noderuntime.Options{Dir: filepath.Join(a.cfg.DataDir, "deploy"), Logger: a.log})

@@ -235,7 +235,8 @@ func (t *NodeTarget) hook(ctx context.Context, p Plan, step, of, weight int) err
 	err := p.Hook.Step(ctx, StepInfo{Deployment: p.Deployment.ID, Scope: p.Scope, Env: p.Env.Name, Release: p.Release.Number,
 		Strategy: p.Deployment.Strategy, Step: step, Of: of, Weight: weight})
 	if err != nil {
-		return apperr.Wrap(err, apperr.Unavailable, fmt.Sprintf("step %d/%d failed its analysis: %s", step, of, apperr.Message(err)))
+		// The hook's words (release analysis) are meant for people.
+		return apperr.Wrap(err, apperr.Unavailable, fmt.Sprintf("step %d/%d failed its analysis: %s", step, of, truncate(err.Error(), 300)))
 	}
 	return nil
 }

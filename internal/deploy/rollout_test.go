@@ -121,7 +121,7 @@ func TestRollout_FailuresLeaveThePreviousReleaseRunning(t *testing.T) {
 		failStep int      // the hook fails this step (0: never)
 		want     string   // in the deployment's message
 	}{
-		{"canary analysis fails at 50%", deploy.Canary, nil, 2, "failed its analysis"},
+		{"canary analysis fails at 50%", deploy.Canary, nil, 2, "step 2/3 failed its analysis: error rate 12%"},
 		{"rolling crash loop", deploy.Rolling, []string{"CRASH=1"}, 0, "crash-loops"},
 		{"blue-green never healthy", deploy.BlueGreen, []string{"UNHEALTHY=1"}, 0, "not healthy"},
 		{"recreate crash loop", deploy.Recreate, []string{"CRASH=1"}, 0, "crash-loops"},

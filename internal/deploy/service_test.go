@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -405,4 +406,22 @@ func TestService_Connections(t *testing.T) {
 			t.Errorf("%d connection audit entries, want 1", len(entries))
 		}
 	})
+}
+
+func openFuzzStore(f *testing.F) *store.DB {
+	db := storetest.OpenSQLite(f)
+	if err := db.Migrate(context.Background(), audit.Migrations, deploy.Migrations); err != nil {
+		f.Fatal(err)
+	}
+	return db
+}
+
+func newFuzzService(f *testing.F, db *store.DB) *deploy.Service {
+	keys, _ := keyring.FromKey(make([]byte, 32))
+	svc, err := deploy.New(deploy.Deps{DB: db, Audit: audit.New(db, nil), Sealer: keys, Logger: logging.New(io.Discard, "error"),
+		Targets: map[string]deploy.Target{deploy.KindNode: &deploy.NodeTarget{}, deploy.KindKubernetes: &deploy.NodeTarget{}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return svc
 }

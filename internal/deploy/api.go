@@ -334,12 +334,12 @@ func (s *Service) apiDeployment(c *httpapi.Call) error {
 }
 
 func (s *Service) apiApprove(c *httpapi.Call) error {
-	id, err := numberOf(c, "id")
-	if err != nil {
-		return err
-	}
 	var req ApproveRequest
 	if err := c.Decode(&req); err != nil {
+		return err
+	}
+	id, err := numberOf(c, "id")
+	if err != nil {
 		return err
 	}
 	d, err := s.Approve(c.R.Context(), scopeOf(c), id, req)

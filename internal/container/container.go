@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -81,9 +83,13 @@ type Result struct {
 	// Killed is set when Run killed the container because its context
 	// ended (timeout or cancel).
 	Killed bool
-	// OOM is set when the exit looks like the kernel's OOM killer
-	// (SIGKILL without Run killing it).
+	// OOM is set when the kernel's OOM killer killed a process of the
+	// container (or the exit looks like it: SIGKILL without Run killing
+	// it).
 	OOM bool
+	// PidsLimited is set when a fork failed because the container had
+	// reached its process limit (a fork bomb, or a job needing more).
+	PidsLimited bool
 }
 
 // Runtime runs containers with runc.
@@ -190,6 +196,29 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	defer r.delete(spec.ID)
 
+	// runc removes the cgroup when the container ends, so its event
+	// counters are sampled while it runs.
+	var pidsMax, oomKills atomic.Int64
+	stopWatch, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if n := cgroupEvent(spec.ID, "pids", "pids.events", "max"); n > pidsMax.Load() {
+				pidsMax.Store(n)
+			}
+			n := max(cgroupEvent(spec.ID, "memory", "memory.events", "oom_kill"), cgroupEvent(spec.ID, "memory", "memory.oom_control", "oom_kill"))
+			if n > oomKills.Load() {
+				oomKills.Store(n)
+			}
+			select {
+			case <-stopWatch:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var res Result
@@ -204,6 +233,12 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 			_ = cmd.Process.Kill()
 			err = <-done
 		}
+	}
+	close(stopWatch)
+	<-watched
+	res.PidsLimited = pidsMax.Load() > 0
+	if oomKills.Load() > 0 {
+		res.OOM = true
 	}
 	var exit *exec.ExitError
 	switch {
@@ -224,6 +259,28 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 		return res, fmt.Errorf("container %s: %w", spec.ID, err)
 	}
 	return res, nil
+}
+
+// cgroupEvent reads a counter of the container's cgroup events file
+// (cgroup v2 layout, or the v1 controller hierarchy); 0 when unknown.
+func cgroupEvent(id, controller, file, key string) int64 {
+	for _, p := range []string{
+		filepath.Join("/sys/fs/cgroup", controller, "rampart", id, file),
+		filepath.Join("/sys/fs/cgroup", "rampart", id, file),
+	} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			k, v, ok := strings.Cut(line, " ")
+			if ok && k == key {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func lastLine(s string) string {

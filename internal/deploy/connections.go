@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"encoding/pem"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -92,6 +93,17 @@ func (s *Service) PutConnection(ctx context.Context, sc Scope, envName string, s
 		}
 		if e.Target.Kind != spec.Kind {
 			return apperr.InvalidField("kind", "environment %s deploys to %s, not %s", envName, e.Target.Kind, spec.Kind)
+		}
+		// One namespace per environment: two environments sharing one
+		// would overwrite each other's objects.
+		var other int64
+		err = tx.QueryRow(ctx, "SELECT environment_id FROM deploy_connections WHERE server = ? AND namespace = ? AND environment_id <> ? LIMIT 1",
+			spec.Server, spec.Namespace, e.ID).Scan(&other)
+		if err == nil {
+			return &apperr.Error{Kind: apperr.Conflict, Field: "namespace", Msg: fmt.Sprintf("namespace %s of %s is another environment's: give each environment its own", spec.Namespace, spec.Server)}
+		}
+		if !apperr.Is(err, apperr.NotFound) {
+			return err
 		}
 		sealed, err := s.d.Sealer.Seal([]byte(spec.Token), connAAD(e.ID))
 		if err != nil {

@@ -125,6 +125,7 @@ func TestRollout_FailuresLeaveThePreviousReleaseRunning(t *testing.T) {
 		{"rolling crash loop", deploy.Rolling, []string{"CRASH=1"}, 0, "crash-loops"},
 		{"blue-green never healthy", deploy.BlueGreen, []string{"UNHEALTHY=1"}, 0, "not healthy"},
 		{"recreate crash loop", deploy.Recreate, []string{"CRASH=1"}, 0, "crash-loops"},
+		{"registry down", deploy.Rolling, []string{"REGISTRY=down"}, 0, "pull 127.0.0.1:9/acme/web"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			steps := &stepLog{}
@@ -137,7 +138,17 @@ func TestRollout_FailuresLeaveThePreviousReleaseRunning(t *testing.T) {
 			if d := h.wait(h.deploy("prod", v1).ID); d.State != deploy.StateSucceeded {
 				t.Fatalf("first deployment %s: %s", d.State, d.Message)
 			}
-			bad := h.release("v2", tt.env...)
+			var bad deploy.Release
+			if slices.Contains(tt.env, "REGISTRY=down") {
+				// The target's registry does not answer (a closed loopback port).
+				var err error
+				bad, err = h.svc.CreateRelease(as("dev", 2), h.sc, deploy.Release{Image: "127.0.0.1:9/acme/web", Digest: digest1, SourceBranch: "main"})
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				bad = h.release("v2", tt.env...)
+			}
 			steps.fail = func(s deploy.StepInfo) bool { return s.Release == bad.Number && s.Step == tt.failStep }
 			d := h.wait(h.deploy("prod", bad).ID)
 			if d.State != deploy.StateRolledBack || !strings.Contains(d.Message, tt.want) {

@@ -405,6 +405,12 @@ func TestService_Connections(t *testing.T) {
 		if len(entries) != 1 {
 			t.Errorf("%d connection audit entries, want 1", len(entries))
 		}
+		if _, _, err := s.svc.PutEnvironment(owner, testScope, "aks2", deploy.EnvironmentSpec{Target: deploy.TargetSpec{Kind: deploy.KindKubernetes}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.svc.PutConnection(owner, testScope, "aks2", good); kindOf(err) != apperr.Conflict {
+			t.Errorf("a second environment in the same namespace: %v, want conflict", err)
+		}
 	})
 }
 

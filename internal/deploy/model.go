@@ -378,7 +378,15 @@ func (r Release) Ref() string { return r.Image + "@" + r.Digest }
 type ReleaseConfig struct {
 	Env     map[string]string `json:"env,omitempty"`
 	Command []string          `json:"command,omitempty"`
+	// Manifests are the project's own Kubernetes manifests (YAML
+	// documents), applied instead of the generated Deployment and
+	// Service on Kubernetes targets; ${IMAGE} in them becomes the
+	// release's image by digest. Namespaced objects only.
+	Manifests string `json:"manifests,omitempty"`
 }
+
+// maxManifests bounds a release's manifests.
+const maxManifests = 256 << 10
 
 // SecretRef injects a vault secret as an environment variable.
 type SecretRef struct {
@@ -434,6 +442,9 @@ func (r *Release) validate() error {
 		if len(a) > maxEnvValue || strings.ContainsRune(a, 0) {
 			return apperr.InvalidField("config.command", "command arguments are at most %d bytes without NUL", maxEnvValue)
 		}
+	}
+	if len(r.Config.Manifests) > maxManifests || strings.ContainsRune(r.Config.Manifests, 0) {
+		return apperr.InvalidField("config.manifests", "manifests are at most %d bytes of YAML", maxManifests)
 	}
 	if len(r.SecretRefs) > maxSecretRefs {
 		return apperr.InvalidField("secret_refs", "at most %d secret references", maxSecretRefs)

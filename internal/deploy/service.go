@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -482,6 +484,7 @@ func Diff(a, b Release) []Change {
 	add("pull_request", prString(a.PullRequest), prString(b.PullRequest))
 	add("work_items", strings.Join(a.WorkItems, ","), strings.Join(b.WorkItems, ","))
 	add("command", strings.Join(a.Config.Command, " "), strings.Join(b.Config.Command, " "))
+	add("manifests", manifestsDigest(a.Config.Manifests), manifestsDigest(b.Config.Manifests))
 	keys := map[string]bool{}
 	for k := range a.Config.Env {
 		keys[k] = true
@@ -554,4 +557,14 @@ func windowOpen(ws []Window, t time.Time) bool {
 		}
 	}
 	return false
+}
+
+// manifestsDigest names manifests by a short hash (the diff shows that
+// they changed; the release shows them whole).
+func manifestsDigest(m string) string {
+	if m == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(m))
+	return "sha256:" + hex.EncodeToString(sum[:6])
 }

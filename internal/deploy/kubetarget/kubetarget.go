@@ -16,6 +16,12 @@
 // to Recreate, every other strategy to RollingUpdate (one extra pod at a
 // time, none unavailable); gateway weights do not apply here.
 //
+// A release may instead carry the project's own manifests
+// (Release.Config.Manifests): they are applied as they are, with
+// ${IMAGE} replaced by the image by digest, every object put in the
+// environment's namespace and cluster-scoped kinds refused; the
+// Deployment named like the project is the one whose rollout is watched.
+//
 // Before it changes anything the target checks, with a
 // SelfSubjectAccessReview, that the connection's token cannot list
 // namespaces cluster-wide: a cluster-admin credential is refused.
@@ -43,6 +49,7 @@ import (
 	appsac "k8s.io/client-go/applyconfigurations/apps/v1"
 	coreac "k8s.io/client-go/applyconfigurations/core/v1"
 	metaac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -68,7 +75,13 @@ type Target struct {
 
 var _ deploy.Target = (*Target)(nil)
 
-func (t *Target) client(conn *deploy.Connection) (*kubernetes.Clientset, error) {
+// clients are the typed and dynamic clients of one connection.
+type clients struct {
+	*kubernetes.Clientset
+	dyn dynamic.Interface
+}
+
+func (t *Target) client(conn *deploy.Connection) (*clients, error) {
 	if conn == nil || conn.Token == "" {
 		return nil, apperr.E(apperr.Invalid, "the environment has no service connection with a token")
 	}
@@ -78,12 +91,16 @@ func (t *Target) client(conn *deploy.Connection) (*kubernetes.Clientset, error) 
 	if err != nil {
 		return nil, apperr.Wrap(err, apperr.Invalid, "bad service connection")
 	}
-	return cs, nil
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Invalid, "bad service connection")
+	}
+	return &clients{Clientset: cs, dyn: dyn}, nil
 }
 
 // checkLeastPrivilege refuses tokens that may list namespaces
 // cluster-wide.
-func checkLeastPrivilege(ctx context.Context, cs *kubernetes.Clientset) error {
+func checkLeastPrivilege(ctx context.Context, cs *clients) error {
 	r, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
 		Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{Verb: "list", Resource: "namespaces"}},
 	}, metav1.CreateOptions{})
@@ -126,11 +143,14 @@ const (
 
 // apply applies the release's objects and returns the Deployment's
 // generation after the apply.
-func (t *Target) apply(ctx context.Context, cs *kubernetes.Clientset, p deploy.Plan, rel deploy.Release, secrets map[string]deploy.Value) (int64, error) {
+func (t *Target) apply(ctx context.Context, cs *clients, p deploy.Plan, rel deploy.Release, secrets map[string]deploy.Value) (int64, error) {
 	ns := p.Connection.Namespace
 	name := Name(p.Scope.Project)
 	labels := map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "rampart", "rampart.dev/environment": p.Env.Name}
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	if rel.Config.Manifests != "" {
+		return t.applyManifests(ctx, cs, p, rel)
+	}
 
 	secretName := name + "-secrets"
 	data := map[string][]byte{}
@@ -211,7 +231,10 @@ func (t *Target) apply(ctx context.Context, cs *kubernetes.Clientset, p deploy.P
 // wait watches the Deployment's rollout until every replica runs the
 // new template and is available, the progress deadline passes, or the
 // environment's health timeout (at least a minute) passes.
-func (t *Target) wait(ctx context.Context, cs *kubernetes.Clientset, p deploy.Plan, gen int64) error {
+func (t *Target) wait(ctx context.Context, cs *clients, p deploy.Plan, gen int64) error {
+	if gen == 0 {
+		return nil // the project's manifests hold no Deployment to watch
+	}
 	ns, name := p.Connection.Namespace, Name(p.Scope.Project)
 	poll := t.Poll
 	if poll <= 0 {
@@ -225,6 +248,9 @@ func (t *Target) wait(ctx context.Context, cs *kubernetes.Clientset, p deploy.Pl
 			return unavailable("read Deployment "+name, err)
 		}
 		want := int32(p.Env.Target.Replicas)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas // the project's own manifests say
+		}
 		st := d.Status
 		if st.ObservedGeneration >= gen && st.UpdatedReplicas == want && st.Replicas == want && st.AvailableReplicas == want {
 			return nil
@@ -275,7 +301,7 @@ func (t *Target) Rollout(ctx context.Context, p deploy.Plan) error {
 	return t.rollback(context.WithoutCancel(ctx), cs, p, err)
 }
 
-func (t *Target) rollback(ctx context.Context, cs *kubernetes.Clientset, p deploy.Plan, cause error) error {
+func (t *Target) rollback(ctx context.Context, cs *clients, p deploy.Plan, cause error) error {
 	if p.Previous == nil {
 		// Nothing ran before: remove the Deployment rather than leave
 		// a broken one half-running.

@@ -57,7 +57,7 @@ func deployer(t *testing.T, c *kubetest.Cluster, ns string) string {
 		"metadata": map[string]any{"name": "rampart-deployer"},
 		"rules": []any{
 			map[string]any{"apiGroups": []string{"apps"}, "resources": []string{"deployments"}, "verbs": verbs},
-			map[string]any{"apiGroups": []string{""}, "resources": []string{"services", "secrets"}, "verbs": verbs},
+			map[string]any{"apiGroups": []string{""}, "resources": []string{"services", "secrets", "configmaps"}, "verbs": verbs},
 		}})
 	c.Must(t, http.StatusCreated, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/"+ns+"/rolebindings", map[string]any{
 		"metadata": map[string]any{"name": "rampart-deployer"},
@@ -119,12 +119,12 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 	owner, dev := reqinfo.WithActor(ctx, 1, "owner"), reqinfo.WithActor(ctx, 2, "dev")
 	env := deploy.EnvironmentSpec{Target: deploy.TargetSpec{Kind: deploy.KindKubernetes, Replicas: 2, Port: 8080,
 		HealthTimeout: deploy.Duration(20 * time.Second), Strategy: deploy.Strategy{Kind: deploy.Rolling}}}
-	for name, ns := range map[string]string{"prod": "web-prod", "admin": "web-admin"} {
+	for name, ns := range map[string]string{"prod": "web-prod", "admin": "web-admin", "custom": "web-custom"} {
 		if _, _, err := svc.PutEnvironment(owner, sc, name, env); err != nil {
 			t.Fatal(err)
 		}
 		token := c.Token // a cluster-admin credential, which Rampart refuses
-		if name == "prod" {
+		if name != "admin" {
 			token = deployer(t, c, ns)
 		} else {
 			c.Namespace(t, ns, nil)
@@ -252,6 +252,33 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 		t.Errorf("environment records release %d as current, want %d", e.CurrentReleaseID, r2.ID)
 	}
 
+	// The project's own manifests, with the image by digest put in.
+	own, err := svc.CreateRelease(dev, sc, deploy.Release{Image: "registry.acme.test/acme/web", Digest: digest1, SourceBranch: "main",
+		Config: deploy.ReleaseConfig{Manifests: ownManifests}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := run("custom", own); d.State != deploy.StateSucceeded {
+		t.Fatalf("own manifests: %s %q", d.State, d.Message)
+	}
+	c.Must(t, http.StatusOK, "GET", "/api/v1/namespaces/web-custom/configmaps/web-settings", nil)
+	var custom deployment
+	_ = json.Unmarshal(c.Must(t, http.StatusOK, "GET", "/apis/apps/v1/namespaces/web-custom/deployments/web", nil).Body, &custom)
+	if img := custom.Spec.Template.Spec.Containers[0].Image; img != "registry.acme.test/acme/web@"+digest1 || custom.Metadata.Annotations["rampart.dev/release"] != "4" {
+		t.Errorf("own Deployment runs %q with annotations %v", img, custom.Metadata.Annotations)
+	}
+	clusterWide, err := svc.CreateRelease(dev, sc, deploy.Release{Image: "registry.acme.test/acme/web", Digest: digest2, SourceBranch: "main",
+		Config: deploy.ReleaseConfig{Manifests: "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: grab\n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := run("custom", clusterWide); d.State != deploy.StateRolledBack || !strings.Contains(d.Message, "cluster-scoped") {
+		t.Errorf("a cluster-scoped manifest: %s %q, want rolled back", d.State, d.Message)
+	}
+	if code, _, _ := c.Do(t.Context(), "GET", "/api/v1/namespaces/grab", nil); code != http.StatusNotFound {
+		t.Errorf("namespace grab exists (status %d)", code)
+	}
+
 	// A cluster-admin credential is refused before anything is applied.
 	d = run("admin", r1)
 	if d.State != deploy.StateFailed || !strings.Contains(d.Message, "cluster-wide") {
@@ -261,3 +288,27 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 		t.Errorf("a Deployment was applied with the cluster-admin token (status %d)", code)
 	}
 }
+
+const ownManifests = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-settings
+data:
+  greeting: hello
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: ${IMAGE}
+`

@@ -448,9 +448,9 @@ func (ce *cmdEnv) releaseCmd() *cobra.Command {
 
 func (ce *cmdEnv) releaseCreateCmd() *cobra.Command {
 	var (
-		project    string
-		r          deploy.Release
-		envs, refs []string
+		project, manifests string
+		r                  deploy.Release
+		envs, refs         []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create",
@@ -472,6 +472,13 @@ func (ce *cmdEnv) releaseCreateCmd() *cobra.Command {
 					r.Config.Env = map[string]string{}
 				}
 				r.Config.Env[k] = v
+			}
+			if manifests != "" {
+				b, err := os.ReadFile(manifests)
+				if err != nil {
+					return usagef("--manifests: %v", err)
+				}
+				r.Config.Manifests = string(b)
 			}
 			for _, s := range refs {
 				k, v, ok := strings.Cut(s, "=")
@@ -504,6 +511,7 @@ func (ce *cmdEnv) releaseCreateCmd() *cobra.Command {
 	f.Int64Var(&r.PullRequest, "pr", 0, "pull request number")
 	f.StringArrayVar(&r.WorkItems, "work-item", nil, "work item (repeatable)")
 	f.StringVar(&r.Reason, "reason", "", "why")
+	f.StringVar(&manifests, "manifests", "", "YAML file of the project's own Kubernetes manifests (${IMAGE} becomes the image by digest)")
 	return cmd
 }
 

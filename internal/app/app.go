@@ -343,7 +343,7 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 // available) with the gateway's routes following releases.
 func (a *App) newDeploy(keys *keyring.Local, opt Options) error {
 	targets := map[string]deploy.Target{deploy.KindKubernetes: &kubetarget.Target{Logger: a.log}}
-	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock}
+	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock, Events: a.Events}
 	if noderuntime.Available() {
 		rt, err := noderuntime.Open(noderuntime.Options{Dir: filepath.Join(a.cfg.DataDir, "deploy"), Logger: a.log})
 		if err != nil {

@@ -647,6 +647,21 @@ func (s *Service) finish(ctx context.Context, e Environment, d Deployment, rerr 
 			envStatus, msg, now, e.ID); err != nil {
 			return err
 		}
+		if s.d.Events != nil {
+			rel, err := s.releaseByID(ctx, tx, d.ReleaseID)
+			if err != nil {
+				return err
+			}
+			running := rel.Number
+			if rerr != nil {
+				running = s.releaseNumber(ctx, tx, d.PreviousReleaseID)
+			}
+			if err := s.d.Events.Publish(ctx, tx, EventFinished, FinishedEvent{Org: e.Org, Project: e.Project, Environment: e.Name,
+				Deployment: d.ID, State: state, Release: rel.Number, Digest: rel.Digest, Image: rel.Image, SourceCommit: rel.SourceCommit,
+				Repository: rel.Repository, PullRequest: rel.PullRequest, WorkItems: rel.WorkItems, RunningNumber: running}); err != nil {
+				return err
+			}
+		}
 		return s.d.Audit.AppendTx(ctx, tx, audit.Record{Action: action, OrgID: d.OrgID, ActorName: "system", Outcome: outcome(rerr == nil),
 			Target:  audit.Target{Type: "deployment", ID: strconv.FormatInt(d.ID, 10), Name: e.Name},
 			Details: map[string]any{"release": d.ReleaseNumber, "state": state, "message": msg}})

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/rampartsec/rampart/internal/deploy"
 	"github.com/rampartsec/rampart/internal/deploy/deploytest"
 	"github.com/rampartsec/rampart/internal/deploy/noderuntime"
+	"github.com/rampartsec/rampart/internal/events"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/logging"
@@ -67,7 +69,7 @@ func newHarness(t testing.TB, db *store.DB, hook deploy.Hook, gate deploy.Gate) 
 	t.Helper()
 	if db == nil {
 		db = storetest.OpenSQLite(t)
-		if err := db.Migrate(context.Background(), audit.Migrations, gateway.Migrations, deploy.Migrations); err != nil {
+		if err := db.Migrate(context.Background(), audit.Migrations, events.Migrations, gateway.Migrations, deploy.Migrations); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +121,8 @@ func (h *harness) start() {
 	}
 	nt := &deploy.NodeTarget{Runtime: h.rt, Router: h.routes, Logger: log}
 	d := deploy.Deps{DB: h.db, Audit: audit.New(h.db, nil), Sealer: keys, Logger: log, Runtime: h.rt, Hook: h.hook,
-		Targets: map[string]deploy.Target{deploy.KindNode: nt}, Poll: 50 * time.Millisecond, Secrets: fixedSecrets{"db/password#value": "s3cret-value"}}
+		Targets: map[string]deploy.Target{deploy.KindNode: nt}, Poll: 50 * time.Millisecond, Secrets: fixedSecrets{"db/password#value": "s3cret-value"},
+		Events: events.New(h.db, log, nil)}
 	if h.gate != nil {
 		d.Gate = h.gate
 	}
@@ -255,6 +258,29 @@ func (h *harness) instances(e deploy.Environment) []int64 {
 	var out []int64
 	for _, in := range ins {
 		out = append(out, in.ReleaseID)
+	}
+	return out
+}
+
+// finished returns the deploy.deployment.finished events published.
+func (h *harness) finished() []deploy.FinishedEvent {
+	h.t.Helper()
+	rows, err := h.db.Query(context.Background(), "SELECT payload FROM events WHERE type = ? ORDER BY seq", deploy.EventFinished)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []deploy.FinishedEvent
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			h.t.Fatal(err)
+		}
+		var e deploy.FinishedEvent
+		if err := json.Unmarshal([]byte(p), &e); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, e)
 	}
 	return out
 }

@@ -167,6 +167,10 @@ func TestRollout_FailuresLeaveThePreviousReleaseRunning(t *testing.T) {
 			if env.CurrentReleaseID != v1.ID || env.Status != "running" {
 				t.Errorf("environment current=%d status=%s, want %d running", env.CurrentReleaseID, env.Status, v1.ID)
 			}
+			evs := h.finished()
+			if len(evs) != 2 || evs[1].State != deploy.StateRolledBack || evs[1].Release != bad.Number || evs[1].RunningNumber != v1.Number || evs[1].Environment != "prod" {
+				t.Errorf("finished events %+v, want the second rolled back with release #%d running", evs, v1.Number)
+			}
 		})
 	}
 }

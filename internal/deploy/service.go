@@ -76,6 +76,33 @@ type Sealer interface {
 	Open(ciphertext []byte, aad string) ([]byte, error)
 }
 
+// Publisher publishes a typed event inside a transaction (package
+// events' Bus).
+type Publisher interface {
+	Publish(ctx context.Context, tx *store.Tx, typ string, payload any) error
+}
+
+// EventFinished is the type of the event published when a deployment
+// ends after running (succeeded, rolled back or failed).
+const EventFinished = "deploy.deployment.finished"
+
+// FinishedEvent is the payload of EventFinished.
+type FinishedEvent struct {
+	Org           string   `json:"org"`
+	Project       string   `json:"project"`
+	Environment   string   `json:"environment"`
+	Deployment    int64    `json:"deployment"`
+	State         string   `json:"state"`
+	Release       int64    `json:"release"`
+	Digest        string   `json:"digest"`
+	Image         string   `json:"image"`
+	SourceCommit  string   `json:"source_commit,omitempty"`
+	Repository    string   `json:"repository,omitempty"`
+	PullRequest   int64    `json:"pull_request,omitempty"`
+	WorkItems     []string `json:"work_items"`
+	RunningNumber int64    `json:"running_release"`
+}
+
 // Target runs releases somewhere: the node runtime or Kubernetes.
 type Target interface {
 	// Rollout replaces what runs in the plan's environment by its
@@ -152,6 +179,10 @@ type Deps struct {
 	// Runtime is the node runtime, for listing instances and their logs
 	// (nil when this machine runs none).
 	Runtime Runtime
+	// Events, when set, receives deploy.deployment.finished inside the
+	// transaction recording a deployment's outcome (boards link work
+	// items to environments, monitoring starts release analysis).
+	Events Publisher
 	// Hook is called at every rollout step (nil: none).
 	Hook Hook
 	// Now is the clock (default time.Now).

@@ -622,9 +622,16 @@ func (s *Service) finish(ctx context.Context, e Environment, d Deployment, rerr 
 	err := s.d.DB.Tx(ctx, func(tx *store.Tx) error {
 		state, msg, action := StateSucceeded, fmt.Sprintf("release #%d runs", d.ReleaseNumber), "deploy.deployment.succeed"
 		envStatus := "running"
+		var rb *RollbackError
 		if rerr != nil {
 			action = "deploy.deployment.fail"
-			if d.PreviousReleaseID != 0 {
+			if errors.As(rerr, &rb) {
+				// Neither release could be made healthy: say so.
+				state, envStatus = StateFailed, "degraded"
+				msg = fmt.Sprintf("release #%d failed (%s) and the rollback to release #%d failed too (%s): the environment is degraded, whatever still runs of either release serves",
+					d.ReleaseNumber, truncate(apperr.Message(rb.Cause), 300), s.releaseNumber(ctx, tx, d.PreviousReleaseID),
+					truncate(apperr.Message(rb.Err), 300))
+			} else if d.PreviousReleaseID != 0 {
 				state = StateRolledBack
 				msg = fmt.Sprintf("release #%d failed (%s); release #%d runs again", d.ReleaseNumber, truncate(apperr.Message(rerr), 500),
 					s.releaseNumber(ctx, tx, d.PreviousReleaseID))

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -307,13 +306,13 @@ func (t *NodeTarget) restore(ctx context.Context, p Plan, kept []Instance, nw []
 		ins, err := t.startHealthy(ctx, p, *p.Previous, p.PreviousSecrets, missing)
 		if err != nil {
 			// The new release keeps serving rather than nothing.
-			return errors.Join(cause, fmt.Errorf("rollback to release #%d failed too: %w", p.Previous.Number, err))
+			return &RollbackError{Cause: cause, Err: err}
 		}
 		started = ins
 	}
 	all := append(slices.Clone(kept), started...)
 	if err := t.route(ctx, p, all, p.Previous, nil, 0); err != nil {
-		return errors.Join(cause, err)
+		return &RollbackError{Cause: cause, Err: err}
 	}
 	t.stopAll(ctx, nw)
 	return cause

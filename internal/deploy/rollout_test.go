@@ -3,6 +3,8 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rampartsec/rampart/internal/deploy"
+	"github.com/rampartsec/rampart/internal/deploy/deploytest"
 )
 
 // stepLog records the hook's calls.
@@ -259,5 +262,37 @@ func TestRollout_RestartReattaches(t *testing.T) {
 	}
 	if v := h.versions(host, 4); v["v1"] != 4 {
 		t.Errorf("after the restart the gateway answers %v", v)
+	}
+}
+
+// TestRollout_RollbackThatFailsToo: the new release crash-loops and the
+// previous one cannot come back (its registry went down and its
+// unpacked image is gone): the deployment fails and the environment is
+// shown degraded, never as running a release it does not run.
+func TestRollout_RollbackThatFailsToo(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	sp := spec(deploy.Recreate, "")
+	sp.Target.HealthTimeout = deploy.Duration(3 * time.Second)
+	h.env("prod", sp)
+	other := deploytest.StartRegistry(t)
+	image, digest := other.Push(t, "acme/web", deploytest.Image(t, "v1"))
+	v1, err := h.svc.CreateRelease(as("dev", 2), h.sc, deploy.Release{Image: image, Digest: digest, SourceBranch: "main"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := h.wait(h.deploy("prod", v1).ID); d.State != deploy.StateSucceeded {
+		t.Fatalf("release 1: %s %s", d.State, d.Message)
+	}
+	other.Close()
+	if err := os.RemoveAll(filepath.Join(h.dir, "images", strings.TrimPrefix(digest, "sha256:"))); err != nil {
+		t.Fatal(err)
+	}
+	d := h.wait(h.deploy("prod", h.release("v2", "CRASH=1")).ID)
+	if d.State != deploy.StateFailed || !strings.Contains(d.Message, "the rollback to release #1 failed too") {
+		t.Errorf("deployment %s %q, want failed with a failed rollback", d.State, d.Message)
+	}
+	env, _ := h.svc.Environment(context.Background(), h.sc, "prod")
+	if env.Status != "degraded" || env.CurrentReleaseID != v1.ID {
+		t.Errorf("environment %s, current %d: want degraded, still recording release 1 as the last good one", env.Status, env.CurrentReleaseID)
 	}
 }

@@ -118,6 +118,20 @@ type Target interface {
 	Ensure(ctx context.Context, p Plan) error
 }
 
+// RollbackError is what a target returns when a release failed and
+// bringing the previous one back failed too: the new release keeps
+// serving (degraded) rather than nothing.
+type RollbackError struct {
+	Cause, Err error
+}
+
+func (e *RollbackError) Error() string {
+	return e.Cause.Error() + "; the rollback failed too: " + e.Err.Error()
+}
+
+// Unwrap returns the release's failure.
+func (e *RollbackError) Unwrap() error { return e.Cause }
+
 // Hook is called at every step of a rollout, after the step's instances
 // are healthy and its traffic is switched; an error fails the step and
 // rolls the release back. Release analysis plugs in here.

@@ -128,14 +128,18 @@ func Image(t testing.TB, version string, extraEnv ...string) v1.Image {
 type Registry struct {
 	// Host is host:port.
 	Host string
+	srv  *httptest.Server
 }
+
+// Close stops the registry (a registry that goes down).
+func (r *Registry) Close() { r.srv.Close() }
 
 // StartRegistry runs a registry until the test ends.
 func StartRegistry(t testing.TB) *Registry {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
+	return &Registry{Host: strings.TrimPrefix(srv.URL, "http://"), srv: srv}
 }
 
 // Push pushes img to repo (org/name) and returns the repository

@@ -319,7 +319,7 @@ func (t *Target) rollback(ctx context.Context, cs *clients, p deploy.Plan, cause
 		err = t.wait(ctx, cs, p, gen)
 	}
 	if err != nil {
-		return fmt.Errorf("%w; rollback to release #%d failed too: %v", cause, p.Previous.Number, err)
+		return &deploy.RollbackError{Cause: cause, Err: err}
 	}
 	return cause
 }

@@ -270,12 +270,19 @@ func (s *Service) auditDenied(ctx context.Context, sc Scope, e Environment, rel 
 // decide asks the pre-deploy gate and the environment's required gates.
 func (s *Service) decide(ctx context.Context, sc Scope, e Environment, rel Release) ([]GateDecision, bool) {
 	gates := append([]string{GatePreDeploy}, e.Protection.RequiredGates...)
+	// The document follows policy's pre-deploy schema (release,
+	// environment, images) with deploy's own fields beside; the wiring
+	// to policy adds each image's evidence (scan, signatures,
+	// provenance) from the registry.
+	host, _, _ := strings.Cut(rel.Image, "/")
 	doc := map[string]any{
-		"release": map[string]any{"number": rel.Number, "image": rel.Image, "digest": rel.Digest, "ref": rel.Ref(),
-			"source_commit": rel.SourceCommit, "source_branch": rel.SourceBranch, "repository": rel.Repository,
-			"pull_request": rel.PullRequest, "work_items": rel.WorkItems},
-		"environment": map[string]any{"name": e.Name, "target": e.Target.Kind, "required_approvals": e.Protection.RequiredApprovals},
-		"project":     sc.String(),
+		"release": map[string]any{"name": sc.String(), "version": strconv.FormatInt(rel.Number, 10), "number": rel.Number,
+			"image": rel.Image, "digest": rel.Digest, "ref": rel.Ref(), "source_commit": rel.SourceCommit, "source_branch": rel.SourceBranch,
+			"repository": rel.Repository, "pull_request": rel.PullRequest, "work_items": rel.WorkItems},
+		"environment": map[string]any{"name": e.Name, "protected": e.Protection.RequiredApprovals > 0 || len(e.Protection.AllowedBranches) > 0,
+			"target": e.Target.Kind, "required_approvals": e.Protection.RequiredApprovals},
+		"images":  []any{map[string]any{"reference": rel.Ref(), "repository": rel.Image, "registry": host, "digest": rel.Digest}},
+		"project": sc.String(),
 	}
 	var out []GateDecision
 	allow := true

@@ -73,6 +73,9 @@ type Spec struct {
 	Masked []string
 	Limits Limits
 	Stdin  io.Reader
+	// Stdout and Stderr receive the container's output; when they are the
+	// same writer, writes to it are serialised (but the two streams'
+	// relative order is runc's: see Run).
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -164,8 +167,10 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 	errCopy := &capped{b: &runcErr, n: 4096}
 	var copied chan struct{}
 	if spec.Stdout != nil && spec.Stdout == spec.Stderr {
-		// One pipe for both streams, handed to the container as its
-		// stdout and stderr, keeps their interleaving.
+		// One pipe for both streams. runc (without a terminal) still
+		// copies the container's stdout and stderr through two pipes of
+		// its own, so their relative order is not guaranteed: a caller
+		// that needs it redirects stderr inside the container (2>&1).
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			return Result{}, err

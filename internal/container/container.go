@@ -241,6 +241,14 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 	}
 	close(stopWatch)
 	<-watched
+	if copied != nil {
+		// The output copy ends with the container's last process; give
+		// it a moment so runc's own error line is complete.
+		select {
+		case <-copied:
+		case <-time.After(2 * time.Second):
+		}
+	}
 	res.PidsLimited = pidsMax.Load() > 0
 	if oomKills.Load() > 0 {
 		res.OOM = true
@@ -256,8 +264,8 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 		if res.ExitCode == 137 && !res.Killed {
 			res.OOM = true
 		}
-		if res.ExitCode == 1 && strings.Contains(runcErr.String(), "level=error") {
-			return res, fmt.Errorf("container %s: runc: %s", spec.ID, lastLine(runcErr.String()))
+		if msg := errCopy.String(); res.ExitCode == 1 && strings.Contains(msg, "level=error") {
+			return res, fmt.Errorf("container %s: runc: %s", spec.ID, lastLine(msg))
 		}
 	case errors.Is(err, exec.ErrWaitDelay):
 	default:
@@ -499,15 +507,24 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// capped keeps the first n bytes written to it.
+// capped keeps the first n bytes written to it; safe for concurrent use.
 type capped struct {
-	b *strings.Builder
-	n int
+	mu sync.Mutex
+	b  *strings.Builder
+	n  int
 }
 
 func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if room := c.n - c.b.Len(); room > 0 {
 		c.b.Write(p[:min(room, len(p))])
 	}
 	return len(p), nil
+}
+
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.String()
 }

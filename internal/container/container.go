@@ -207,9 +207,13 @@ func (r *Runtime) Run(ctx context.Context, spec Spec) (Result, error) {
 	stopWatch, watched := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(watched)
-		t := time.NewTicker(100 * time.Millisecond)
+		// Often at first (short-lived bursts), then every 100 ms.
+		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
-		for {
+		for n := 0; ; n++ {
+			if n == 50 {
+				t.Reset(100 * time.Millisecond)
+			}
 			if n := cgroupEvent(spec.ID, "pids", "pids.events", "max"); n > pidsMax.Load() {
 				pidsMax.Store(n)
 			}

@@ -40,6 +40,9 @@ import (
 	"github.com/rampartsec/rampart/internal/boards"
 	"github.com/rampartsec/rampart/internal/config"
 	"github.com/rampartsec/rampart/internal/container"
+	"github.com/rampartsec/rampart/internal/deploy"
+	"github.com/rampartsec/rampart/internal/deploy/kubetarget"
+	"github.com/rampartsec/rampart/internal/deploy/noderuntime"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/httpapi"
@@ -133,6 +136,10 @@ type App struct {
 	Advisories *advisory.DB
 	// Pipelines runs CI pipelines.
 	Pipelines *pipeline.Service
+	// Deploy runs environments, releases and deployments; NodeRuntime
+	// is its runc target (nil when runc or root is missing).
+	Deploy      *deploy.Service
+	NodeRuntime *noderuntime.Runtime
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -169,7 +176,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations, realm.Migrations, pipeline.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations, realm.Migrations, pipeline.Migrations, deploy.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
 	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
@@ -274,15 +281,18 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err := a.newPipelines(opt); err != nil {
 		return nil, err
 	}
+	if err := a.newDeploy(keys, opt); err != nil {
+		return nil, err
+	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes(), a.Realms.Routes(), a.Pipelines.AllRoutes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes(), a.Realms.Routes(), a.Pipelines.AllRoutes(), a.Deploy.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages(), a.Realms.Pages(), a.Pipelines.Pages()),
-		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav(), a.Pipelines.Nav()),
-		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates(), realm.Templates(), pipeline.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages(), a.Realms.Pages(), a.Pipelines.Pages(), a.Deploy.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav(), a.Pipelines.Nav(), a.Deploy.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates(), realm.Templates(), pipeline.Templates(), deploy.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -444,6 +454,30 @@ func (a *App) newPipelines(opt Options) error {
 	return nil
 }
 
+// newDeploy builds the delivery service and its targets: the node
+// runtime (runc containers on this machine, when runc and root are
+// available) with the gateway's routes following releases.
+func (a *App) newDeploy(keys *keyring.Local, opt Options) error {
+	targets := map[string]deploy.Target{deploy.KindKubernetes: &kubetarget.Target{Logger: a.log}}
+	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock, Events: a.Events}
+	if noderuntime.Available() {
+		rt, err := noderuntime.Open(noderuntime.Options{Dir: filepath.Join(a.cfg.DataDir, "deploy"), Logger: a.log})
+		if err != nil {
+			return err
+		}
+		a.NodeRuntime = rt
+		nt := &deploy.NodeTarget{Runtime: rt, Logger: a.log}
+		if a.Routes != nil {
+			nt.Router = a.Routes
+		}
+		targets[deploy.KindNode] = nt
+		d.Runtime = rt
+	}
+	var err error
+	a.Deploy, err = deploy.New(d)
+	return err
+}
+
 // GatewayURL is where the gateway listens ("" when it is off).
 func (a *App) GatewayURL() string { return a.gwURL }
 
@@ -579,6 +613,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.SCM.Run(gctx) })
 	g.Go(func() error { return a.Pipelines.Run(gctx) })
+	g.Go(func() error { return a.Deploy.Run(gctx) })
 	if a.sshSrv != nil {
 		g.Go(func() error { return a.sshSrv.Serve(gctx, a.sshLn) })
 	}
@@ -658,6 +693,11 @@ func (a *App) Close() error {
 	if a.Advisories != nil {
 		errs = append(errs, a.Advisories.Close())
 		a.Advisories = nil
+	}
+	if a.NodeRuntime != nil {
+		// The containers keep running: the next start reattaches.
+		errs = append(errs, a.NodeRuntime.Close())
+		a.NodeRuntime = nil
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

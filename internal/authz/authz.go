@@ -457,3 +457,18 @@ var (
 	// administrator's token scoped to runner.
 	RunnerJobs = Action{Name: "pipeline.runner", Level: LevelSiteAdmin, Scope: ScopeRunner}
 )
+
+// Actions of delivery (package deploy). Everyone in a project sees its
+// environments, releases and deployments; developers record releases
+// and ask for deployments (their tokens need pipeline:write, as a
+// pipeline's deploy step has); maintainers approve them (never their
+// own); environments, their protection rules and their service
+// connections are the project owners' (they decide what production
+// demands).
+var (
+	DeployRead     = Action{Name: "deploy.read", Level: LevelProject, Role: Reader, Scope: ScopePipelineRead}
+	DeployRelease  = Action{Name: "deploy.release.create", Level: LevelProject, Role: Developer, Scope: ScopePipelineWrite}
+	DeployCreate   = Action{Name: "deploy.deployment.create", Level: LevelProject, Role: Developer, Scope: ScopePipelineWrite}
+	DeployApprove  = Action{Name: "deploy.deployment.approve", Level: LevelProject, Role: Maintainer, Scope: ScopePipelineWrite}
+	DeployEnvAdmin = Action{Name: "deploy.environment.admin", Level: LevelProject, Role: Owner, Scope: ScopeOrgWrite}
+)

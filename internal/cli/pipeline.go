@@ -223,6 +223,7 @@ func (ce *cmdEnv) pipelineCmd() *cobra.Command {
 	return cmd
 }
 
+// shortSHA shortens a commit id for tables.
 func shortSHA(s string) string {
 	if len(s) > 12 {
 		return s[:12]

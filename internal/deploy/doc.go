@@ -1,0 +1,63 @@
+// Package deploy is Rampart's continuous delivery (Pipelines CD and the
+// AKS deployments of the reference architecture): environments with
+// protection rules, service connections, immutable releases,
+// deployments with approvals and policy gates, rollout strategies and
+// rollback, on two kinds of target: the node runtime (OCI containers
+// through runc on this machine, package noderuntime) and Kubernetes
+// (package kubetarget).
+//
+// # Concepts
+//
+// An Environment (dev, staging, production, …) belongs to a project. Its
+// Protection says what a deployment there needs: a number of approvals
+// (from named approvers, or any project maintainer, never the person who
+// asked), the policy gates that must allow it besides pre-deploy, the
+// source branches its releases may come from, and the weekly windows
+// (UTC) when deployments may start. Its TargetSpec says where and how
+// releases run: node or kubernetes, replicas, port, health check,
+// resource limits, the rollout Strategy and the gateway host routed to
+// it. A Kubernetes environment has a service Connection: the API
+// server, one namespace and a namespaced service account's token,
+// sealed at rest with the keyring and never shown again.
+//
+// A Release is immutable: an image by digest, its configuration
+// (environment variables, command), references to vault secrets (never
+// values), the source commit, branch, repository, pull request and work
+// items, who recorded it, when and why. Promotion deploys the same
+// release to the next environment: the digest is reused, nothing is
+// rebuilt.
+//
+// # Lifecycle of a deployment
+//
+// Deploy checks the release's branch and the environment's windows
+// (refusing at once), then asks the pre-deploy gate and the required
+// gates (Gate, wired to package policy; a gate that fails to answer
+// denies). A denied deployment is recorded with the decisions and
+// refused. Otherwise it waits for approvals (awaiting_approval; a
+// rejection ends it, and one that waits longer than the approval
+// timeout expires) or is queued. Run claims queued deployments one at a
+// time per environment, resolves the release's secret references
+// (Secrets, wired to the vault), and hands a Plan to the environment's
+// Target. The target carries out the strategy — recreate, rolling,
+// blue_green, or canary with gateway weights and pauses — calling the
+// Hook after every step (release analysis plugs in there); a failed
+// start, a failed health check, a crash loop or a failed hook rolls the
+// release back, and the deployment ends rolled_back with the previous
+// release running, or failed when there was none. The environment
+// records its current and previous release; Rollback deploys the
+// previous one again.
+//
+// When Rampart stops in the middle of a rollout, the deployment stays
+// running in the store. At the next start Run first settles it: the
+// target leaves exactly one of the two releases running (the node
+// target brings the previous release back to full strength and stops the
+// new one) and the deployment and environment say which. Then every
+// environment's current release is made to run: instances that survived
+// are kept, missing ones are started, duplicates are stopped.
+//
+// Every change is audited: deploy.environment.create/update/delete,
+// deploy.connection.set/delete, deploy.release.create,
+// deploy.deployment.create (with the gate decisions, denied ones
+// included), .approve, .reject, .expire, .succeed, .fail, and
+// deploy.rollback.
+package deploy

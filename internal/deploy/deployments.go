@@ -470,7 +470,9 @@ func (s *Service) Started() <-chan struct{} { return s.started }
 func (s *Service) expire(ctx context.Context) {
 	ds, err := s.deployments(ctx, s.d.DB, "WHERE d.state = ?", StateAwaitingApproval)
 	if err != nil {
-		s.log.Warn("list deployments awaiting approval", logging.KeyErr, err)
+		if ctx.Err() == nil {
+			s.log.Warn("list deployments awaiting approval", logging.KeyErr, err)
+		}
 		return
 	}
 	now := s.d.Now()
@@ -504,7 +506,9 @@ func (s *Service) expire(ctx context.Context) {
 func (s *Service) dispatch(ctx context.Context) {
 	ds, err := s.deployments(ctx, s.d.DB, "WHERE d.state = ? ORDER BY d.id", StateQueued)
 	if err != nil {
-		s.log.Warn("list queued deployments", logging.KeyErr, err)
+		if ctx.Err() == nil {
+			s.log.Warn("list queued deployments", logging.KeyErr, err)
+		}
 		return
 	}
 	now := s.d.Now()
@@ -700,7 +704,9 @@ func (s *Service) recover(ctx context.Context) {
 	ctx = reqinfo.WithActor(ctx, 0, "deploy")
 	ds, err := s.deployments(ctx, s.d.DB, "WHERE d.state = ? ORDER BY d.id", StateRunning)
 	if err != nil {
-		s.log.Error("list interrupted deployments", logging.KeyErr, err)
+		if ctx.Err() == nil {
+			s.log.Error("list interrupted deployments", logging.KeyErr, err)
+		}
 	}
 	for _, d := range ds {
 		es, err := s.envs(ctx, s.d.DB, "WHERE id = ?", d.EnvironmentID)
@@ -730,7 +736,9 @@ func (s *Service) recover(ctx context.Context) {
 	}
 	es, err := s.envs(ctx, s.d.DB, "WHERE current_release_id <> 0")
 	if err != nil {
-		s.log.Error("list environments", logging.KeyErr, err)
+		if ctx.Err() == nil {
+			s.log.Error("list environments", logging.KeyErr, err)
+		}
 		return
 	}
 	for _, e := range es {

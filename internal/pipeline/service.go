@@ -220,6 +220,9 @@ func (s *Service) poke() {
 // ReasonRestart; queued runs simply resume.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.recover(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing to recover now
+		}
 		return fmt.Errorf("pipeline: recover interrupted jobs: %w", err)
 	}
 	t := time.NewTicker(s.d.Poll)

@@ -51,6 +51,9 @@ type Deps struct {
 	// Restarter, when set, receives rotations of secrets whose project
 	// asks for rolling restarts.
 	Restarter Restarter
+	// Alerts, when set, receives leak alerts (they are always audited and
+	// listed by Leaks).
+	Alerts Alerter
 }
 
 // Service is the vault.
@@ -62,6 +65,7 @@ type Service struct {
 	log       *slog.Logger
 	now       func() time.Time
 	restarter Restarter
+	alerts    Alerter
 	commit    *committer
 	fpKey     []byte
 
@@ -92,7 +96,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		d.Clock = time.Now
 	}
 	s := &Service{db: d.DB, audit: d.Audit, ids: d.IDs, kek: d.KEK, log: d.Logger.With("component", "vault"),
-		now: d.Clock, restarter: d.Restarter, commit: newCommitter(d.DB), policyCache: map[int64]policySet{},
+		now: d.Clock, restarter: d.Restarter, alerts: d.Alerts, commit: newCommitter(d.DB), policyCache: map[int64]policySet{},
 		wake: make(chan struct{}, 1)}
 	key, err := s.internalKey(ctx, "fingerprint")
 	if err != nil {

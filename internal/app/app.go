@@ -39,7 +39,9 @@ import (
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/problem"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/vault"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
+	"github.com/rampartsec/rampart/internal/vault/transitkms"
 	"github.com/rampartsec/rampart/internal/web"
 )
 
@@ -72,6 +74,8 @@ type App struct {
 	Federation *federation.Service
 	API        *httpapi.Server
 	Registry   *prometheus.Registry
+	// Vault keeps secrets and signing keys.
+	Vault *vault.Service
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -107,10 +111,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if a.db, err = store.Open(ctx, cfg.StoreURL()); err != nil {
 		return nil, err
 	}
-	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations); err != nil {
+	if err := a.db.Migrate(ctx, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations, vault.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
+	keys, kek, err := openKeyring(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -141,8 +145,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	if a.Vault, err = vault.New(ctx, vault.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, KEK: kek, Logger: log, Clock: opt.Clock}); err != nil {
+		return nil, err
+	}
+
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.Vault.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
@@ -160,6 +168,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 
 	// The middleware chain, outermost first.
 	authenticator := &authn.Authenticator{IDs: a.IDs, OAuth: a.OIDC}
+	// The Vault-compatible API has its own router and Vault-style errors.
+	mux.Handle("/v1/", a.Vault.KVHandler(authenticator, cfg.Vault.KVMount, cfg.Limits.MaxBodyBytes, log))
 	metrics := httpmw.NewMetrics(a.Registry)
 	var h http.Handler = httpmw.Route(mux)
 	// OAuth endpoints authenticate their callers (client secrets, access
@@ -195,6 +205,36 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		a.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	return a, nil
+}
+
+// openKeyring opens the keyring of cfg: the sealer identity uses for its
+// small secrets, and the vault's key-encryption key.
+func openKeyring(ctx context.Context, cfg config.Config) (identity.Sealer, keyring.KEK, error) {
+	dir := filepath.Join(cfg.DataDir, "keys")
+	switch cfg.Vault.Keyring {
+	case "passphrase":
+		r, err := keyring.OpenPassphraseRing(dir, []byte(cfg.Vault.Passphrase), keyring.DefaultArgon2)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r.Primary(), r, nil
+	case "transit":
+		local, err := keyring.OpenLocal(filepath.Join(dir, "master.key"))
+		if err != nil {
+			return nil, nil, err
+		}
+		t := cfg.Vault.Transit
+		kek, err := transitkms.New(ctx, transitkms.Config{Address: t.Address, Token: t.Token, Mount: t.Mount, Key: t.Key, CACert: t.CACert, Create: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		return local, kek, nil
+	}
+	r, err := keyring.OpenFileRing(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.Primary(), r, nil
 }
 
 // certHosts lists the names the server certificate must cover.
@@ -270,6 +310,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return a.housekeeping(gctx) })
+	g.Go(func() error { return a.Vault.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())

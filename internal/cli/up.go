@@ -59,6 +59,9 @@ SIGTERM stops it gracefully.`,
 				}
 			}
 			cfg.AdminPassword = ce.Getenv("RAMPART_ADMIN_PASSWORD")
+			if err := ce.vaultConfig(&cfg); err != nil {
+				return err
+			}
 			log := logging.New(ce.Stderr, cfg.LogLevel)
 			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: log})
 			if err != nil {
@@ -88,6 +91,28 @@ SIGTERM stops it gracefully.`,
 	f.DurationVar(&cfg.Session.AbsoluteTimeout, "session-max", cfg.Session.AbsoluteTimeout, "sign browsers out this long after sign-in")
 	f.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body", cfg.Limits.MaxBodyBytes, "largest accepted JSON or form body in bytes")
 	f.DurationVar(&cfg.Limits.ShutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight requests may run at shutdown")
+	f.StringVar(&cfg.Vault.Keyring, "keyring", "file", "the vault's key-encryption key: file (keys in the data directory), passphrase ($RAMPART_VAULT_PASSPHRASE) or transit ($RAMPART_VAULT_TRANSIT_ADDR, _TOKEN, _MOUNT, _KEY, _CACERT)")
+	f.StringVar(&cfg.Vault.KVMount, "kv-mount", "secret", "mount of the Vault-compatible KV v2 API under /v1/")
 	f.Lookup("tls").NoOptDefVal = "on"
 	return cmd
+}
+
+// vaultConfig reads the keyring's secrets from the environment, never
+// from flags (they would show in the process list).
+func (ce *cmdEnv) vaultConfig(cfg *config.Config) error {
+	switch cfg.Vault.Keyring {
+	case "passphrase":
+		cfg.Vault.Passphrase = ce.Getenv("RAMPART_VAULT_PASSPHRASE")
+		if cfg.Vault.Passphrase == "" {
+			return usagef("--keyring passphrase: set RAMPART_VAULT_PASSPHRASE")
+		}
+	case "transit":
+		t := &cfg.Vault.Transit
+		t.Address, t.Token = ce.Getenv("RAMPART_VAULT_TRANSIT_ADDR"), ce.Getenv("RAMPART_VAULT_TRANSIT_TOKEN")
+		t.Mount, t.Key, t.CACert = ce.Getenv("RAMPART_VAULT_TRANSIT_MOUNT"), ce.Getenv("RAMPART_VAULT_TRANSIT_KEY"), ce.Getenv("RAMPART_VAULT_TRANSIT_CACERT")
+		if t.Address == "" || t.Token == "" {
+			return usagef("--keyring transit: set RAMPART_VAULT_TRANSIT_ADDR and RAMPART_VAULT_TRANSIT_TOKEN")
+		}
+	}
+	return nil
 }

@@ -185,3 +185,10 @@ func discard() *slog.Logger { return logging.Discard() }
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

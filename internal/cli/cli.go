@@ -157,6 +157,8 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.scanCmd(),
 		ce.dbCmd(),
 		ce.oidcCmd(),
+		ce.secretCmd(),
+		ce.vaultCmd(),
 		ce.versionCmd(),
 	)
 	strictGroups(root)

@@ -361,7 +361,9 @@ pipeline:PROJECT:BRANCH:ENV and deployment:PROJECT:ENV.`,
 				vault.PutPolicyRequest{Description: desc, Secrets: secrets, Subjects: subjects}, &p); err != nil {
 				return err
 			}
-			return ce.print(p, func(t *tabwriterW) { row(t, "Policy", p.Name, strings.Join(p.Secrets, ","), strings.Join(p.Subjects, ",")) })
+			return ce.print(p, func(t *tabwriterW) {
+				row(t, "Policy", p.Name, strings.Join(p.Secrets, ","), strings.Join(p.Subjects, ","))
+			})
 		},
 	}
 	put.Flags().StringSliceVar(&secrets, "secret", nil, "secret pattern (repeatable)")

@@ -3,11 +3,14 @@
 # Go module proxy into .cache/vault-$VERSION/vault (reused when present), for
 # the Transit keyring tests. Vault's go.mod replaces its api and sdk modules
 # with directories of its own tree, which the module proxy serves as
-# separate modules: a throwaway module requires Vault, takes the api and
-# sdk versions Vault's go.mod names, and copies Vault's other replace lines.
+# separate modules (not inside Vault's zip): a throwaway module requires
+# Vault, copies Vault's other replace lines, and pins api and sdk to the
+# published versions Vault's go.mod names (so no plugin drags in a newer
+# sdk). v1.20.0 builds this way; v1.21.4's go.mod names an sdk published
+# from a later tree than its own, and does not compile.
 # About 10 minutes of CPU on 2 cores the first time.
 set -euo pipefail
-VERSION=v1.21.4
+VERSION=${VAULT_VERSION:-v1.20.0}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out="$root/.cache/vault-$VERSION"
 bin="$out/vault"
@@ -20,6 +23,8 @@ export GOFLAGS=-mod=mod
 src=$(go mod download -json "github.com/hashicorp/vault@$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 [ -d "$src" ] || { echo "vault $VERSION source not downloaded" >&2; exit 1; }
 gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$src/go.mod")
+sdk=$(sed -n 's/^[[:space:]]*github.com\/hashicorp\/vault\/sdk \(v[^ ]*\).*$/\1/p' "$src/go.mod" | head -1)
+apiv=$(sed -n 's/^[[:space:]]*github.com\/hashicorp\/vault\/api \(v[^ ]*\).*$/\1/p' "$src/go.mod" | head -1)
 cd "$out/src"
 cat >go.mod <<MOD
 module rampart.local/vaultserver
@@ -29,8 +34,9 @@ go $gover
 require github.com/hashicorp/vault $VERSION
 
 replace (
-	github.com/99designs/keyring => github.com/Jeffail/keyring v1.2.3
-	github.com/ma314smith/signedxml v1.1.1 => github.com/moov-io/signedxml v1.1.1
+	github.com/hashicorp/vault/sdk => github.com/hashicorp/vault/sdk $sdk
+	github.com/hashicorp/vault/api => github.com/hashicorp/vault/api $apiv
+$(sed -n 's/^replace \(.* => [^.].*\)$/\t\1/p' "$src/go.mod")
 )
 MOD
 cat >tools.go <<'GO'

@@ -101,20 +101,32 @@ func (s *Service) RotateKEK(ctx context.Context) (int, error) {
 	if err != nil {
 		return v, err
 	}
-	return v, s.rewrapAll(ctx)
+	// The re-wrap goes on if the caller goes away (Run would resume it).
+	return v, s.rewrapAll(context.WithoutCancel(ctx))
 }
 
-// resumeRotation finishes a re-wrap interrupted by a crash.
+// resumeRotation finishes a re-wrap interrupted by a crash: one recorded
+// as unfinished, or data keys below the current version (a crash between
+// making the new version and recording the rotation).
 func (s *Service) resumeRotation(ctx context.Context) error {
 	var finished time.Time
 	err := s.db.QueryRow(ctx, "SELECT finished_at FROM vault_kek_state WHERE id = 1").Scan(store.TimeDest(&finished))
-	if apperr.Is(err, apperr.NotFound) || (err == nil && !finished.IsZero()) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return err
 	}
-	s.rotating.Lock()
+	if err != nil || !finished.IsZero() {
+		cur, err := s.kek.Current(ctx)
+		if err != nil {
+			return err
+		}
+		pending, err := s.pendingWraps(ctx, cur)
+		if err != nil || len(pending) == 0 {
+			return err
+		}
+	}
+	if !s.rotating.TryLock() {
+		return nil // a rotation is running in this process
+	}
 	defer s.rotating.Unlock()
 	s.log.InfoContext(ctx, "resuming the re-wrap of data keys after an interrupted key-encryption key rotation")
 	return s.rewrapAll(ctx)

@@ -164,6 +164,10 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			// Another replica's rotation may have stopped half-way.
+			if err := s.resumeRotation(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "resume key-encryption key rotation", "err", err)
+			}
 		case <-s.wake:
 		}
 	}

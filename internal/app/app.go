@@ -154,8 +154,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages()), Nav: a.OIDC.Nav(),
-		Templates: []fs.FS{oidcop.Templates(), federation.Templates()}, LoginSources: a.Federation.LoginSources})
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.Vault.Pages()),
+		Nav: slices.Concat(a.OIDC.Nav(), a.Vault.Nav()), Templates: []fs.FS{oidcop.Templates(), federation.Templates(), vault.Templates()},
+		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,10 @@ func each(t *testing.T, fn func(t *testing.T, e *env)) {
 	}, audit.Migrations, identity.Migrations, vault.Migrations)
 }
 
-func newEnv(t testing.TB, db *store.DB, run bool) *env {
+func newEnv(t testing.TB, db *store.DB, run bool) *env { return newEnvKEK(t, db, run, nil) }
+
+// newEnvKEK is newEnv with the vault on kek (nil: the key-file keyring).
+func newEnvKEK(t testing.TB, db *store.DB, run bool, kek keyring.KEK) *env {
 	t.Helper()
 	e := &env{db: db, clock: fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)), keysDir: filepath.Join(t.TempDir(), "keys")}
 	var err error
@@ -59,7 +62,10 @@ func newEnv(t testing.TB, db *store.DB, run bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.v = e.start(t, e.ring, run)
+	if kek == nil {
+		kek = e.ring
+	}
+	e.v = e.start(t, kek, run)
 	ctx := context.Background()
 	e.owner = e.user(t, "olivia")
 	if e.org, err = e.ids.CreateOrg(e.as(ctx, e.owner), e.owner.ID, "acme", ""); err != nil {

@@ -118,4 +118,3 @@ func (s *Server) Stop() {
 		_ = s.cmd.Wait()
 	}
 }
-

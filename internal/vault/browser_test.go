@@ -81,7 +81,8 @@ func TestBrowser_RevealOnlyOnRequest(t *testing.T) {
 	c.Do("rotate from the page",
 		chromedp.SetValue(chromedp.CSS("#rotate-form textarea"), "rotated-value-0815"),
 		chromedp.Click(chromedp.CSS("#rotate")),
-		chromedp.WaitVisible(chromedp.CSS("#versions")),
+		// The revealed page has #versions too: wait for the redirect's flash.
+		chromedp.WaitVisible(chromedp.CSS("div.flash")),
 	)
 	html = browsertest.Eval[string](c, "read the rotated page", "document.documentElement.outerHTML")
 	if !strings.Contains(html, "Rotated: version 2 is current.") || strings.Contains(html, "rotated-value-0815") {

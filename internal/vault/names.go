@@ -2,6 +2,7 @@ package vault
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/rampartsec/rampart/internal/apperr"
@@ -64,6 +65,9 @@ func ParseScope(s string) (Scope, error) {
 		return Scope{}, apperr.InvalidField("scope", "scope is longer than %d characters", MaxRefLen)
 	}
 	parts := strings.Split(s, "/")
+	if slices.Contains(parts, "") {
+		return Scope{}, apperr.InvalidField("scope", "a scope is ORG, ORG/PROJECT or ORG/PROJECT/ENV, without empty parts")
+	}
 	var sc Scope
 	switch len(parts) {
 	case 1:

@@ -226,7 +226,7 @@ func Version(ct []byte) (int, error) {
 	}
 	n, _, ok := strings.Cut(rest, ":")
 	v, err := strconv.Atoi(n)
-	if !ok || err != nil || v < 1 {
+	if !ok || err != nil || v < 1 || strconv.Itoa(v) != n {
 		return 0, apperr.E(apperr.Internal, "transit ciphertext is malformed")
 	}
 	return v, nil

@@ -188,30 +188,35 @@ func (k *kvAPI) route(w http.ResponseWriter, r *http.Request) error {
 
 // check authorises action on the secret at path and returns its ref.
 func (k *kvAPI) check(ctx context.Context, p *authn.Principal, path string, a authz.Action) (Ref, error) {
+	ref, _, err := k.checkAt(ctx, p, path, a)
+	return ref, err
+}
+
+// checkAt is check that also returns the resolved scope.
+func (k *kvAPI) checkAt(ctx context.Context, p *authn.Principal, path string, a authz.Action) (Ref, place, error) {
 	ref, err := ParseRef(strings.Trim(path, "/"))
 	if err != nil {
-		return Ref{}, err
+		return Ref{}, place{}, err
 	}
-	return ref, k.authorise(ctx, p, ref.Scope, a)
+	pl, err := k.authoriseAt(ctx, p, ref.Scope, a)
+	return ref, pl, err
 }
 
 func (k *kvAPI) authorise(ctx context.Context, p *authn.Principal, sc Scope, a authz.Action) error {
-	if err := sc.Validate(); err != nil {
-		return err
-	}
-	o, err := k.s.ids.Org(ctx, sc.Org)
+	_, err := k.authoriseAt(ctx, p, sc, a)
+	return err
+}
+
+func (k *kvAPI) authoriseAt(ctx context.Context, p *authn.Principal, sc Scope, a authz.Action) (place, error) {
+	pl, err := k.s.resolve(ctx, sc)
 	if err != nil {
-		return err
+		return place{}, err
 	}
-	res := o.Resource()
+	res := pl.org.Resource()
 	if sc.Project != "" {
-		pr, err := k.s.ids.Project(ctx, o.ID, sc.Project)
-		if err != nil {
-			return err
-		}
-		res = pr.Resource(o)
+		res = pl.project.Resource(pl.org)
 	}
-	return authz.Check(p.Subject, a, res)
+	return pl, authz.Check(p.Subject, a, res)
 }
 
 func writeKV(w http.ResponseWriter, status int, v any) error {
@@ -255,7 +260,7 @@ func kvData(val Value, format string) (map[string]any, error) {
 
 func (k *kvAPI) read(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
 	ctx := r.Context()
-	ref, err := k.check(ctx, p, path, authz.VaultSecretRead)
+	ref, pl, err := k.checkAt(ctx, p, path, authz.VaultSecretRead)
 	if err != nil {
 		return err
 	}
@@ -265,7 +270,7 @@ func (k *kvAPI) read(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 			return &kvError{status: http.StatusBadRequest, msgs: []string{"version must be a non-negative number"}}
 		}
 	}
-	val, _, v, err := k.s.Read(ctx, Reader{UserID: p.User.ID, Username: p.User.Username, Via: "kv"}, ref, version)
+	val, _, v, err := k.s.readAt(ctx, Reader{UserID: p.User.ID, Username: p.User.Username, Via: "kv"}, pl, ref, version)
 	if apperr.Is(err, apperr.NotFound) && v.Version != 0 {
 		// A deleted or destroyed version: Vault answers 404 with its metadata.
 		return &kvError{status: http.StatusNotFound, body: envelope(r, map[string]any{"data": nil, "metadata": versionMeta(v)})}

@@ -96,15 +96,29 @@ func (s *Service) Read(ctx context.Context, rd Reader, ref Ref, version int) (Va
 	if version < 0 {
 		return Value{}, Secret{}, Version{}, apperr.InvalidField("version", "version must not be negative")
 	}
-	sec, err := s.Metadata(ctx, ref)
+	if err := ValidateName(ref.Name); err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	p, err := s.resolve(ctx, ref.Scope)
 	if err != nil {
 		return Value{}, Secret{}, Version{}, err
 	}
-	o, err := s.ids.OrgByID(ctx, sec.orgID)
+	return s.readAt(ctx, rd, p, ref, version)
+}
+
+// readAt is Read in a scope already resolved.
+func (s *Service) readAt(ctx context.Context, rd Reader, p place, ref Ref, version int) (Value, Secret, Version, error) {
+	if err := rd.valid(); err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	if version < 0 {
+		return Value{}, Secret{}, Version{}, apperr.InvalidField("version", "version must not be negative")
+	}
+	sec, err := s.loadSecret(ctx, s.db, p, ref)
 	if err != nil {
 		return Value{}, Secret{}, Version{}, err
 	}
-	policy, err := s.grant(ctx, o, ref, rd)
+	policy, err := s.grant(ctx, p.org, ref, rd)
 	if err != nil {
 		return Value{}, Secret{}, Version{}, err
 	}

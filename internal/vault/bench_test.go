@@ -16,6 +16,7 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/vault"
+	"github.com/rampartsec/rampart/internal/vault/transitkms/transittest"
 )
 
 // The speed benchmarks run the whole app on 127.0.0.1 and call it over
@@ -28,7 +29,9 @@ import (
 // Each reports throughput and the 50th and 99th percentile latency.
 // RAMPART_BENCH_STORE=postgres runs them on PostgreSQL
 // (RAMPART_TEST_POSTGRES), else SQLite. RAMPART_BENCH_CLIENTS sets the
-// number of concurrent clients (default 16). bench/vault.sh runs both.
+// number of concurrent clients (default 16). BenchmarkPeerVaultRead and
+// BenchmarkPeerVaultWrite run the same load against a real HashiCorp Vault
+// server. bench/vault.sh runs them all and prints the ratios.
 
 func benchApp(b *testing.B) (*apptest.App, string) {
 	b.Helper()
@@ -147,6 +150,51 @@ func BenchmarkHTTPWrite(b *testing.B) {
 		r, err := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/W%03d", a.URL, i%200), bytes.NewReader([]byte(body)))
 		if err == nil {
 			r.Header.Set("X-Vault-Token", tok)
+		}
+		return r, err
+	}, http.StatusOK)
+}
+
+// The peer: a real HashiCorp Vault server (tools/vaultserver/build.sh) in
+// dev mode, its KV v2 engine at secret/, called by the same clients in the
+// same run. Dev mode keeps its data in memory (no fsync), so its write
+// figure is an upper bound.
+
+func peerVault(b *testing.B) (addr string) {
+	b.Helper()
+	v := transittest.StartVault(b)
+	return v.Addr
+}
+
+func BenchmarkPeerVaultRead(b *testing.B) {
+	addr := peerVault(b)
+	const secrets = 100
+	for i := range secrets {
+		body := fmt.Sprintf(`{"data":{"value":"bench-secret-value-%03d"}}`, i)
+		r, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/S%03d", addr, i), bytes.NewReader([]byte(body)))
+		r.Header.Set("X-Vault-Token", transittest.RootToken)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("seed: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	load(b, "reads", func(i int) (*http.Request, error) {
+		r, err := http.NewRequest("GET", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/S%03d", addr, i%secrets), nil)
+		if err == nil {
+			r.Header.Set("X-Vault-Token", transittest.RootToken)
+		}
+		return r, err
+	}, http.StatusOK)
+}
+
+func BenchmarkPeerVaultWrite(b *testing.B) {
+	addr := peerVault(b)
+	load(b, "writes", func(i int) (*http.Request, error) {
+		body := fmt.Sprintf(`{"data":{"value":"bench-write-value-%08d"}}`, i)
+		r, err := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/W%03d", addr, i%200), bytes.NewReader([]byte(body)))
+		if err == nil {
+			r.Header.Set("X-Vault-Token", transittest.RootToken)
 		}
 		return r, err
 	}, http.StatusOK)

@@ -3,6 +3,8 @@ package vault_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -275,6 +277,19 @@ func TestEnvelope_CorruptOrWrongKey(t *testing.T) {
 		if _, err := vault.New(ctx, vault.Deps{DB: e.db, Audit: e.audit, IDs: e.ids, KEK: other, Logger: discard()}); err == nil ||
 			!strings.Contains(err.Error(), "does not unwrap") {
 			t.Fatalf("vault on a wrong key-encryption key: %v", err)
+		}
+		// The key file deleted: a new one is made at start, which opens
+		// nothing sealed before; the vault refuses to start.
+		if err := os.Remove(filepath.Join(e.keysDir, "master.key")); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := newRingIn(e.keysDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := vault.New(ctx, vault.Deps{DB: e.db, Audit: e.audit, IDs: e.ids, KEK: fresh, Logger: discard()}); err == nil ||
+			!strings.Contains(err.Error(), "does not unwrap") {
+			t.Fatalf("vault after its key file was deleted: %v", err)
 		}
 	})
 }

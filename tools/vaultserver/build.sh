@@ -27,7 +27,7 @@ sdk=$(sed -n 's/^[[:space:]]*github.com\/hashicorp\/vault\/sdk \(v[^ ]*\).*$/\1/
 # v1.20.0's own tree has an sdk newer than the v0.18.0 its go.mod names
 # (plugincatalog uses pluginutil.PluginRunner.Download, first published in
 # sdk v0.19.0).
-[ "$VERSION" = v1.20.0 ] && sdk=v0.19.0
+[ "$VERSION" = v1.20.0 ] && sdk=v0.19.0 # (and then fails: see the header)
 sdk=${VAULT_SDK:-$sdk}
 apiv=$(sed -n 's/^[[:space:]]*github.com\/hashicorp\/vault\/api \(v[^ ]*\).*$/\1/p' "$src/go.mod" | head -1)
 cd "$out/src"

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,14 +63,35 @@ func clients() int {
 
 // load sends b.N requests from clients() goroutines and reports
 // throughput and latency percentiles.
-func load(b *testing.B, unit string, req func(i int) (*http.Request, error), want int) {
+//
+// cpu, when set, adds the CPU time of a server in another process; the
+// CPU time of this process (server and clients) always counts, and
+// cpu-µs/req reports the total per request: what a request costs on a
+// loaded machine, where throughput says little.
+func load(b *testing.B, unit string, req func(i int) (*http.Request, error), want int, cpu func() (time.Duration, error)) {
 	b.Helper()
+	cpuNow := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if cpu != nil {
+			other, err := cpu()
+			if err != nil {
+				b.Fatal(err)
+			}
+			d += other
+		}
+		return d
+	}
 	c := clients()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}, Timeout: 30 * time.Second}
 	lat := make([][]time.Duration, c)
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	b.ResetTimer()
+	cpu0 := cpuNow()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range c {
@@ -103,6 +125,7 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpuUsed := cpuNow() - cpu0
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d requests failed; first: %v", n, b.N, firstErr.Load())
@@ -118,6 +141,7 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit+"/s")
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(cpuUsed.Microseconds())/float64(b.N), "cpu-µs/req")
 	b.ReportMetric(0, "ns/op") // throughput and latency say it; ns/op of a concurrent run misleads
 }
 
@@ -140,7 +164,7 @@ func BenchmarkHTTPRead(b *testing.B) {
 			r.Header.Set("X-Vault-Token", tok)
 		}
 		return r, err
-	}, http.StatusOK)
+	}, http.StatusOK, nil)
 }
 
 func BenchmarkHTTPWrite(b *testing.B) {
@@ -152,7 +176,7 @@ func BenchmarkHTTPWrite(b *testing.B) {
 			r.Header.Set("X-Vault-Token", tok)
 		}
 		return r, err
-	}, http.StatusOK)
+	}, http.StatusOK, nil)
 }
 
 // The peer: a real HashiCorp Vault server (tools/vaultserver/build.sh) in
@@ -160,14 +184,14 @@ func BenchmarkHTTPWrite(b *testing.B) {
 // same run. Dev mode keeps its data in memory (no fsync), so its write
 // figure is an upper bound.
 
-func peerVault(b *testing.B) (addr string) {
+func peerVault(b *testing.B) (addr string, cpu func() (time.Duration, error)) {
 	b.Helper()
 	v := transittest.StartVault(b)
-	return v.Addr
+	return v.Addr, v.CPUTime
 }
 
 func BenchmarkPeerVaultRead(b *testing.B) {
-	addr := peerVault(b)
+	addr, cpu := peerVault(b)
 	const secrets = 100
 	for i := range secrets {
 		body := fmt.Sprintf(`{"data":{"value":"bench-secret-value-%03d"}}`, i)
@@ -185,11 +209,11 @@ func BenchmarkPeerVaultRead(b *testing.B) {
 			r.Header.Set("X-Vault-Token", transittest.RootToken)
 		}
 		return r, err
-	}, http.StatusOK)
+	}, http.StatusOK, cpu)
 }
 
 func BenchmarkPeerVaultWrite(b *testing.B) {
-	addr := peerVault(b)
+	addr, cpu := peerVault(b)
 	load(b, "writes", func(i int) (*http.Request, error) {
 		body := fmt.Sprintf(`{"data":{"value":"bench-write-value-%08d"}}`, i)
 		r, err := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/W%03d", addr, i%200), bytes.NewReader([]byte(body)))
@@ -197,5 +221,5 @@ func BenchmarkPeerVaultWrite(b *testing.B) {
 			r.Header.Set("X-Vault-Token", transittest.RootToken)
 		}
 		return r, err
-	}, http.StatusOK)
+	}, http.StatusOK, cpu)
 }

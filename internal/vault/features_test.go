@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -364,6 +366,77 @@ func TestRotateKEK_Online(t *testing.T) {
 		again := e.start(t, ring, false)
 		if _, _, _, err := again.Read(context.Background(), reader(e.owner), mustRef(t, "acme/web/S00"), 1); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// restarts is a Restarter that records what it receives and fails its
+// first fail calls (as a deploy whose target is down would).
+type restarts struct {
+	mu   sync.Mutex
+	fail int
+	got  chan vault.RotationEvent
+}
+
+func (r *restarts) SecretRotated(_ context.Context, ev vault.RotationEvent) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
+		return errors.New("deploy target unreachable")
+	}
+	r.got <- ev
+	return nil
+}
+
+// TestRotation_RestartsWhenProjectAsks: once a project asks for rolling
+// restarts, each rotation of one of its secrets reaches the Restarter, in
+// order, also after a failed delivery; before that, and for org secrets,
+// none does.
+func TestRotation_RestartsWhenProjectAsks(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		rs := &restarts{fail: 1, got: make(chan vault.RotationEvent, 10)}
+		v := e.start(t, e.ring, true, func(d *vault.Deps) { d.Restarter = rs })
+		ctx := e.as(context.Background(), e.owner)
+		rotate := func(ref string) int {
+			t.Helper()
+			val := vault.NewValue([]byte("value-" + ref + time.Now().String()))
+			_, ver, err := v.Rotate(ctx, mustRef(t, ref), &val)
+			if err != nil {
+				t.Fatalf("rotate %s: %v", ref, err)
+			}
+			return ver.Version
+		}
+		quiet := func(why string) {
+			t.Helper()
+			select {
+			case ev := <-rs.got:
+				t.Fatalf("%s: restart for %s v%d", why, ev.Ref, ev.Version)
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+		e.set(t, "acme/web/prod/DB", "v1")
+		e.set(t, "acme/ORG_TOKEN", "v1")
+		rotate("acme/web/prod/DB")
+		quiet("project did not ask")
+
+		if err := v.SetSettings(ctx, vault.Scope{Org: "acme", Project: "web"}, vault.ProjectSettings{RestartOnRotate: true}); err != nil {
+			t.Fatal(err)
+		}
+		rotate("acme/ORG_TOKEN")
+		quiet("org secret")
+		first := rotate("acme/web/prod/DB") // its delivery fails once
+		quiet("delivery failed")
+		second := rotate("acme/web/prod/DB") // the next rotation wakes delivery again
+		for _, want := range []int{first, second} {
+			select {
+			case ev := <-rs.got:
+				if ev.Ref.String() != "acme/web/prod/DB" || ev.Version != want {
+					t.Fatalf("restart for %s v%d, want v%d", ev.Ref, ev.Version, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no restart for version %d", want)
+			}
 		}
 	})
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/vault.sh — the vault's speed over HTTP, against HashiCorp Vault
-# v1.20.0 (the KV v2 engine of a dev server) in the same run:
+# v1.19.0 (the KV v2 engine of a dev server) in the same run:
 #
 #   read   authorised reads through the Vault-compatible API
 #          (GET /v1/secret/data/ORG/PROJECT/ENV/NAME with X-Vault-Token):

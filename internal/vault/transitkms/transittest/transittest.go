@@ -26,7 +26,7 @@ import (
 
 // VaultVersion is the HashiCorp Vault server tools/vaultserver/build.sh
 // builds into .cache/vault-VERSION/vault.
-const VaultVersion = "v1.20.0"
+const VaultVersion = "v1.19.0"
 
 // RootToken is the dev server's root token.
 const RootToken = "rampart-test-root"

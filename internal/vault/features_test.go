@@ -373,9 +373,10 @@ func TestRotateKEK_Online(t *testing.T) {
 // restarts is a Restarter that records what it receives and fails its
 // first fail calls (as a deploy whose target is down would).
 type restarts struct {
-	mu   sync.Mutex
-	fail int
-	got  chan vault.RotationEvent
+	mu     sync.Mutex
+	fail   int
+	failed chan struct{}
+	got    chan vault.RotationEvent
 }
 
 func (r *restarts) SecretRotated(_ context.Context, ev vault.RotationEvent) error {
@@ -383,6 +384,7 @@ func (r *restarts) SecretRotated(_ context.Context, ev vault.RotationEvent) erro
 	defer r.mu.Unlock()
 	if r.fail > 0 {
 		r.fail--
+		r.failed <- struct{}{}
 		return errors.New("deploy target unreachable")
 	}
 	r.got <- ev
@@ -395,7 +397,7 @@ func (r *restarts) SecretRotated(_ context.Context, ev vault.RotationEvent) erro
 // none does.
 func TestRotation_RestartsWhenProjectAsks(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
-		rs := &restarts{fail: 1, got: make(chan vault.RotationEvent, 10)}
+		rs := &restarts{fail: 1, failed: make(chan struct{}, 1), got: make(chan vault.RotationEvent, 10)}
 		v := e.start(t, e.ring, true, func(d *vault.Deps) { d.Restarter = rs })
 		ctx := e.as(context.Background(), e.owner)
 		rotate := func(ref string) int {
@@ -426,6 +428,11 @@ func TestRotation_RestartsWhenProjectAsks(t *testing.T) {
 		rotate("acme/ORG_TOKEN")
 		quiet("org secret")
 		first := rotate("acme/web/prod/DB") // its delivery fails once
+		select {
+		case <-rs.failed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery attempted after a rotation")
+		}
 		quiet("delivery failed")
 		second := rotate("acme/web/prod/DB") // the next rotation wakes delivery again
 		for _, want := range []int{first, second} {

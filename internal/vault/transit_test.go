@@ -67,7 +67,7 @@ func TestTransit_VaultOnTransit(t *testing.T) {
 		if _, err := vault.New(ctx, vault.Deps{DB: db, Audit: audit.New(db, nil), IDs: e.ids, KEK: other, Logger: discard()}); err == nil {
 			t.Fatal("the vault started on another Transit key")
 		}
-	})
+	}, audit.Migrations, identity.Migrations, vault.Migrations)
 	// With the Vault server down, reads fail with a clear error.
 	db := storetest.OpenSQLite(t)
 	if err := db.Migrate(context.Background(), audit.Migrations, identity.Migrations, vault.Migrations); err != nil {

@@ -6,8 +6,8 @@
 # separate modules (not inside Vault's zip): a throwaway module requires
 # Vault, copies Vault's other replace lines, and pins api and sdk to the
 # published versions Vault's go.mod names (so no plugin drags in a newer
-# sdk). v1.19.0 is the default: its build was started on 2026-11-25 but not
-# yet seen to finish on the loaded 2-core machine. Later releases fail: their trees use an
+# sdk). v1.19.0 builds this way (the default; about 60 minutes on the loaded
+# 2-core machine, 2026-11-25). Later releases fail: their trees use an
 # sdk between two published ones (v1.20.0 names sdk v0.18.0, which lacks
 # pluginutil.PluginRunner.Download used by vault/plugincatalog, while
 # v0.19.0 changed connutil.GetCloudSQLAuthOptions, which its mysql plugin

@@ -65,7 +65,9 @@ import (
 	"github.com/rampartsec/rampart/internal/scm/githttp"
 	"github.com/rampartsec/rampart/internal/scm/gitssh"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/vault"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
+	"github.com/rampartsec/rampart/internal/vault/transitkms"
 	"github.com/rampartsec/rampart/internal/web"
 )
 
@@ -140,6 +142,8 @@ type App struct {
 	// is its runc target (nil when runc or root is missing).
 	Deploy      *deploy.Service
 	NodeRuntime *noderuntime.Runtime
+	// Vault keeps secrets and serves them to jobs, workloads and the KV API.
+	Vault *vault.Service
 }
 
 // New builds a Rampart from cfg: it opens (and migrates) the store,
@@ -176,10 +180,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	if err := a.db.Migrate(ctx, events.Migrations, audit.Migrations, identity.Migrations, oidcop.Migrations, federation.Migrations,
-		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations, realm.Migrations, pipeline.Migrations, deploy.Migrations); err != nil {
+		gateway.Migrations, scm.Migrations, boards.Migrations, alerts.Migrations, policy.Migrations, registry.Migrations, realm.Migrations, pipeline.Migrations, deploy.Migrations, vault.Migrations); err != nil {
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	keys, err := keyring.OpenLocal(filepath.Join(cfg.DataDir, "keys", "master.key"))
+	keys, kek, err := openKeyring(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +215,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
+	if a.Vault, err = vault.New(ctx, vault.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, KEK: kek, Logger: log, Clock: opt.Clock}); err != nil {
+		return nil, err
+	}
 	if a.Realms, err = realm.New(realm.Deps{IDs: a.IDs, Logger: log, PublicURL: a.url}); err != nil {
 		return nil, err
 	}
@@ -286,13 +293,13 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	if a.API, err = httpapi.New(httpapi.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, MaxBody: cfg.Limits.MaxBodyBytes,
-		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes(), a.Realms.Routes(), a.Pipelines.AllRoutes(), a.Deploy.Routes())}); err != nil {
+		Extra: slices.Concat(a.OIDC.Routes(), a.Federation.Routes(), a.SCM.Routes(), gatewayRoutes, a.Boards.Routes(), a.Alerts.Routes(), a.Policy.Routes(), a.OCI.Routes(), a.Realms.Routes(), a.Pipelines.AllRoutes(), a.Deploy.Routes(), a.Vault.Routes())}); err != nil {
 		return nil, err
 	}
 	ui, err := web.New(web.Deps{IDs: a.IDs, Audit: a.Audit, Logger: log, PublicURL: a.url, Secure: cfg.TLS,
-		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages(), a.Realms.Pages(), a.Pipelines.Pages(), a.Deploy.Pages()),
-		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav(), a.Pipelines.Nav(), a.Deploy.Nav()),
-		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates(), realm.Templates(), pipeline.Templates(), deploy.Templates()},
+		MaxBody: cfg.Limits.MaxBodyBytes, Pages: slices.Concat(a.OIDC.Pages(), a.Federation.Pages(), a.SCM.Pages(), a.Boards.Pages(), a.Alerts.Pages(), a.Policy.Pages(), a.OCI.Pages(), a.Realms.Pages(), a.Pipelines.Pages(), a.Deploy.Pages(), a.Vault.Pages()),
+		Nav:          slices.Concat(a.OIDC.Nav(), a.SCM.Nav(), a.Boards.Nav(), a.Alerts.Nav(), a.Policy.Nav(), a.OCI.Nav(), a.Pipelines.Nav(), a.Deploy.Nav(), a.Vault.Nav()),
+		Templates:    []fs.FS{oidcop.Templates(), federation.Templates(), scm.Templates(), boards.Templates(), alerts.Templates(), policy.Templates(), registry.Templates(), realm.Templates(), pipeline.Templates(), deploy.Templates(), vault.Templates()},
 		LoginSources: a.Federation.LoginSources})
 	if err != nil {
 		return nil, err
@@ -307,6 +314,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	a.registerOps(mux)
 
 	// The middleware chain, outermost first.
+	// The Vault-compatible API has its own router and Vault-style errors.
+	mux.Handle("/v1/", a.Vault.KVHandler(authenticator, cfg.Vault.KVMount, cfg.Limits.MaxBodyBytes, log))
 	metrics := httpmw.NewMetrics(a.Registry)
 	gitMux := http.NewServeMux()
 	(&githttp.Handler{SCM: a.SCM, Log: log}).Register(gitMux)
@@ -457,7 +466,7 @@ func (a *App) newPipelines(opt Options) error {
 // newDeploy builds the delivery service and its targets: the node
 // runtime (runc containers on this machine, when runc and root are
 // available) with the gateway's routes following releases.
-func (a *App) newDeploy(keys *keyring.Local, opt Options) error {
+func (a *App) newDeploy(keys identity.Sealer, opt Options) error {
 	targets := map[string]deploy.Target{deploy.KindKubernetes: &kubetarget.Target{Logger: a.log}}
 	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock, Events: a.Events}
 	if noderuntime.Available() {
@@ -500,6 +509,36 @@ func registryHost(publicURL string) string {
 		return u.Host
 	}
 	return ""
+}
+
+// openKeyring opens the keyring of cfg: the sealer identity uses for its
+// small secrets, and the vault's key-encryption key.
+func openKeyring(ctx context.Context, cfg config.Config) (identity.Sealer, keyring.KEK, error) {
+	dir := filepath.Join(cfg.DataDir, "keys")
+	switch cfg.Vault.Keyring {
+	case "passphrase":
+		r, err := keyring.OpenPassphraseRing(dir, []byte(cfg.Vault.Passphrase), keyring.DefaultArgon2)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r.Primary(), r, nil
+	case "transit":
+		local, err := keyring.OpenLocal(filepath.Join(dir, "master.key"))
+		if err != nil {
+			return nil, nil, err
+		}
+		t := cfg.Vault.Transit
+		kek, err := transitkms.New(ctx, transitkms.Config{Address: t.Address, Token: t.Token, Mount: t.Mount, Key: t.Key, CACert: t.CACert, Create: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		return local, kek, nil
+	}
+	r, err := keyring.OpenFileRing(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r.Primary(), r, nil
 }
 
 // certHosts lists the names the server certificate must cover.
@@ -620,6 +659,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.Policy.Run(gctx) })
 	g.Go(func() error { return a.OCI.Run(gctx) })
 	g.Go(func() error { return a.OCI.Housekeeping(gctx, a.cfg.Registry.GCInterval) })
+	g.Go(func() error { return a.Vault.Run(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.Info("shutting down", logging.KeyAddr, a.Addr())

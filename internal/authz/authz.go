@@ -314,6 +314,32 @@ var (
 	RegistryGC     = Action{Name: "registry.gc", Level: LevelSiteAdmin, Scope: ScopeAdmin}
 )
 
+// Vault actions. Roles decide who manages secrets; reading a value also
+// needs a vault policy granting it (checked by the vault itself).
+var (
+	// VaultSecretList shows secrets' metadata (names, versions, owners,
+	// dates), never values.
+	VaultSecretList = Action{Name: "vault.secret.list", Level: LevelProject, Role: Reader, Scope: ScopeVaultRead}
+	// VaultSecretRead reads a value, when a vault policy grants it too.
+	VaultSecretRead = Action{Name: "vault.secret.read", Level: LevelProject, Role: Reader, Scope: ScopeVaultRead}
+	// VaultSecretWrite sets, rotates, rolls back and deletes secrets.
+	VaultSecretWrite = Action{Name: "vault.secret.write", Level: LevelProject, Role: Maintainer, Scope: ScopeVaultWrite}
+	// VaultSettingsWrite changes a project's vault settings (rotation on
+	// leak, rolling restarts on rotation).
+	VaultSettingsWrite = Action{Name: "vault.settings.write", Level: LevelProject, Role: Maintainer, Scope: ScopeVaultWrite}
+	// VaultPolicyRead lists who may read which secrets.
+	VaultPolicyRead = Action{Name: "vault.policy.read", Level: LevelOrg, Role: Reader, Scope: ScopeVaultRead}
+	// VaultPolicyWrite grants and revokes reading secrets: owners only,
+	// like teams, since it hands out access.
+	VaultPolicyWrite = Action{Name: "vault.policy.write", Level: LevelOrg, Role: Owner, Scope: ScopeVaultWrite}
+	// VaultKeyRead lists signing keys and exports their public keys.
+	VaultKeyRead = Action{Name: "vault.key.read", Level: LevelProject, Role: Reader, Scope: ScopeVaultRead}
+	// VaultKeyWrite creates, deletes and signs with signing keys.
+	VaultKeyWrite = Action{Name: "vault.key.write", Level: LevelProject, Role: Maintainer, Scope: ScopeVaultWrite}
+	// VaultAdmin rotates the key-encryption key (site administrators).
+	VaultAdmin = Action{Name: "vault.admin", Level: LevelSiteAdmin, Scope: ScopeAdmin}
+)
+
 // Decision is the outcome of Decide.
 type Decision struct {
 	Allow bool

@@ -172,6 +172,8 @@ one process. Start a server with 'rampart up', then sign in with
 		ce.pipelineCmd(),
 		ce.runnerCmd(),
 		ce.sshKeyCmd(),
+		ce.secretCmd(),
+		ce.vaultCmd(),
 		ce.versionCmd(),
 	)
 	strictGroups(root)

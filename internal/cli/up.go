@@ -64,6 +64,9 @@ SIGTERM stops it gracefully.`,
 				}
 			}
 			cfg.AdminPassword = ce.Getenv("RAMPART_ADMIN_PASSWORD")
+			if err := ce.vaultConfig(&cfg); err != nil {
+				return err
+			}
 			log := logging.New(ce.Stderr, cfg.LogLevel)
 			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: log})
 			if err != nil {
@@ -111,8 +114,30 @@ SIGTERM stops it gracefully.`,
 	f.IntVar(&cfg.Pipeline.Workers, "pipeline-workers", 0, "pipeline jobs this server runs at once (0: 2; -1: none)")
 	f.IntVar(&cfg.Pipeline.MaxPerProject, "pipeline-max-per-project", 0, "running pipeline jobs per project (0: 4)")
 	f.StringVar(&cfg.Pipeline.Executor, "pipeline-executor", "", "default executor of pipeline jobs: container (runc) or host (default: container where runc runs as root)")
+	f.StringVar(&cfg.Vault.Keyring, "keyring", "file", "the vault's key-encryption key: file (keys in the data directory), passphrase ($RAMPART_VAULT_PASSPHRASE) or transit ($RAMPART_VAULT_TRANSIT_ADDR, _TOKEN, _MOUNT, _KEY, _CACERT)")
+	f.StringVar(&cfg.Vault.KVMount, "kv-mount", "secret", "mount of the Vault-compatible KV v2 API under /v1/")
 	f.Lookup("tls").NoOptDefVal = "on"
 	f.Lookup("gateway-tls").NoOptDefVal = "on"
 	f.Lookup("gateway-access-log").NoOptDefVal = "on"
 	return cmd
+}
+
+// vaultConfig reads the keyring's secrets from the environment, never
+// from flags (they would show in the process list).
+func (ce *cmdEnv) vaultConfig(cfg *config.Config) error {
+	switch cfg.Vault.Keyring {
+	case "passphrase":
+		cfg.Vault.Passphrase = ce.Getenv("RAMPART_VAULT_PASSPHRASE")
+		if cfg.Vault.Passphrase == "" {
+			return usagef("--keyring passphrase: set RAMPART_VAULT_PASSPHRASE")
+		}
+	case "transit":
+		t := &cfg.Vault.Transit
+		t.Address, t.Token = ce.Getenv("RAMPART_VAULT_TRANSIT_ADDR"), ce.Getenv("RAMPART_VAULT_TRANSIT_TOKEN")
+		t.Mount, t.Key, t.CACert = ce.Getenv("RAMPART_VAULT_TRANSIT_MOUNT"), ce.Getenv("RAMPART_VAULT_TRANSIT_KEY"), ce.Getenv("RAMPART_VAULT_TRANSIT_CACERT")
+		if t.Address == "" || t.Token == "" {
+			return usagef("--keyring transit: set RAMPART_VAULT_TRANSIT_ADDR and RAMPART_VAULT_TRANSIT_TOKEN")
+		}
+	}
+	return nil
 }

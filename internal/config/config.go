@@ -41,6 +41,7 @@ type Config struct {
 	Policy   Policy
 	Registry Registry
 	Pipeline Pipeline
+	Vault    Vault
 }
 
 // Gateway configures the gateway: its own listener in front of the
@@ -109,6 +110,29 @@ type Registry struct {
 	// GCInterval is how often retention rules run and unreferenced blobs
 	// are collected (0: hourly).
 	GCInterval time.Duration
+}
+
+// Vault configures the vault: where its key-encryption key comes from and
+// the mount of its Vault-compatible API.
+type Vault struct {
+	// Keyring is "file" (default: key files in DataDir/keys), "passphrase"
+	// (keys derived by argon2id from Passphrase) or "transit" (HashiCorp
+	// Vault's Transit engine).
+	Keyring string
+	// Passphrase derives the keyring in passphrase mode (never logged).
+	Passphrase string
+	Transit    Transit
+	// KVMount is the mount of the KV v2 API under /v1/ (default "secret").
+	KVMount string
+}
+
+// Transit names a Transit key on a HashiCorp Vault server.
+type Transit struct {
+	Address string
+	Token   string
+	Mount   string
+	Key     string
+	CACert  string
 }
 
 // OIDC tunes the built-in OpenID provider; zero values take its defaults.
@@ -256,6 +280,22 @@ func (c *Config) Validate() error {
 	}
 	if c.SCM.MaxPushBytes < 0 || c.SCM.HookTimeout < 0 || c.SCM.WebhookTimeout < 0 || c.SCM.WebhookBackoff < 0 || c.SCM.WebhookAttempts < 0 {
 		bad("scm", "limits, timeouts and attempts must not be negative")
+	}
+	switch c.Vault.Keyring {
+	case "", "file":
+	case "passphrase":
+		if len(c.Vault.Passphrase) < 12 {
+			bad("vault.passphrase", "the keyring passphrase must have at least 12 characters")
+		}
+	case "transit":
+		if c.Vault.Transit.Address == "" || c.Vault.Transit.Token == "" {
+			bad("vault.transit", "the transit keyring needs an address and a token")
+		}
+	default:
+		bad("vault.keyring", "must be file, passphrase or transit")
+	}
+	if m := c.Vault.KVMount; m != "" && (strings.ContainsAny(m, "/ ") || len(m) > 64) {
+		bad("vault.kv-mount", "must be one path segment")
 	}
 	if c.Limits.ShutdownGrace <= 0 {
 		bad("limits.shutdown-grace", "must be positive: in-flight requests get this long at shutdown")

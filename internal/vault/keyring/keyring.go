@@ -1,13 +1,22 @@
-// Package keyring holds the key-encryption key that protects Rampart's
+// Package keyring holds the key-encryption keys that protect Rampart's
 // secrets at rest: TOTP seeds, OIDC signing keys, upstream client secrets,
-// and (with the vault) every secret's data key.
+// and every vault secret's data key.
 //
 // The embedded default is a local master key: 32 random bytes in a file
 // created at first start with mode 0600. Seal and Open use AES-256-GCM with
 // associated data, so a ciphertext only opens in the context it was sealed
 // for (for example "totp:user:42"): copied to another row, it fails.
 //
-// Several replicas sharing one PostgreSQL database must share the key file.
+// The vault wraps data keys through the KEK interface, which has versions
+// and rotates. Ring implements it on this machine, with one key file per
+// version (master.key is version 1, then kek-2.key, kek-3.key, …) or with
+// keys derived from an operator passphrase by argon2id (the salts are in
+// passphrase.json, the keys nowhere on disk). transitkms implements it with
+// HashiCorp Vault's Transit engine. Identity keeps sealing with version 1
+// (Ring.Primary); rotation re-wraps the vault's data keys only.
+//
+// Several replicas sharing one PostgreSQL database must share the key
+// directory (or the passphrase, or the Transit key).
 package keyring
 
 import (

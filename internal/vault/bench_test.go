@@ -1,0 +1,225 @@
+package vault_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/apptest"
+	"github.com/rampartsec/rampart/internal/httpapi"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+	"github.com/rampartsec/rampart/internal/vault"
+	"github.com/rampartsec/rampart/internal/vault/transitkms/transittest"
+)
+
+// The speed benchmarks run the whole app on 127.0.0.1 and call it over
+// HTTP with keep-alive connections, as a fleet of clients would:
+//
+//	BenchmarkHTTPRead:  authorised reads through the Vault-compatible API
+//	                    (token check, roles, policy, decrypt, audited read)
+//	BenchmarkHTTPWrite: durable writes of new versions (group commit)
+//
+// Each reports throughput and the 50th and 99th percentile latency.
+// RAMPART_BENCH_STORE=postgres runs them on PostgreSQL
+// (RAMPART_TEST_POSTGRES), else SQLite. RAMPART_BENCH_CLIENTS sets the
+// number of concurrent clients (default 16). BenchmarkPeerVaultRead and
+// BenchmarkPeerVaultWrite run the same load against a real HashiCorp Vault
+// server. bench/vault.sh runs them all and prints the ratios.
+
+func benchApp(b *testing.B) (*apptest.App, string) {
+	b.Helper()
+	var opts []apptest.Option
+	if os.Getenv("RAMPART_BENCH_STORE") == "postgres" {
+		opts = append(opts, apptest.WithStore(storetest.PostgresURL(b)))
+	}
+	a := apptest.Start(b, opts...)
+	adminLogin := a.AdminToken(b)
+	admin := a.Client(b, adminLogin)
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"})
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/acme/projects", httpapi.CreateProjectRequest{Name: "web"})
+	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/vault/policies/bench", vault.PutPolicyRequest{
+		Secrets: []string{"web/prod/*"}, Subjects: []string{"user:admin"}})
+	var ct httpapi.CreatedToken
+	admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/user/tokens",
+		map[string]any{"name": "bench", "scopes": []string{"vault:read", "vault:write"}}).Decode(b, &ct)
+	return a, ct.Secret
+}
+
+func clients() int {
+	var n int
+	if _, err := fmt.Sscan(os.Getenv("RAMPART_BENCH_CLIENTS"), &n); err != nil || n < 1 {
+		return 16
+	}
+	return n
+}
+
+// load sends b.N requests from clients() goroutines and reports
+// throughput and latency percentiles.
+//
+// cpu, when set, adds the CPU time of a server in another process; the
+// CPU time of this process (server and clients) always counts, and
+// cpu-µs/req reports the total per request: what a request costs on a
+// loaded machine, where throughput says little.
+func load(b *testing.B, unit string, req func(i int) (*http.Request, error), want int, cpu func() (time.Duration, error)) {
+	b.Helper()
+	cpuNow := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if cpu != nil {
+			other, err := cpu()
+			if err != nil {
+				b.Fatal(err)
+			}
+			d += other
+		}
+		return d
+	}
+	c := clients()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}, Timeout: 30 * time.Second}
+	lat := make([][]time.Duration, c)
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	b.ResetTimer()
+	cpu0 := cpuNow()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for g := range c {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				r, err := req(i)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				t0 := time.Now()
+				resp, err := hc.Do(r)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lat[g] = append(lat[g], time.Since(t0))
+				if resp.StatusCode != want {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", resp.StatusCode, body))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpuUsed := cpuNow() - cpu0
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d requests failed; first: %v", n, b.N, firstErr.Load())
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(len(all)-1, int(float64(len(all))*p))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit+"/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(cpuUsed.Microseconds())/float64(b.N), "cpu-µs/req")
+	b.ReportMetric(0, "ns/op") // throughput and latency say it; ns/op of a concurrent run misleads
+}
+
+func BenchmarkHTTPRead(b *testing.B) {
+	a, tok := benchApp(b)
+	const secrets = 100
+	for i := range secrets {
+		body := fmt.Sprintf(`{"data":{"value":"bench-secret-value-%03d"}}`, i)
+		r, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/S%03d", a.URL, i), bytes.NewReader([]byte(body)))
+		r.Header.Set("X-Vault-Token", tok)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("seed: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	load(b, "reads", func(i int) (*http.Request, error) {
+		r, err := http.NewRequest("GET", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/S%03d", a.URL, i%secrets), nil)
+		if err == nil {
+			r.Header.Set("X-Vault-Token", tok)
+		}
+		return r, err
+	}, http.StatusOK, nil)
+}
+
+func BenchmarkHTTPWrite(b *testing.B) {
+	a, tok := benchApp(b)
+	load(b, "writes", func(i int) (*http.Request, error) {
+		body := fmt.Sprintf(`{"data":{"value":"bench-write-value-%08d"}}`, i)
+		r, err := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/W%03d", a.URL, i%200), bytes.NewReader([]byte(body)))
+		if err == nil {
+			r.Header.Set("X-Vault-Token", tok)
+		}
+		return r, err
+	}, http.StatusOK, nil)
+}
+
+// The peer: a real HashiCorp Vault server (tools/vaultserver/build.sh) in
+// dev mode, its KV v2 engine at secret/, called by the same clients in the
+// same run. Dev mode keeps its data in memory (no fsync), so its write
+// figure is an upper bound.
+
+func peerVault(b *testing.B) (addr string, cpu func() (time.Duration, error)) {
+	b.Helper()
+	v := transittest.StartVault(b)
+	return v.Addr, v.CPUTime
+}
+
+func BenchmarkPeerVaultRead(b *testing.B) {
+	addr, cpu := peerVault(b)
+	const secrets = 100
+	for i := range secrets {
+		body := fmt.Sprintf(`{"data":{"value":"bench-secret-value-%03d"}}`, i)
+		r, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/S%03d", addr, i), bytes.NewReader([]byte(body)))
+		r.Header.Set("X-Vault-Token", transittest.RootToken)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("seed: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	load(b, "reads", func(i int) (*http.Request, error) {
+		r, err := http.NewRequest("GET", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/S%03d", addr, i%secrets), nil)
+		if err == nil {
+			r.Header.Set("X-Vault-Token", transittest.RootToken)
+		}
+		return r, err
+	}, http.StatusOK, cpu)
+}
+
+func BenchmarkPeerVaultWrite(b *testing.B) {
+	addr, cpu := peerVault(b)
+	load(b, "writes", func(i int) (*http.Request, error) {
+		body := fmt.Sprintf(`{"data":{"value":"bench-write-value-%08d"}}`, i)
+		r, err := http.NewRequest("PUT", fmt.Sprintf("%s/v1/secret/data/acme/web/prod/W%03d", addr, i%200), bytes.NewReader([]byte(body)))
+		if err == nil {
+			r.Header.Set("X-Vault-Token", transittest.RootToken)
+		}
+		return r, err
+	}, http.StatusOK, cpu)
+}

@@ -1,0 +1,114 @@
+package vault
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// committer batches writes into durable transactions (group commit): a
+// write waits until its batch is on disk, and one fsync serves every write
+// of the batch. Each write runs inside a savepoint of its own, so one that
+// fails is undone alone and the others commit. Audit entries of reads go
+// through it too, so a read returns its value only once its audit entry is
+// durable.
+type committer struct {
+	db       *store.DB
+	ops      chan *op
+	maxBatch int
+	running  atomic.Bool
+}
+
+type op struct {
+	ctx context.Context
+	fn  func(ctx context.Context, tx *store.Tx) error
+	err chan error
+}
+
+func newCommitter(db *store.DB) *committer {
+	return &committer{db: db, ops: make(chan *op, 1024), maxBatch: 128}
+}
+
+// do runs fn in a durable transaction, batched with concurrent writes, and
+// returns its error once the batch committed (or failed).
+func (c *committer) do(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error {
+	if !c.running.Load() {
+		return c.db.DurableTx(ctx, func(tx *store.Tx) error { return fn(ctx, tx) })
+	}
+	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	select {
+	case c.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-o.err
+}
+
+// run commits batches until ctx ends; writes queued at that point are
+// still committed.
+func (c *committer) run(ctx context.Context) {
+	c.running.Store(true)
+	defer c.running.Store(false)
+	for {
+		var first *op
+		select {
+		case first = <-c.ops:
+		case <-ctx.Done():
+			for {
+				select {
+				case o := <-c.ops:
+					c.commit(context.WithoutCancel(ctx), []*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*op{first}
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case o := <-c.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		c.commit(context.WithoutCancel(ctx), batch)
+	}
+}
+
+func (c *committer) commit(ctx context.Context, batch []*op) {
+	results := make([]error, len(batch))
+	err := c.db.DurableTx(ctx, func(tx *store.Tx) error {
+		clear(results)
+		if len(batch) == 1 {
+			results[0] = batch[0].fn(batch[0].ctx, tx)
+			return results[0]
+		}
+		for i, o := range batch {
+			if _, err := tx.Exec(ctx, "SAVEPOINT vault_op"); err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			if err := o.fn(o.ctx, tx); err != nil {
+				results[i] = err
+				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT vault_op"); err != nil {
+					return fmt.Errorf("rollback to savepoint: %w", err)
+				}
+			}
+			if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT vault_op"); err != nil {
+				return fmt.Errorf("release savepoint: %w", err)
+			}
+		}
+		return nil
+	})
+	for i, o := range batch {
+		switch {
+		case results[i] != nil:
+			o.err <- results[i]
+		default:
+			o.err <- err
+		}
+	}
+}

@@ -1,0 +1,345 @@
+package keyring
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/rampartsec/rampart/internal/apperr"
+)
+
+// KEK is a key-encryption key: it wraps the vault's data keys. It has
+// versions; Wrap always uses the current one, Unwrap any version still
+// held, so rotating (Rotate, then re-wrapping every data key) never makes a
+// stored value unreadable on the way.
+//
+// Implementations: *Ring (a local key file per version, or keys derived
+// from an operator passphrase with argon2id) and transitkms.KEK (HashiCorp
+// Vault's Transit engine).
+type KEK interface {
+	// Kind names the implementation: "file", "passphrase" or "transit".
+	Kind() string
+	// Wrap encrypts a data key under the current version, bound to aad.
+	// The result names the version it was wrapped under.
+	Wrap(ctx context.Context, dek, aad []byte) (wrapped []byte, version int, err error)
+	// Unwrap decrypts what Wrap returned for the same aad. A wrong aad, a
+	// changed blob or a version no longer held fail with an error; there
+	// is never a fallback.
+	Unwrap(ctx context.Context, wrapped, aad []byte) ([]byte, error)
+	// Current returns the version Wrap uses now.
+	Current(ctx context.Context) (int, error)
+	// Rotate makes a new current version and returns it. Earlier versions
+	// keep unwrapping.
+	Rotate(ctx context.Context) (int, error)
+}
+
+// wrapFormat starts every data key wrapped by a Ring.
+const wrapFormat byte = 2
+
+// Ring is a KEK held on this machine: versioned AES-256-GCM keys, either
+// one file per version (kind "file") or derived from a passphrase (kind
+// "passphrase"). It is safe for concurrent use.
+type Ring struct {
+	kind string
+	dir  string
+
+	rotMu    sync.Mutex // one rotation at a time
+	mu       sync.RWMutex
+	versions map[int]cipher.AEAD
+	current  int
+
+	// rotate creates the next version's key durably and returns it.
+	rotate func(next int) ([]byte, error)
+	// primary seals identity's small secrets (version 1).
+	primary *Local
+}
+
+var _ KEK = (*Ring)(nil)
+
+// Kind implements KEK.
+func (r *Ring) Kind() string { return r.kind }
+
+// Primary returns the keyring's first key as a Local, for the small
+// secrets identity seals (TOTP seeds, OIDC keys, federation secrets). It is
+// not rotated with the vault's key-encryption key.
+func (r *Ring) Primary() *Local { return r.primary }
+
+// Versions lists the versions held, oldest first.
+func (r *Ring) Versions() []int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]int, 0, len(r.versions))
+	for v := range r.versions {
+		out = append(out, v)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Current implements KEK.
+func (r *Ring) Current(context.Context) (int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.current, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	if len(key) != keyLen {
+		return nil, fmt.Errorf("keyring: key must be %d bytes", keyLen)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+func (r *Ring) add(version int, key []byte) error {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.versions == nil {
+		r.versions = map[int]cipher.AEAD{}
+	}
+	r.versions[version] = aead
+	if version > r.current {
+		r.current = version
+	}
+	return nil
+}
+
+// Wrap implements KEK: format byte, version (4 bytes, big endian), nonce,
+// then the sealed data key.
+func (r *Ring) Wrap(_ context.Context, dek, aad []byte) ([]byte, int, error) {
+	r.mu.RLock()
+	v, aead := r.current, r.versions[r.current]
+	r.mu.RUnlock()
+	if aead == nil {
+		return nil, 0, apperr.E(apperr.Unavailable, "the keyring holds no key-encryption key")
+	}
+	ns := aead.NonceSize()
+	out := make([]byte, 5+ns, 5+ns+len(dek)+aead.Overhead())
+	out[0] = wrapFormat
+	binary.BigEndian.PutUint32(out[1:5], uint32(v))
+	if _, err := io.ReadFull(rand.Reader, out[5:]); err != nil {
+		return nil, 0, err
+	}
+	return aead.Seal(out, out[5:5+ns], dek, aad), v, nil
+}
+
+// WrappedVersion returns the key version a blob from Ring.Wrap names.
+func WrappedVersion(wrapped []byte) (int, error) {
+	if len(wrapped) < 5 || wrapped[0] != wrapFormat {
+		return 0, apperr.E(apperr.Internal, "wrapped data key is malformed")
+	}
+	return int(binary.BigEndian.Uint32(wrapped[1:5])), nil
+}
+
+// Unwrap implements KEK.
+func (r *Ring) Unwrap(_ context.Context, wrapped, aad []byte) ([]byte, error) {
+	v, err := WrappedVersion(wrapped)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.RLock()
+	aead := r.versions[v]
+	r.mu.RUnlock()
+	if aead == nil {
+		return nil, apperr.E(apperr.Unavailable, "key-encryption key version %d is missing from the %s keyring in %s", v, r.kind, r.dir)
+	}
+	ns := aead.NonceSize()
+	if len(wrapped) < 5+ns+aead.Overhead() {
+		return nil, apperr.E(apperr.Internal, "wrapped data key is malformed")
+	}
+	dek, err := aead.Open(nil, wrapped[5:5+ns], wrapped[5+ns:], aad)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.Internal, fmt.Sprintf("data key does not unwrap with key-encryption key version %d (wrong key, altered data or moved ciphertext)", v))
+	}
+	return dek, nil
+}
+
+// Rotate implements KEK: the next version's key is on disk (synced) before
+// it is used for anything.
+func (r *Ring) Rotate(context.Context) (int, error) {
+	r.rotMu.Lock()
+	defer r.rotMu.Unlock()
+	r.mu.RLock()
+	next := r.current + 1
+	r.mu.RUnlock()
+	key, err := r.rotate(next)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.add(next, key); err != nil {
+		return 0, err
+	}
+	return next, nil
+}
+
+var kekFile = regexp.MustCompile(`^kek-([0-9]{1,9})\.key$`)
+
+// OpenFileRing opens the key-file keyring in dir: version 1 is master.key
+// (the file OpenLocal uses, created on first start), later versions are
+// kek-N.key. Every file must have mode 0600 and 32 bytes.
+func OpenFileRing(dir string) (*Ring, error) {
+	if _, err := os.Stat(filepath.Join(dir, passphraseFile)); err == nil {
+		return nil, apperr.E(apperr.Invalid, "%s holds %s: this data directory's keyring is derived from a passphrase", dir, passphraseFile)
+	}
+	primary, err := OpenLocal(filepath.Join(dir, "master.key"))
+	if err != nil {
+		return nil, err
+	}
+	master, err := os.ReadFile(filepath.Join(dir, "master.key"))
+	if err != nil {
+		return nil, fmt.Errorf("read master key: %w", err)
+	}
+	r := &Ring{kind: "file", dir: dir, primary: primary}
+	if err := r.add(1, master); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read key directory: %w", err)
+	}
+	for _, e := range entries {
+		m := kekFile.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.Atoi(m[1])
+		if v < 2 {
+			return nil, apperr.E(apperr.Invalid, "key file %s: versions start at 2 (version 1 is master.key)", e.Name())
+		}
+		key, err := readKeyFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if err := r.add(v, key); err != nil {
+			return nil, err
+		}
+	}
+	r.rotate = func(next int) ([]byte, error) {
+		key := make([]byte, keyLen)
+		if _, err := io.ReadFull(rand.Reader, key); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(filepath.Join(dir, fmt.Sprintf("kek-%d.key", next)), key); err != nil {
+			return nil, fmt.Errorf("write key-encryption key version %d: %w", next, err)
+		}
+		return key, nil
+	}
+	return r, nil
+}
+
+func readKeyFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("stat key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, apperr.E(apperr.Invalid, "key file %s is readable by other users (mode %v); run chmod 600 on it", path, fi.Mode().Perm())
+	}
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if len(key) != keyLen {
+		return nil, apperr.E(apperr.Invalid, "key file %s has %d bytes, want %d", path, len(key), keyLen)
+	}
+	return key, nil
+}
+
+// writeFileAtomic writes data to path (mode 0600) so that path either does
+// not exist or holds all of data, even across a crash: a synced temporary
+// file is linked into place (never replacing an existing file) and the
+// directory is synced.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return apperr.E(apperr.Conflict, "%s exists already (another rotation ran at the same time?)", path)
+		}
+		return err
+	}
+	return syncDir(dir)
+}
+
+// replaceFileAtomic is writeFileAtomic that may replace path.
+func replaceFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,224 @@
+package keyring
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rampartsec/rampart/internal/apperr"
+)
+
+// testArgon2 keeps derivations fast in tests; production uses DefaultArgon2.
+var testArgon2 = Argon2Params{Time: 1, MemoryKiB: 1 << 10, Threads: 1}
+
+func rings(t *testing.T) map[string]func(dir string) (*Ring, error) {
+	return map[string]func(dir string) (*Ring, error){
+		"file": OpenFileRing,
+		"passphrase": func(dir string) (*Ring, error) {
+			return OpenPassphraseRing(dir, []byte("correct horse battery staple"), testArgon2)
+		},
+	}
+}
+
+// TestRing_RotateKeepsEveryVersion wraps under each version in turn and
+// reopens the keyring from disk: every wrapped key still unwraps, and new
+// wraps use the newest version.
+func TestRing_RotateKeepsEveryVersion(t *testing.T) {
+	for name, open := range rings(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := filepath.Join(t.TempDir(), "keys")
+			r, err := open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type sealed struct {
+				blob, aad, dek []byte
+				version        int
+			}
+			var all []sealed
+			for want := 1; want <= 3; want++ {
+				dek := bytes.Repeat([]byte{byte(want)}, 32)
+				aad := []byte("secret:7:version:" + string(rune('0'+want)))
+				blob, v, err := r.Wrap(ctx, dek, aad)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v != want {
+					t.Fatalf("wrapped under version %d, want %d", v, want)
+				}
+				if got, _ := WrappedVersion(blob); got != want {
+					t.Fatalf("blob names version %d, want %d", got, want)
+				}
+				all = append(all, sealed{blob, aad, dek, v})
+				if want < 3 {
+					if nv, err := r.Rotate(ctx); err != nil || nv != want+1 {
+						t.Fatalf("Rotate = %d, %v", nv, err)
+					}
+				}
+			}
+			again, err := open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur, _ := again.Current(ctx); cur != 3 {
+				t.Fatalf("reopened keyring's current version = %d, want 3", cur)
+			}
+			for _, s := range all {
+				got, err := again.Unwrap(ctx, s.blob, s.aad)
+				if err != nil || !bytes.Equal(got, s.dek) {
+					t.Fatalf("unwrap version %d after reopening = %x, %v", s.version, got, err)
+				}
+			}
+			// The primary (identity's) key is version 1 and stays put.
+			ct, err := r.Primary().Seal([]byte("seed"), "totp:user:1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pt, err := again.Primary().Open(ct, "totp:user:1"); err != nil || string(pt) != "seed" {
+				t.Fatalf("primary key changed across rotation: %q, %v", pt, err)
+			}
+		})
+	}
+}
+
+// TestRing_Unwrap_Refuses covers every way a wrapped key must fail to
+// open: another context, a flipped bit, truncation, an unknown version.
+func TestRing_Unwrap_Refuses(t *testing.T) {
+	ctx := context.Background()
+	r, err := OpenFileRing(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, _, err := r.Wrap(ctx, make([]byte, 32), []byte("secret:1:version:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := bytes.Clone(blob)
+	flip[len(flip)-3] ^= 0x40
+	future := bytes.Clone(blob)
+	future[4] = 9
+	tests := []struct {
+		name string
+		blob []byte
+		aad  string
+		want string
+	}{
+		{"moved to another secret", blob, "secret:2:version:1", "does not unwrap"},
+		{"moved to another version", blob, "secret:1:version:2", "does not unwrap"},
+		{"bit flipped", flip, "secret:1:version:1", "does not unwrap"},
+		{"truncated", blob[:20], "secret:1:version:1", "malformed"},
+		{"empty", nil, "secret:1:version:1", "malformed"},
+		{"version not held", future, "secret:1:version:1", "version 9 is missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := r.Unwrap(ctx, tt.blob, []byte(tt.aad))
+			if err == nil {
+				t.Fatalf("unwrapped to %x", got)
+			}
+			if !strings.Contains(apperr.Message(err)+err.Error(), tt.want) {
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPassphraseRing_WrongPassphrase(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenPassphraseRing(dir, []byte("correct horse battery staple"), testArgon2); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenPassphraseRing(dir, []byte("incorrect horse battery staple"), testArgon2)
+	if !apperr.Is(err, apperr.Unauthenticated) || !strings.Contains(err.Error(), "passphrase does not open") {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+	if _, err := OpenPassphraseRing(t.TempDir(), []byte("short"), testArgon2); !apperr.Is(err, apperr.Invalid) {
+		t.Fatalf("short passphrase: %v", err)
+	}
+	// The salts file holds no key material that opens anything by itself.
+	b, err := os.ReadFile(filepath.Join(dir, passphraseFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, passphraseFile)); fi.Mode().Perm() != 0o600 {
+		t.Errorf("passphrase.json mode = %v", fi.Mode().Perm())
+	}
+	if !strings.Contains(string(b), `"kdf": "argon2id"`) {
+		t.Errorf("passphrase.json = %s", b)
+	}
+}
+
+// TestRing_ModesDoNotMix: a data directory keeps the kind of keyring it
+// was created with.
+func TestRing_ModesDoNotMix(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenFileRing(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenPassphraseRing(dir, []byte("correct horse battery staple"), testArgon2); !apperr.Is(err, apperr.Invalid) {
+		t.Fatalf("passphrase over a key file: %v", err)
+	}
+	dir2 := t.TempDir()
+	if _, err := OpenPassphraseRing(dir2, []byte("correct horse battery staple"), testArgon2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenFileRing(dir2); !apperr.Is(err, apperr.Invalid) {
+		t.Fatalf("key file over a passphrase keyring: %v", err)
+	}
+}
+
+func TestFileRing_BadKeyFiles(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(dir string)
+		want  string
+	}{
+		{"short key file", func(dir string) { os.WriteFile(filepath.Join(dir, "kek-2.key"), []byte("short"), 0o600) }, "has 5 bytes"},
+		{"open permissions", func(dir string) { os.WriteFile(filepath.Join(dir, "kek-2.key"), make([]byte, 32), 0o644) }, "readable by other users"},
+		{"version 1 as a kek file", func(dir string) { os.WriteFile(filepath.Join(dir, "kek-1.key"), make([]byte, 32), 0o600) }, "versions start at 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, err := OpenFileRing(dir); err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(dir)
+			if _, err := OpenFileRing(dir); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("OpenFileRing = %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestFileRing_MissingVersion: a key file deleted behind Rampart's back
+// makes what it wrapped fail with a clear error, never a fallback.
+func TestFileRing_MissingVersion(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	r, err := OpenFileRing(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	blob, v, err := r.Wrap(ctx, make([]byte, 32), []byte("a"))
+	if err != nil || v != 2 {
+		t.Fatal(v, err)
+	}
+	if err := os.Remove(filepath.Join(dir, "kek-2.key")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenFileRing(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.Unwrap(ctx, blob, []byte("a")); err == nil || !strings.Contains(err.Error(), "version 2 is missing") {
+		t.Fatalf("Unwrap without the key file = %v", err)
+	}
+}

@@ -1,0 +1,509 @@
+package vault
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rampartsec/rampart/internal/apperr"
+	"github.com/rampartsec/rampart/internal/authn"
+	"github.com/rampartsec/rampart/internal/authz"
+	"github.com/rampartsec/rampart/internal/identity"
+	"github.com/rampartsec/rampart/internal/reqinfo"
+)
+
+// The Vault-compatible API: a subset of HashiCorp Vault's KV version 2
+// HTTP API under /v1/MOUNT/ (mount "secret" by default), so existing
+// clients — the official Go client, External Secrets Operator, Vault
+// Agent — read and write Rampart secrets. The path below the mount is the
+// secret's reference: /v1/secret/data/ORG/PROJECT/ENV/NAME. Clients send a
+// Rampart token (with vault:read, and vault:write to write) in
+// X-Vault-Token; browser cookies are not accepted here.
+//
+// Served: data (GET read, ?version=N; PUT/POST write with options.cas;
+// DELETE the latest version), metadata (GET; LIST or ?list=true lists
+// keys; DELETE everything), delete, undelete and destroy of versions,
+// sys/internal/ui/mounts (the CLI's KV preflight), auth/token/lookup-self
+// and sys/health. Values written as {"value": "..."} are stored raw (what
+// `rampart secret get` prints); other objects are stored as JSON.
+
+// Authenticator resolves a request's credential (authn.Authenticator).
+type Authenticator interface {
+	Authenticate(r *http.Request) (*authn.Principal, error)
+}
+
+// KVHandler returns the handler of /v1/ with the KV engine at mount.
+func (s *Service) KVHandler(auth Authenticator, mount string, maxBody int64, log *slog.Logger) http.Handler {
+	if mount == "" {
+		mount = "secret"
+	}
+	if maxBody <= 0 {
+		maxBody = 1 << 20
+	}
+	k := &kvAPI{s: s, auth: auth, mount: strings.Trim(mount, "/"), maxBody: maxBody, log: log.With("component", "vault-kv")}
+	return http.HandlerFunc(k.serve)
+}
+
+type kvAPI struct {
+	s       *Service
+	auth    Authenticator
+	mount   string
+	maxBody int64
+	log     *slog.Logger
+}
+
+// kvError is an error in Vault's shape: {"errors": [...]}.
+type kvError struct {
+	status int
+	msgs   []string
+	body   any
+}
+
+func (e *kvError) Error() string { return strings.Join(e.msgs, "; ") }
+
+var errKVPermission = &kvError{status: http.StatusForbidden, msgs: []string{"permission denied"}}
+
+func (k *kvAPI) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	err := k.route(w, r)
+	if err == nil {
+		return
+	}
+	var ke *kvError
+	if !errors.As(err, &ke) {
+		ke = k.classify(r, err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(ke.status)
+	body := ke.body
+	if body == nil {
+		msgs := ke.msgs
+		if msgs == nil {
+			msgs = []string{}
+		}
+		body = map[string]any{"errors": msgs}
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// classify maps an apperr kind to Vault's statuses.
+func (k *kvAPI) classify(r *http.Request, err error) *kvError {
+	switch apperr.KindOf(err) {
+	case apperr.Invalid:
+		return &kvError{status: http.StatusBadRequest, msgs: []string{apperr.Message(err)}}
+	case apperr.TooLarge:
+		return &kvError{status: http.StatusRequestEntityTooLarge, msgs: []string{apperr.Message(err)}}
+	case apperr.NotFound:
+		return &kvError{status: http.StatusNotFound}
+	case apperr.Conflict:
+		return &kvError{status: http.StatusBadRequest, msgs: []string{apperr.Message(err)}}
+	case apperr.Unauthenticated, apperr.Forbidden:
+		return &kvError{status: http.StatusForbidden, msgs: []string{"permission denied", apperr.Message(err)}}
+	case apperr.Unavailable, apperr.TooManyRequests:
+		return &kvError{status: http.StatusServiceUnavailable, msgs: []string{apperr.Message(err)}}
+	}
+	k.log.ErrorContext(r.Context(), "vault kv request failed", "err", err, "path", r.URL.Path)
+	return &kvError{status: http.StatusInternalServerError, msgs: []string{"internal error; request id " + reqinfo.From(r.Context()).RequestID}}
+}
+
+// principal authenticates the request: X-Vault-Token, else a bearer or
+// Basic token the middleware already resolved. Sessions do not count.
+func (k *kvAPI) principal(r *http.Request) (*authn.Principal, error) {
+	if tok := r.Header.Get("X-Vault-Token"); tok != "" {
+		if len(tok) > 4096 {
+			return nil, errKVPermission
+		}
+		r2 := r.Clone(r.Context())
+		r2.Header = http.Header{"Authorization": {"Bearer " + tok}}
+		p, err := k.auth.Authenticate(r2)
+		if err != nil || !p.Subject.Authenticated() {
+			return nil, errKVPermission
+		}
+		return p, nil
+	}
+	p := authn.From(r.Context())
+	if p.Token == nil || !p.Subject.Authenticated() {
+		return nil, errKVPermission
+	}
+	return p, nil
+}
+
+func (k *kvAPI) route(w http.ResponseWriter, r *http.Request) error {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/")
+	if !ok {
+		return &kvError{status: http.StatusNotFound}
+	}
+	if rest == "sys/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return writeKV(w, http.StatusOK, map[string]any{"initialized": true, "sealed": false, "standby": false, "version": "rampart"})
+	}
+	p, err := k.principal(r)
+	if err != nil {
+		return err
+	}
+	ctx := authn.With(r.Context(), p)
+	r = r.WithContext(ctx)
+	if rest == "auth/token/lookup-self" && r.Method == http.MethodGet {
+		return k.lookupSelf(w, p)
+	}
+	if m, ok := strings.CutPrefix(rest, "sys/internal/ui/mounts/"); ok && r.Method == http.MethodGet {
+		if m != k.mount && !strings.HasPrefix(m, k.mount+"/") {
+			return &kvError{status: http.StatusBadRequest, msgs: []string{"no mount at " + m}}
+		}
+		return writeKV(w, http.StatusOK, envelope(r, map[string]any{"path": k.mount + "/", "type": "kv", "options": map[string]string{"version": "2"}}))
+	}
+	op, path, ok := strings.Cut(strings.TrimPrefix(rest, k.mount+"/"), "/")
+	if !strings.HasPrefix(rest, k.mount+"/") || !ok && op != "metadata" {
+		return &kvError{status: http.StatusNotFound, msgs: []string{"no handler for route \"" + clip(rest) + "\""}}
+	}
+	method := r.Method
+	if method == http.MethodGet && r.URL.Query().Get("list") == "true" {
+		method = "LIST"
+	}
+	switch {
+	case op == "data" && method == http.MethodGet:
+		return k.read(w, r, p, path)
+	case op == "data" && (method == http.MethodPut || method == http.MethodPost):
+		return k.write(w, r, p, path)
+	case op == "data" && method == http.MethodDelete:
+		return k.deleteLatest(w, r, p, path)
+	case op == "metadata" && method == "LIST":
+		return k.list(w, r, p, path)
+	case op == "metadata" && method == http.MethodGet:
+		return k.metadata(w, r, p, path)
+	case op == "metadata" && method == http.MethodDelete:
+		return k.deleteAll(w, r, p, path)
+	case (op == "delete" || op == "undelete" || op == "destroy") && (method == http.MethodPut || method == http.MethodPost):
+		return k.versions(w, r, p, op, path)
+	}
+	return &kvError{status: http.StatusMethodNotAllowed, msgs: []string{"unsupported operation"}}
+}
+
+// check authorises action on the secret at path and returns its ref.
+func (k *kvAPI) check(ctx context.Context, p *authn.Principal, path string, a authz.Action) (Ref, error) {
+	ref, _, err := k.checkAt(ctx, p, path, a)
+	return ref, err
+}
+
+// checkAt is check that also returns the resolved scope.
+func (k *kvAPI) checkAt(ctx context.Context, p *authn.Principal, path string, a authz.Action) (Ref, place, error) {
+	ref, err := ParseRef(strings.Trim(path, "/"))
+	if err != nil {
+		return Ref{}, place{}, err
+	}
+	pl, err := k.authoriseAt(ctx, p, ref.Scope, a)
+	return ref, pl, err
+}
+
+func (k *kvAPI) authorise(ctx context.Context, p *authn.Principal, sc Scope, a authz.Action) error {
+	_, err := k.authoriseAt(ctx, p, sc, a)
+	return err
+}
+
+func (k *kvAPI) authoriseAt(ctx context.Context, p *authn.Principal, sc Scope, a authz.Action) (place, error) {
+	pl, err := k.s.resolve(ctx, sc)
+	if err != nil {
+		return place{}, err
+	}
+	res := pl.org.Resource()
+	if sc.Project != "" {
+		res = pl.project.Resource(pl.org)
+	}
+	return pl, authz.Check(p.Subject, a, res)
+}
+
+func writeKV(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// envelope wraps data in Vault's response shape.
+func envelope(r *http.Request, data any) map[string]any {
+	return map[string]any{"request_id": reqinfo.From(r.Context()).RequestID, "lease_id": "", "renewable": false,
+		"lease_duration": 0, "data": data, "wrap_info": nil, "warnings": nil, "auth": nil, "mount_type": "kv"}
+}
+
+func kvTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func versionMeta(v Version) map[string]any {
+	return map[string]any{"created_time": kvTime(v.CreatedAt), "custom_metadata": nil, "deletion_time": kvTime(v.DeletedAt),
+		"destroyed": v.Destroyed, "version": v.Version}
+}
+
+// kvData is a value as KV data: a JSON value's object, or {"value": raw}.
+func kvData(val Value, format string) (map[string]any, error) {
+	if format == FormatJSON {
+		var m map[string]any
+		if err := json.Unmarshal(val.b, &m); err != nil {
+			return nil, apperr.Wrap(err, apperr.Internal, "stored JSON value is malformed")
+		}
+		return m, nil
+	}
+	if utf8.Valid(val.b) {
+		return map[string]any{"value": string(val.b)}, nil
+	}
+	return map[string]any{"value_base64": val.b}, nil
+}
+
+func (k *kvAPI) read(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
+	ctx := r.Context()
+	ref, pl, err := k.checkAt(ctx, p, path, authz.VaultSecretRead)
+	if err != nil {
+		return err
+	}
+	version := 0
+	if v := r.URL.Query().Get("version"); v != "" {
+		if version, err = strconv.Atoi(v); err != nil || version < 0 {
+			return &kvError{status: http.StatusBadRequest, msgs: []string{"version must be a non-negative number"}}
+		}
+	}
+	val, _, v, err := k.s.readAt(ctx, Reader{UserID: p.User.ID, Username: p.User.Username, Via: "kv"}, pl, ref, version)
+	if apperr.Is(err, apperr.NotFound) && v.Version != 0 {
+		// A deleted or destroyed version: Vault answers 404 with its metadata.
+		return &kvError{status: http.StatusNotFound, body: envelope(r, map[string]any{"data": nil, "metadata": versionMeta(v)})}
+	}
+	if err != nil {
+		return err
+	}
+	data, err := kvData(val, v.Format)
+	if err != nil {
+		return err
+	}
+	return writeKV(w, http.StatusOK, envelope(r, map[string]any{"data": data, "metadata": versionMeta(v)}))
+}
+
+func (k *kvAPI) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, k.maxBody))
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &kvError{status: http.StatusRequestEntityTooLarge, msgs: []string{"request body too large"}}
+		}
+		if errors.Is(err, io.EOF) {
+			return &kvError{status: http.StatusBadRequest, msgs: []string{"no data provided"}}
+		}
+		return &kvError{status: http.StatusBadRequest, msgs: []string{"failed to parse JSON input"}}
+	}
+	return nil
+}
+
+func (k *kvAPI) write(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
+	ctx := r.Context()
+	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Data    map[string]json.RawMessage `json:"data"`
+		Options struct {
+			CAS *int `json:"cas"`
+		} `json:"options"`
+	}
+	if err := k.decode(w, r, &req); err != nil {
+		return err
+	}
+	if req.Data == nil {
+		return &kvError{status: http.StatusBadRequest, msgs: []string{"no data provided"}}
+	}
+	wr := Write{CAS: req.Options.CAS, Format: FormatJSON}
+	var raw string
+	if v, ok := req.Data["value"]; ok && len(req.Data) == 1 && json.Unmarshal(v, &raw) == nil && raw != "" {
+		wr.Value, wr.Format = NewValue([]byte(raw)), FormatRaw
+	} else {
+		b, err := json.Marshal(req.Data)
+		if err != nil {
+			return &kvError{status: http.StatusBadRequest, msgs: []string{"failed to parse JSON input"}}
+		}
+		wr.Value = Value{b: b}
+	}
+	_, v, err := k.s.Set(ctx, ref, wr)
+	if err != nil {
+		if apperr.Is(err, apperr.Conflict) && wr.CAS != nil {
+			return &kvError{status: http.StatusBadRequest, msgs: []string{"check-and-set parameter did not match the current version"}}
+		}
+		return err
+	}
+	return writeKV(w, http.StatusOK, envelope(r, versionMeta(v)))
+}
+
+func (k *kvAPI) deleteLatest(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
+	ctx := r.Context()
+	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	if err != nil {
+		return err
+	}
+	sec, err := k.s.Metadata(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if err := k.s.SetVersionsDeleted(ctx, ref, []int{sec.CurrentVersion}, true); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (k *kvAPI) versions(w http.ResponseWriter, r *http.Request, p *authn.Principal, op, path string) error {
+	ctx := r.Context()
+	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Versions []int `json:"versions"`
+	}
+	if err := k.decode(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Versions) == 0 {
+		return &kvError{status: http.StatusBadRequest, msgs: []string{"no version number provided"}}
+	}
+	switch op {
+	case "delete":
+		err = k.s.SetVersionsDeleted(ctx, ref, req.Versions, true)
+	case "undelete":
+		err = k.s.SetVersionsDeleted(ctx, ref, req.Versions, false)
+	case "destroy":
+		err = k.s.DestroyVersions(ctx, ref, req.Versions)
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
+	ctx := r.Context()
+	ref, err := k.check(ctx, p, path, authz.VaultSecretList)
+	if err != nil {
+		return err
+	}
+	sec, vs, err := k.s.History(ctx, ref)
+	if err != nil {
+		return err
+	}
+	versions := map[string]any{}
+	oldest := sec.CurrentVersion
+	for _, v := range vs {
+		versions[strconv.Itoa(v.Version)] = map[string]any{"created_time": kvTime(v.CreatedAt), "deletion_time": kvTime(v.DeletedAt), "destroyed": v.Destroyed}
+		oldest = min(oldest, v.Version)
+	}
+	return writeKV(w, http.StatusOK, envelope(r, map[string]any{
+		"cas_required": false, "created_time": kvTime(sec.CreatedAt), "current_version": sec.CurrentVersion,
+		"custom_metadata": map[string]string{"owner": sec.Owner}, "delete_version_after": "0s", "max_versions": 0,
+		"oldest_version": oldest, "updated_time": kvTime(sec.UpdatedAt), "versions": versions,
+	}))
+}
+
+func (k *kvAPI) deleteAll(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
+	ctx := r.Context()
+	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	if err != nil {
+		return err
+	}
+	if err := k.s.Delete(ctx, ref); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// list lists the keys under a folder: a user's orgs at the root, an org's
+// secrets and projects, a project's secrets and environments, an
+// environment's secrets. Folders end in "/".
+func (k *kvAPI) list(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
+	ctx := r.Context()
+	path = strings.Trim(path, "/")
+	var keys []string
+	if path == "" {
+		var orgs []identity.Org
+		orgs, err := k.s.ids.OrgsOf(ctx, p.User.ID)
+		if err != nil {
+			return err
+		}
+		for _, o := range orgs {
+			if authz.Check(p.Subject, authz.VaultSecretList, o.Resource()) == nil {
+				keys = append(keys, o.Name+"/")
+			}
+		}
+	} else {
+		sc, err := ParseScope(path)
+		if err != nil {
+			return err
+		}
+		if err := k.authorise(ctx, p, sc, authz.VaultSecretList); err != nil {
+			return err
+		}
+		secs, err := k.s.List(ctx, sc)
+		if err != nil {
+			return err
+		}
+		for _, sec := range secs {
+			keys = append(keys, sec.Ref.Name)
+		}
+		switch {
+		case sc.Project == "":
+			o, err := k.s.ids.Org(ctx, sc.Org)
+			if err != nil {
+				return err
+			}
+			ps, err := k.s.ids.Projects(ctx, o.ID)
+			if err != nil {
+				return err
+			}
+			for _, pr := range ps {
+				if authz.Check(p.Subject, authz.VaultSecretList, pr.Resource(o)) == nil {
+					keys = append(keys, pr.Name+"/")
+				}
+			}
+		case sc.Env == "":
+			envs, err := k.s.Environments(ctx, sc)
+			if err != nil {
+				return err
+			}
+			for _, e := range envs {
+				keys = append(keys, e+"/")
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return &kvError{status: http.StatusNotFound}
+	}
+	slices.Sort(keys)
+	return writeKV(w, http.StatusOK, envelope(r, map[string]any{"keys": keys}))
+}
+
+func (k *kvAPI) lookupSelf(w http.ResponseWriter, p *authn.Principal) error {
+	var (
+		ttl    int64
+		expire any
+		scopes []string
+	)
+	if t := p.Token; t != nil {
+		if !t.ExpiresAt.IsZero() {
+			ttl = int64(time.Until(t.ExpiresAt).Seconds())
+			expire = kvTime(t.ExpiresAt)
+		}
+		for _, sc := range t.Scopes {
+			scopes = append(scopes, string(sc))
+		}
+	}
+	return writeKV(w, http.StatusOK, map[string]any{"data": map[string]any{
+		"display_name": "rampart-" + p.User.Username, "entity_id": strconv.FormatInt(p.User.ID, 10), "policies": scopes,
+		"ttl": ttl, "expire_time": expire, "renewable": false, "orphan": true, "type": "service", "meta": map[string]string{"username": p.User.Username},
+	}})
+}

@@ -1,0 +1,160 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/rampartsec/rampart/internal/apperr"
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// Reader is who reads a secret value, and on whose behalf. Exactly one of
+// a user, a pipeline run or a deployment.
+type Reader struct {
+	// UserID and Username: a user or service account reading for itself
+	// (API, CLI, UI, Vault-compatible API).
+	UserID   int64
+	Username string
+	// Via names the channel: api, ui, kv, pipeline, deployment.
+	Via string
+	// Pipeline is a pipeline job reading secrets to inject.
+	Pipeline *PipelineRun
+	// Deployment is a workload of a release being started.
+	Deployment *DeploymentRun
+}
+
+// PipelineRun identifies a pipeline job asking for secrets.
+type PipelineRun struct {
+	Org, Project string
+	Branch       string
+	Env          string // the environment the job deploys to ("" when none)
+	Run          string // the run's id, for the audit log
+	Job          string
+	TriggeredBy  string // the user the run acts for
+}
+
+// DeploymentRun identifies a release's workload asking for secrets.
+type DeploymentRun struct {
+	Org, Project string
+	Env          string
+	Release      string
+	RequestedBy  string // the user who deployed the release
+}
+
+func (rd Reader) valid() error {
+	n := 0
+	if rd.UserID != 0 {
+		n++
+	}
+	if rd.Pipeline != nil {
+		n++
+	}
+	if rd.Deployment != nil {
+		n++
+	}
+	if n != 1 {
+		return errors.New("vault: a reader is exactly one of a user, a pipeline run or a deployment")
+	}
+	return nil
+}
+
+// who describes the reader for the audit log.
+func (rd Reader) who() (reader, behalf string) {
+	switch {
+	case rd.Pipeline != nil:
+		p := rd.Pipeline
+		return "pipeline " + p.Org + "/" + p.Project + " branch " + p.Branch + " env " + p.Env + " run " + p.Run + " job " + p.Job, p.TriggeredBy
+	case rd.Deployment != nil:
+		d := rd.Deployment
+		return "deployment " + d.Org + "/" + d.Project + " env " + d.Env + " release " + d.Release, d.RequestedBy
+	}
+	return "user " + rd.Username, rd.Username
+}
+
+func (rd Reader) via() string {
+	switch {
+	case rd.Via != "":
+		return rd.Via
+	case rd.Pipeline != nil:
+		return "pipeline"
+	case rd.Deployment != nil:
+		return "deployment"
+	}
+	return "api"
+}
+
+// Read returns a secret's value at version (0: the current one) if a
+// policy grants it to rd. Every attempt — granted, denied or failed — is
+// audited with the reader, the secret and version, and on whose behalf;
+// a granted read returns its value only once that entry is durable.
+func (s *Service) Read(ctx context.Context, rd Reader, ref Ref, version int) (Value, Secret, Version, error) {
+	if err := rd.valid(); err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	if version < 0 {
+		return Value{}, Secret{}, Version{}, apperr.InvalidField("version", "version must not be negative")
+	}
+	if err := ValidateName(ref.Name); err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	p, err := s.resolve(ctx, ref.Scope)
+	if err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	return s.readAt(ctx, rd, p, ref, version)
+}
+
+// readAt is Read in a scope already resolved.
+func (s *Service) readAt(ctx context.Context, rd Reader, p place, ref Ref, version int) (Value, Secret, Version, error) {
+	if err := rd.valid(); err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	if version < 0 {
+		return Value{}, Secret{}, Version{}, apperr.InvalidField("version", "version must not be negative")
+	}
+	sec, err := s.loadSecret(ctx, s.db, p, ref)
+	if err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	policy, err := s.grant(ctx, p.org, ref, rd)
+	if err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	who, behalf := rd.who()
+	details := map[string]any{"reader": who, "on_behalf_of": behalf, "via": rd.via(), "version": version}
+	rec := audit.Record{Action: "vault.secret.read", OrgID: sec.orgID, Target: secretTarget(sec), Details: details}
+	if policy == "" {
+		rec.Outcome = audit.Denied
+		details["reason"] = "no policy grants it"
+		if err := s.appendAudit(ctx, rec); err != nil {
+			return Value{}, Secret{}, Version{}, err
+		}
+		return Value{}, Secret{}, Version{}, apperr.E(apperr.Forbidden, "no vault policy lets %s read %s", who, ref)
+	}
+	details["policy"] = policy
+	val, v, err := s.decryptVersion(ctx, sec, version)
+	if v.Version != 0 {
+		details["version"] = v.Version
+	}
+	if err != nil {
+		rec.Outcome = audit.Failure
+		details["reason"] = apperr.Message(err)
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			return Value{}, Secret{}, Version{}, errors.Join(err, aerr)
+		}
+		return Value{}, Secret{}, Version{}, err
+	}
+	if err := s.appendAudit(ctx, rec); err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	return val, sec, v, nil
+}
+
+// appendAudit appends an audit entry through the group committer.
+func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
+	return s.commit.do(ctx, func(ctx context.Context, tx *store.Tx) error { return s.audit.AppendTx(ctx, tx, rec) })
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

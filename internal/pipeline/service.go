@@ -66,6 +66,9 @@ type RunRef struct {
 	Ref    string
 	Job    string
 	URL    string
+	// Actor is the user the run acts for (SystemActor for scheduled
+	// runs): image steps reach Rampart's registry as them.
+	Actor string
 }
 
 // ImageStep is a build-image, push-image, sign or sbom step to carry out.

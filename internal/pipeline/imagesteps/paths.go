@@ -43,7 +43,7 @@ func checkTag(tag string) error {
 		return apperr.E(apperr.Invalid, "build-image: tag %q: give NAME:TAG", tag)
 	}
 	slash := strings.LastIndex(tag, "/")
-	if _, err := name.NewTag(tag, name.WeakValidation); err != nil || strings.Contains(tag, "..") || strings.LastIndex(tag, ":") < slash ||
+	if _, err := name.NewTag(tag, name.WeakValidation); err != nil || strings.Contains(tag, "..") || strings.LastIndex(tag, ":") <= slash ||
 		strings.ContainsAny(tag, "@") {
 		return apperr.E(apperr.Invalid, "build-image: tag %q is not an image name with a tag (NAME:TAG)", tag)
 	}

@@ -79,6 +79,9 @@ type ImageStep struct {
 	Env       map[string]string // the job's environment, secrets included
 	Log       interface{ Write([]byte) (int, error) }
 	Run       RunRef
+	// Network is the job's network setting: without it, image steps
+	// reach no registry but this Rampart's.
+	Network bool
 }
 
 // ImageBuilder carries out the image steps (package image implements it).

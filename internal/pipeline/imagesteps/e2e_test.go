@@ -376,6 +376,26 @@ func TestImageSteps_BuildPushSignSBOM(t *testing.T) {
 		t.Errorf("the sbom artifact is not a CycloneDX document (%v): %.200s", err, sbom)
 	}
 
+	// A later build starts from that image, pulled from Rampart's registry
+	// with the job's token, and builds on it again from the layout in the
+	// workspace.
+	_, r2 := w.push(t, map[string]string{
+		"Dockerfile.base":    "FROM " + ref + "\nCOPY README.md /base.md\n",
+		"Dockerfile.layered": "FROM oci-layout:.rampart/images/base_2\nCOPY out/app.txt /app2.txt\n",
+		pipeline.DefinitionPath: definition(`      - build-image: {tag: "base:2", dockerfile: Dockerfile.base}
+      - build-image: {tag: "app:2", dockerfile: Dockerfile.layered}
+      - push-image: {image: "app:2", to: "` + w.host + `/acme/app:2"}
+`)})
+	if log := w.log(t, r2); r2.Status != pipeline.StatusSuccess {
+		t.Fatalf("layered build: run %s:\n%s", r2.Status, log)
+	}
+	var layered struct {
+		Layers []json.RawMessage `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(mustClient(t, home, crane, "manifest", "--insecure", w.host+"/acme/app:2")), &layered); err != nil || len(layered.Layers) != 4 {
+		t.Errorf("app:2 has %d layers (%v), want 4: two of app:1, one of base:2, its own", len(layered.Layers), err)
+	}
+
 	// The push and the signature are audited as dev's.
 	for _, action := range []string{"registry.token.mint", "registry.manifest.push", "registry.image.sign"} {
 		entries, err := w.a.Audit.List(t.Context(), audit.Filter{Action: action})
@@ -440,6 +460,20 @@ func TestImageSteps_Refused(t *testing.T) {
       - push-image: {image: "app:1", to: "` + w.host + `/other/app:1"}
 `,
 			want: "push-image: dev may not pull/push other/app",
+		},
+		{
+			name:       "a push to another registry without network",
+			dockerfile: dockerfile,
+			steps: `      - build-image: {tag: "app:1"}
+      - push-image: {image: "app:1", to: "registry.example/acme/app:1"}
+`,
+			want: "push-image: registry.example is not this Rampart's registry (" + w.host + "): the job needs `network: true` to reach it",
+		},
+		{
+			name:       "a base image from another registry without network",
+			dockerfile: "FROM registry.example/base:1\nCOPY README.md /\n",
+			steps:      "      - build-image: {tag: \"app:1\"}\n",
+			want:       `base image "registry.example/base:1": only this Rampart's registry`,
 		},
 		{
 			name:       "RUN in the Dockerfile",
@@ -539,7 +573,7 @@ func TestImageSteps_OtherRegistryOwnKey(t *testing.T) {
 	def := strings.Replace(definition(`      - build-image: {tag: "app:1"}
       - push-image: {image: "app:1", to: "`+ref+`"}
       - sign: {image: "app:1", key: COSIGN_KEY}
-`), "    artifacts:", "    env: "+string(env)+"\n    artifacts:", 1)
+`), "    artifacts:", "    network: true\n    env: "+string(env)+"\n    artifacts:", 1)
 	// Until the vault is wired, the job gets them from its env: past push
 	// protection with an audited bypass.
 	_, r := w.push(t, map[string]string{"README.md": "# app\n", "Dockerfile": dockerfile, pipeline.DefinitionPath: def},

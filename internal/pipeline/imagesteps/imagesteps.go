@@ -269,6 +269,9 @@ func (b *Builder) push(ctx context.Context, s pipeline.ImageStep) error {
 	if err != nil {
 		return err
 	}
+	if !rampart && !s.Network {
+		return apperr.E(apperr.Forbidden, "push-image: %s is not this Rampart's registry (%s): the job needs `network: true` to reach it", dest.Context().RegistryStr(), b.host)
+	}
 	idx, err := layout.ImageIndexFromPath(bl.dir)
 	if err != nil {
 		return apperr.E(apperr.Invalid, "push-image: the layout of %s cannot be read (was %s/%s changed?)", bl.tag, ImagesDir, dirName(bl.tag))
@@ -534,6 +537,10 @@ func (r *bases) Resolve(ctx context.Context, ref string, platform v1.Platform) (
 	}
 	host, err := registryOf(ref)
 	if err != nil || !strings.EqualFold(host, r.b.host) {
+		if !r.s.Network {
+			return nil, image.Material{}, apperr.E(apperr.Forbidden,
+				"base image %q: only this Rampart's registry (%s) and oci-layout:/tarball: files of the workspace are reachable without `network: true`", ref, r.b.host)
+		}
 		return (&image.Resolver{}).Resolve(ctx, ref, platform)
 	}
 	n, err := name.ParseReference(ref, name.StrictValidation)

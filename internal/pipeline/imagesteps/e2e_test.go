@@ -166,7 +166,7 @@ func (w *world) log(t *testing.T, r pipeline.RunJSON) string {
 }
 
 // tool is a client binary .ci/run builds into .cache/tools.
-func tool(t *testing.T, name, version string) string {
+func tool(t testing.TB, name, version string) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {

@@ -494,6 +494,12 @@ func TestImageSteps_Refused(t *testing.T) {
 			want:       `image "app:2" was not built by an earlier build-image step of this job`,
 		},
 		{
+			name:       "a job step pointing the images directory out of the workspace",
+			dockerfile: dockerfile,
+			steps:      "      - run: mkdir -p .rampart && ln -s /tmp .rampart/images\n      - build-image: {tag: \"app:1\"}\n",
+			want:       "build-image: .rampart/images in the workspace is not a directory (a job step replaced it)",
+		},
+		{
 			name:       "a signature of an image the job did not push",
 			dockerfile: dockerfile,
 			steps:      "      - build-image: {tag: \"app:1\"}\n      - sign: {image: \"app:1\"}\n",

@@ -103,7 +103,6 @@ type built struct {
 	tag      string
 	digest   v1.Hash
 	evidence *image.Evidence
-	dir      string
 }
 
 type pushedImage struct {
@@ -243,7 +242,11 @@ func (b *Builder) build(ctx context.Context, s pipeline.ImageStep) error {
 	if err != nil {
 		return prefix("build-image: evidence", err)
 	}
-	dir := filepath.Join(s.Workspace, filepath.FromSlash(ImagesDir), dirName(tag))
+	parent, err := realDir(s.Workspace, ImagesDir, true)
+	if err != nil {
+		return prefix("build-image", err)
+	}
+	dir := filepath.Join(parent, dirName(tag))
 	if err := os.RemoveAll(dir); err != nil {
 		return apperr.Wrap(err, apperr.Internal, "remove the previous layout")
 	}
@@ -252,7 +255,7 @@ func (b *Builder) build(ctx context.Context, s pipeline.ImageStep) error {
 	}
 	st := b.state(s)
 	b.mu.Lock()
-	st.builds[tag] = &built{tag: tag, digest: res.Digest, evidence: ev, dir: dir}
+	st.builds[tag] = &built{tag: tag, digest: res.Digest, evidence: ev}
 	b.mu.Unlock()
 	logf(s, "built %s: %s (layout %s/%s)", tag, res.Digest, ImagesDir, dirName(tag))
 	return nil
@@ -272,7 +275,11 @@ func (b *Builder) push(ctx context.Context, s pipeline.ImageStep) error {
 	if !rampart && !s.Network {
 		return apperr.E(apperr.Forbidden, "push-image: %s is not this Rampart's registry (%s): the job needs `network: true` to reach it", dest.Context().RegistryStr(), b.host)
 	}
-	idx, err := layout.ImageIndexFromPath(bl.dir)
+	dir, err := realDir(s.Workspace, ImagesDir+"/"+dirName(bl.tag), false)
+	if err != nil {
+		return prefix("push-image", err)
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		return apperr.E(apperr.Invalid, "push-image: the layout of %s cannot be read (was %s/%s changed?)", bl.tag, ImagesDir, dirName(bl.tag))
 	}
@@ -366,10 +373,11 @@ func (b *Builder) sbom(_ context.Context, s pipeline.ImageStep) error {
 		return err
 	}
 	rel := SBOMDir + "/" + dirName(bl.tag) + ".cdx.json"
-	p := filepath.Join(s.Workspace, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return apperr.Wrap(err, apperr.Internal, "create "+SBOMDir)
+	dir, err := realDir(s.Workspace, SBOMDir, true)
+	if err != nil {
+		return prefix("sbom", err)
 	}
+	p := filepath.Join(dir, dirName(bl.tag)+".cdx.json")
 	// Replace, never write through, whatever a job put there.
 	tmp, err := os.CreateTemp(filepath.Dir(p), ".sbom-*")
 	if err != nil {

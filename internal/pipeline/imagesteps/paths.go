@@ -1,6 +1,7 @@
 package imagesteps
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -69,4 +70,31 @@ func registryOf(ref string) (string, error) {
 		return "", apperr.E(apperr.Invalid, "image reference %q must name its registry: HOST/REPOSITORY:TAG", ref)
 	}
 	return host, nil
+}
+
+// realDir returns the directory rel (slash-separated) of the workspace,
+// every element of which must be a real directory, not a symbolic link:
+// the steps write there as the server, and a job's commands must not be
+// able to send those writes elsewhere. With create, missing elements are
+// made.
+func realDir(workspace, rel string, create bool) (string, error) {
+	p := workspace
+	for _, el := range strings.Split(rel, "/") {
+		p = filepath.Join(p, el)
+		fi, err := os.Lstat(p)
+		switch {
+		case os.IsNotExist(err) && create:
+			if err := os.Mkdir(p, 0o755); err != nil {
+				return "", apperr.Wrap(err, apperr.Internal, "create "+rel)
+			}
+			continue
+		case os.IsNotExist(err):
+			return "", apperr.E(apperr.Invalid, "%s is missing from the workspace", rel)
+		case err != nil:
+			return "", apperr.Wrap(err, apperr.Internal, "inspect "+rel)
+		case fi.Mode()&os.ModeSymlink != 0 || !fi.IsDir():
+			return "", apperr.E(apperr.Invalid, "%s in the workspace is not a directory (a job step replaced it)", rel)
+		}
+	}
+	return p, nil
 }

@@ -150,3 +150,21 @@ func FuzzStepInputs(f *testing.F) {
 		}
 	})
 }
+
+func TestRealDir(t *testing.T) {
+	ws := workspace(t)
+	if p, err := realDir(ws, ".rampart/images", true); err != nil || p != filepath.Join(ws, ".rampart", "images") {
+		t.Fatalf("realDir creating = %q, %v", p, err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"in/app", "out/x", "src/etc", "file/x", "missing"} {
+		if p, err := realDir(ws, rel, rel != "missing"); err == nil {
+			t.Errorf("realDir(%q) = %q, want an error", rel, p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ws, "out", "x")); err == nil {
+		t.Error("realDir created a directory through a symbolic link")
+	}
+}

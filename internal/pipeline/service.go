@@ -84,7 +84,8 @@ type ImageStep struct {
 	Network bool
 }
 
-// ImageBuilder carries out the image steps (package image implements it).
+// ImageBuilder carries out the image steps (package pipeline/imagesteps
+// implements it).
 type ImageBuilder interface {
 	ImageStep(ctx context.Context, s ImageStep) error
 }

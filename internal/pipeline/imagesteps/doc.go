@@ -21,9 +21,9 @@
 //     of its public URL) is reached with a registry token minted for the
 //     run's actor, limited to that one repository, pull and push, and
 //     expiring with the job; the registry checks and audits the push as
-//     any other. Other registries get REGISTRY_USERNAME and
-//     REGISTRY_PASSWORD from the job's environment (declare them under
-//     `secrets:`), or nothing.
+//     any other. Other registries are reached only by jobs with
+//     `network: true`, with REGISTRY_USERNAME and REGISTRY_PASSWORD from
+//     the job's environment (declare them under `secrets:`), or none.
 //   - sign signs a digest this job pushed: with the registry's own key
 //     (registry.Service.SignImage, after checking the actor may push to the
 //     repository) when `key` is empty, else with the PEM ECDSA P-256 key in
@@ -31,9 +31,13 @@
 //   - sbom writes the CycloneDX SBOM of an image this job built to
 //     .rampart/sbom/TAG.cdx.json in the workspace, for `artifacts:`.
 //
-// Paths (context, dockerfile, oci-layout: and tarball: bases) must stay
-// inside the workspace, symbolic links included. Errors are user-safe
-// messages for the job log; credentials never appear in them.
+// Base images come from oci-layout: and tarball: paths of the workspace,
+// from Rampart's registry (with a pull token for the run's actor) and,
+// for jobs with `network: true`, from other registries anonymously.
+// Paths (context, dockerfile, local bases) must stay inside the
+// workspace, symbolic links included, and the steps write only into real
+// directories of it. Errors are user-safe messages for the job log;
+// credentials never appear in them.
 //
 // # Lifecycle
 //

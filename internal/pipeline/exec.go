@@ -247,7 +247,7 @@ func (s *Service) runStep(ctx context.Context, r Run, repo scm.Repo, j JobRun, i
 	switch spec.Type {
 	case StepRun:
 		res, err := ex.Exec(ctx, ExecSpec{
-			ID:        "job-" + strconv.FormatInt(j.ID, 10) + "-" + strconv.Itoa(idx),
+			ID:        "job-" + s.instance + "-" + strconv.FormatInt(j.ID, 10) + "-" + strconv.Itoa(idx),
 			Workspace: dir, Image: j.Spec.Image, Script: spec.Run, Env: envList(env, spec.Env),
 			Network: j.Spec.Network, Limits: j.Spec.Limits, Output: log, Masked: s.d.MaskPaths,
 		})

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -157,6 +158,9 @@ type Service struct {
 	// running counts local jobs in flight.
 	running int
 	remote  remoteJobs
+	// instance tells this server's containers from another's on the same
+	// host (their cgroups share one hierarchy).
+	instance string
 }
 
 // New returns the pipeline service.
@@ -193,7 +197,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s := &Service{d: d, runs: runStore{d.DB}, log: d.Logger.With("component", "pipeline"), now: d.Clock,
 		wake: make(chan struct{}, 1), execs: map[string]Executor{}, logs: newLogHub(), cancel: map[int64]context.CancelCauseFunc{},
-		remote: remoteJobs{jobs: map[int64]*remoteJob{}, wake: make(chan struct{})}}
+		remote: remoteJobs{jobs: map[int64]*remoteJob{}, wake: make(chan struct{})}, instance: strings.ToLower(rand.Text()[:8])}
 	for _, e := range d.Executors {
 		s.execs[e.Name()] = e
 	}

@@ -1,10 +1,12 @@
 package imagesteps
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 )
@@ -166,5 +168,30 @@ func TestRealDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ws, "out", "x")); err == nil {
 		t.Error("realDir created a directory through a symbolic link")
+	}
+}
+
+func TestTokenTTL(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		deadline time.Duration // 0: none
+		want     time.Duration
+	}{
+		{"no deadline: the registry's longest", 0, time.Hour},
+		{"the job's deadline", 10 * time.Minute, 10 * time.Minute},
+		{"past the registry's longest", 3 * time.Hour, time.Hour},
+		{"at least a second", time.Millisecond, time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			if got := tokenTTL(ctx); got < tt.want-time.Second || got > tt.want {
+				t.Fatalf("tokenTTL = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

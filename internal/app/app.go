@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/events"
@@ -51,10 +52,12 @@ import (
 	"github.com/rampartsec/rampart/internal/identity/federation"
 	"github.com/rampartsec/rampart/internal/identity/oidcop"
 	"github.com/rampartsec/rampart/internal/identity/realm"
+	"github.com/rampartsec/rampart/internal/image"
 	"github.com/rampartsec/rampart/internal/logging"
 	"github.com/rampartsec/rampart/internal/pipeline"
 	"github.com/rampartsec/rampart/internal/pipeline/containerexec"
 	"github.com/rampartsec/rampart/internal/pipeline/hostexec"
+	"github.com/rampartsec/rampart/internal/pipeline/imagesteps"
 	"github.com/rampartsec/rampart/internal/pki"
 	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/problem"
@@ -460,6 +463,22 @@ func (a *App) newPipelines(opt Options) error {
 		return err
 	}
 	a.Pipelines.Subscribe(a.Events)
+	// Image steps build with package image and push to this registry with
+	// job tokens; SBOMs come from a scanner made on first use.
+	var inv struct {
+		once sync.Once
+		s    *scan.Scanner
+		err  error
+	}
+	images, err := imagesteps.New(imagesteps.Deps{Registry: a.OCI, Users: a.IDs, PublicURL: a.url, Logger: a.log, Clock: opt.Clock,
+		Inventory: func(ctx context.Context) (image.Inventory, error) {
+			inv.once.Do(func() { inv.s, inv.err = scan.New(context.WithoutCancel(ctx), scan.Config{}) })
+			return inv.s, inv.err
+		}})
+	if err != nil {
+		return err
+	}
+	a.Pipelines.SetImages(images)
 	return nil
 }
 

@@ -48,7 +48,8 @@
 //
 // # Collaborators
 //
-// Repos is scm.Service. SecretSource (the vault) and ImageBuilder (package
-// image) are declared here and may be nil: runs referencing secrets are
-// then refused ("no secret source configured") and image steps fail.
+// Repos is scm.Service. SecretSource (the vault) and ImageBuilder
+// (package pipeline/imagesteps, on top of package image and the registry)
+// are declared here and may be nil: runs referencing secrets are then
+// refused ("no secret source configured") and image steps fail.
 package pipeline

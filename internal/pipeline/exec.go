@@ -247,7 +247,7 @@ func (s *Service) runStep(ctx context.Context, r Run, repo scm.Repo, j JobRun, i
 	switch spec.Type {
 	case StepRun:
 		res, err := ex.Exec(ctx, ExecSpec{
-			ID:        "job-" + strconv.FormatInt(j.ID, 10) + "-" + strconv.Itoa(idx),
+			ID:        "job-" + s.instance + "-" + strconv.FormatInt(j.ID, 10) + "-" + strconv.Itoa(idx),
 			Workspace: dir, Image: j.Spec.Image, Script: spec.Run, Env: envList(env, spec.Env),
 			Network: j.Spec.Network, Limits: j.Spec.Limits, Output: log, Masked: s.d.MaskPaths,
 		})
@@ -292,7 +292,7 @@ func (s *Service) runStep(ctx context.Context, r Run, repo scm.Repo, j JobRun, i
 			return -1, fmt.Errorf("%s steps are not available on this server (no image builder configured)", spec.Type)
 		}
 		err := s.d.Images.ImageStep(ctx, ImageStep{Type: spec.Type, With: spec.With, Workspace: dir, Env: env, Log: log,
-			Run: RunRef{RunID: r.ID, Number: r.Number, Repo: r.Repo, Commit: r.SHA, Ref: r.Ref, Job: j.Name, URL: s.runURL(repo, r.Number)}})
+			Run: RunRef{RunID: r.ID, Number: r.Number, Repo: r.Repo, Commit: r.SHA, Ref: r.Ref, Job: j.Name, URL: s.runURL(repo, r.Number), Actor: r.Actor}, Network: j.Spec.Network})
 		if err != nil {
 			return 1, err
 		}

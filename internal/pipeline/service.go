@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -66,6 +67,9 @@ type RunRef struct {
 	Ref    string
 	Job    string
 	URL    string
+	// Actor is the user the run acts for (SystemActor for scheduled
+	// runs): image steps reach Rampart's registry as them.
+	Actor string
 }
 
 // ImageStep is a build-image, push-image, sign or sbom step to carry out.
@@ -76,9 +80,13 @@ type ImageStep struct {
 	Env       map[string]string // the job's environment, secrets included
 	Log       interface{ Write([]byte) (int, error) }
 	Run       RunRef
+	// Network is the job's network setting: without it, image steps
+	// reach no registry but this Rampart's.
+	Network bool
 }
 
-// ImageBuilder carries out the image steps (package image implements it).
+// ImageBuilder carries out the image steps (package pipeline/imagesteps
+// implements it).
 type ImageBuilder interface {
 	ImageStep(ctx context.Context, s ImageStep) error
 }
@@ -150,6 +158,9 @@ type Service struct {
 	// running counts local jobs in flight.
 	running int
 	remote  remoteJobs
+	// instance tells this server's containers from another's on the same
+	// host (their cgroups share one hierarchy).
+	instance string
 }
 
 // New returns the pipeline service.
@@ -186,7 +197,7 @@ func New(d Deps) (*Service, error) {
 	}
 	s := &Service{d: d, runs: runStore{d.DB}, log: d.Logger.With("component", "pipeline"), now: d.Clock,
 		wake: make(chan struct{}, 1), execs: map[string]Executor{}, logs: newLogHub(), cancel: map[int64]context.CancelCauseFunc{},
-		remote: remoteJobs{jobs: map[int64]*remoteJob{}, wake: make(chan struct{})}}
+		remote: remoteJobs{jobs: map[int64]*remoteJob{}, wake: make(chan struct{})}, instance: strings.ToLower(rand.Text()[:8])}
 	for _, e := range d.Executors {
 		s.execs[e.Name()] = e
 	}

@@ -21,7 +21,10 @@ import (
 
 const zeroSHA = "0000000000000000000000000000000000000000"
 
-// systemActor names Rampart itself in audit entries and status checks.
+// SystemActor names Rampart itself in audit entries and status checks,
+// and is the actor of scheduled runs.
+const SystemActor = systemActor
+
 const systemActor = "rampart-pipeline"
 
 func systemCtx(ctx context.Context) context.Context {

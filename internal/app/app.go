@@ -288,6 +288,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err := a.newPipelines(opt); err != nil {
 		return nil, err
 	}
+	a.wireVault()
 	if err := a.newDeploy(keys, opt); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,233 @@
+package app_test
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/apptest"
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/httpapi"
+	"github.com/rampartsec/rampart/internal/pipeline"
+	"github.com/rampartsec/rampart/internal/scm"
+	"github.com/rampartsec/rampart/internal/testenv"
+	"github.com/rampartsec/rampart/internal/vault"
+)
+
+// vworld is a running Rampart with an org acme, its project web, the
+// repository acme/app in that project and a clone of it.
+type vworld struct {
+	a     *apptest.App
+	admin *apptest.Client
+	token string
+	git   string
+	home  string
+	dir   string
+}
+
+const vapi = httpapi.Prefix + "/orgs/acme"
+
+func newVWorld(t *testing.T) *vworld {
+	t.Helper()
+	w := &vworld{git: testenv.LookPath(t, "git"), home: t.TempDir(), dir: t.TempDir()}
+	w.a = apptest.Start(t)
+	if rt := w.a.NodeRuntime; rt != nil {
+		t.Cleanup(func() { w.a.Stop(t); _ = rt.StopAll(t.Context()) })
+	}
+	w.token = w.a.AdminToken(t)
+	w.admin = w.a.Client(t, w.token)
+	w.admin.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"})
+	w.admin.Must(http.StatusCreated, "POST", vapi+"/projects", httpapi.CreateProjectRequest{Name: "web"})
+	w.admin.Must(http.StatusCreated, "POST", vapi+"/repos", scm.CreateRepoRequest{Name: "app", Project: "web"})
+	u, _ := url.Parse(w.a.URL + "/acme/app.git")
+	u.User = url.UserPassword("admin", w.token)
+	w.gitMust(t, "init", "--quiet", "--initial-branch=main")
+	w.gitMust(t, "config", "commit.gpgsign", "false")
+	w.gitMust(t, "remote", "add", "origin", u.String())
+	return w
+}
+
+func (w *vworld) gitRun(args ...string) (string, error) {
+	cmd := exec.Command(w.git, args...)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), "HOME="+w.home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+filepath.Join(w.home, ".gitconfig"),
+		"GIT_TERMINAL_PROMPT=0", "LANG=C", "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.test",
+		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.test")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (w *vworld) gitMust(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := w.gitRun(args...)
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// commit writes files and commits them on the current branch.
+func (w *vworld) commit(t *testing.T, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(w.dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.gitMust(t, "add", "-A")
+	w.gitMust(t, "commit", "--quiet", "--allow-empty", "-m", "change")
+}
+
+// setSecret stores a secret in the vault through the API.
+func (w *vworld) setSecret(t *testing.T, scopePath, name, value string) {
+	t.Helper()
+	w.admin.Must(http.StatusOK, "PUT", vapi+scopePath+"/secrets/"+name, vault.SetSecretRequest{Value: value})
+}
+
+// grant puts a vault policy of acme.
+func (w *vworld) grant(t *testing.T, name string, secrets, subjects []string) {
+	t.Helper()
+	w.admin.Must(http.StatusOK, "PUT", vapi+"/vault/policies/"+name, vault.PutPolicyRequest{Secrets: secrets, Subjects: subjects})
+}
+
+// audited returns the audit entries of action since mark.
+func audited(t *testing.T, a *apptest.App, since int64, action string) []audit.Entry {
+	t.Helper()
+	var out []audit.Entry
+	for _, e := range a.AuditSince(t, since) {
+		if e.Action == action {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// randomValue is a fresh secret value: prefix and 32 hex characters.
+func randomValue(t *testing.T, prefix string) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+func waitRunDone(t *testing.T, w *vworld, n int64) pipeline.RunJSON {
+	t.Helper()
+	p := vapi + "/repos/app/pipelines/runs/" + strconv.FormatInt(n, 10)
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp := w.admin.Do("GET", p, nil)
+		if resp.Status == http.StatusOK {
+			var r pipeline.RunJSON
+			resp.Decode(t, &r)
+			if r.Status != pipeline.StatusQueued && r.Status != pipeline.StatusRunning {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run #%d did not finish in time (last answer %d %s)", n, resp.Status, resp.Body)
+		}
+	}
+}
+
+// TestVaultWire_PipelineSecrets: a job gets a vault secret granted to its
+// branch in its environment, its log masks the value and its base64 form,
+// and the vault audits the read on the run's behalf; a secret the branch
+// may not read refuses the run before any job starts.
+func TestVaultWire_PipelineSecrets(t *testing.T) {
+	w := newVWorld(t)
+	token := randomValue(t, "tok-")
+	w.setSecret(t, "/projects/web", "DEPLOY_TOKEN", token)
+	w.setSecret(t, "/projects/web", "PROD_KEY", randomValue(t, "prod-"))
+	w.grant(t, "ci-main", []string{"web/DEPLOY_TOKEN"}, []string{"pipeline:web:main:*"})
+	w.grant(t, "ci-release", []string{"web/PROD_KEY"}, []string{"pipeline:web:release/*:*"})
+	mark := w.a.AuditHead(t)
+
+	w.commit(t, map[string]string{pipeline.DefinitionPath: `on:
+  push:
+    branches: ["*"]
+jobs:
+  use:
+    secrets:
+      DEPLOY_TOKEN: acme/web/DEPLOY_TOKEN
+    steps:
+      - run: |
+          echo "token=$DEPLOY_TOKEN"
+          printf '%s' "$DEPLOY_TOKEN" | base64
+          printf '%s' "$DEPLOY_TOKEN" | sha256sum
+`})
+	w.gitMust(t, "push", "--quiet", "origin", "main")
+	r := waitRunDone(t, w, 1)
+	if r.Status != pipeline.StatusSuccess || len(r.Jobs) != 1 {
+		t.Fatalf("run %+v; want one successful job", r)
+	}
+	log := string(w.admin.Must(http.StatusOK, "GET", vapi+"/repos/app/pipelines/runs/1/jobs/"+strconv.FormatInt(r.Jobs[0].ID, 10)+"/log", nil).Body)
+	sum := sha256.Sum256([]byte(token))
+	if !strings.Contains(log, hex.EncodeToString(sum[:])) {
+		t.Errorf("the job did not see the secret's value (no sha256 %x in its log):\n%s", sum, log)
+	}
+	if !strings.Contains(log, "token=***") {
+		t.Errorf("the value is not masked in the log:\n%s", log)
+	}
+	for _, leak := range []string{token, base64.StdEncoding.EncodeToString([]byte(token))} {
+		if strings.Contains(log, leak) {
+			t.Errorf("the log shows %q:\n%s", leak, log)
+		}
+	}
+	reads := audited(t, w.a, mark, "vault.secret.read")
+	var jobRead bool
+	for _, e := range reads {
+		reader, _ := e.Details["reader"].(string)
+		if e.Outcome != audit.Success || e.TargetName != "acme/web/DEPLOY_TOKEN" || !strings.HasPrefix(reader, "pipeline acme/web branch main") {
+			t.Errorf("unexpected read %+v", e)
+		}
+		if strings.Contains(reader, "job use") && e.Details["via"] == "pipeline" && e.Details["on_behalf_of"] == "admin" {
+			jobRead = true
+		}
+	}
+	if !jobRead {
+		t.Errorf("no audited read on behalf of the job's run among %+v", reads)
+	}
+
+	// A branch the policy of PROD_KEY does not name: refused before start.
+	mark = w.a.AuditHead(t)
+	w.gitMust(t, "checkout", "--quiet", "-b", "feature")
+	w.commit(t, map[string]string{pipeline.DefinitionPath: `on:
+  push:
+    branches: ["*"]
+jobs:
+  use:
+    secrets:
+      KEY: acme/web/PROD_KEY
+    steps:
+      - run: echo "should not run"
+`})
+	w.gitMust(t, "push", "--quiet", "origin", "feature")
+	r = waitRunDone(t, w, 2)
+	if r.Status != pipeline.StatusFailed || !strings.Contains(r.Reason, "secret acme/web/PROD_KEY: no vault policy lets pipeline acme/web branch feature") {
+		t.Fatalf("run %+v; want refused naming the secret and the branch", r)
+	}
+	for _, j := range r.Jobs {
+		if j.Status == pipeline.StatusSuccess || j.Status == pipeline.StatusRunning || j.StartedAt != nil {
+			t.Errorf("job %+v started", j)
+		}
+	}
+	denied := audited(t, w.a, mark, "vault.secret.read")
+	if len(denied) == 0 || denied[0].Outcome != audit.Denied || denied[0].TargetName != "acme/web/PROD_KEY" {
+		t.Errorf("audited reads %+v; want a denied read of acme/web/PROD_KEY", denied)
+	}
+}

@@ -483,6 +483,7 @@ func (a *App) newDeploy(keys identity.Sealer, opt Options) error {
 		targets[deploy.KindNode] = nt
 		d.Runtime = rt
 	}
+	d.Secrets = deploySecrets{vault: a.Vault}
 	var err error
 	a.Deploy, err = deploy.New(d)
 	return err

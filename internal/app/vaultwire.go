@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rampartsec/rampart/internal/apperr"
+	"github.com/rampartsec/rampart/internal/deploy"
 	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/pipeline"
 	"github.com/rampartsec/rampart/internal/vault"
@@ -67,6 +68,41 @@ func projectName(ctx context.Context, ids *identity.Service, orgID, id int64) (s
 		}
 	}
 	return "", apperr.E(apperr.NotFound, "project %d not found", id)
+}
+
+// deploySecrets resolves a release's secret references through
+// vault.ResolveForDeployment: each must be granted to
+// deployment:PROJECT:ENV by a vault policy; every read is audited with the
+// release and the user who deployed it.
+type deploySecrets struct {
+	vault *vault.Service
+}
+
+var _ deploy.Secrets = deploySecrets{}
+
+// Resolve implements deploy.Secrets.
+func (d deploySecrets) Resolve(ctx context.Context, sc deploy.Scope, refs []deploy.SecretRef) (map[string]deploy.Value, error) {
+	specs := make([]vault.Injection, 0, len(refs))
+	for _, r := range refs {
+		if strings.Contains(r.Ref, "#") {
+			return nil, apperr.InvalidField("secret_refs", "%q: vault secrets have one value; name the secret without #key", r.Ref)
+		}
+		specs = append(specs, vault.Injection{Ref: r.Ref, Env: r.Env})
+	}
+	by := sc.RequestedBy
+	if by == "" {
+		by = "deploy"
+	}
+	b, err := d.vault.ResolveForDeployment(ctx, vault.DeploymentRun{Org: sc.Org, Project: sc.Project, Env: sc.Env,
+		Release: strconv.FormatInt(sc.Release, 10), RequestedBy: by}, specs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]deploy.Value, len(b.Env))
+	for _, e := range b.Env {
+		out[e.Name] = deploy.Value(e.Value.Reveal())
+	}
+	return out, nil
 }
 
 // wireVault connects the vault to the components that use it after they

@@ -1,15 +1,18 @@
 package app_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +20,9 @@ import (
 
 	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/container"
+	"github.com/rampartsec/rampart/internal/deploy"
+	"github.com/rampartsec/rampart/internal/deploy/deploytest"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/pipeline"
 	"github.com/rampartsec/rampart/internal/scm"
@@ -230,4 +236,109 @@ jobs:
 	if len(denied) == 0 || denied[0].Outcome != audit.Denied || denied[0].TargetName != "acme/web/PROD_KEY" {
 		t.Errorf("audited reads %+v; want a denied read of acme/web/PROD_KEY", denied)
 	}
+}
+
+// TestVaultWire_DeploySecrets: a release referencing a vault secret
+// deploys on the node runtime and its container has the value in its
+// environment; a release referencing an unknown secret fails clearly and
+// starts nothing.
+func TestVaultWire_DeploySecrets(t *testing.T) {
+	testenv.LookPath(t, "runc")
+	if os.Geteuid() != 0 || !container.Available() {
+		testenv.Missing(t, "root with runc (the node runtime)")
+	}
+	w := newVWorld(t)
+	if w.a.NodeRuntime == nil {
+		t.Fatal("no node runtime although runc and root are available")
+	}
+	reg := deploytest.StartRegistry(t)
+	image, digest := reg.Push(t, "acme/web", deploytest.Image(t, "v1"))
+	p := vapi + "/projects/web"
+	w.admin.Must(http.StatusOK, "PUT", p+"/environments/staging", deploy.EnvironmentSpec{Target: deploy.TargetSpec{Kind: deploy.KindNode,
+		Replicas: 1, HealthTimeout: deploy.Duration(30 * time.Second), MemoryBytes: 64 << 20, CPUMillis: 500, Pids: 64,
+		Strategy: deploy.Strategy{Kind: deploy.Recreate}}})
+	value := randomValue(t, "pw-")
+	w.setSecret(t, "/projects/web/envs/staging", "DB_PASSWORD", value)
+	w.grant(t, "staging", []string{"web/staging/DB_PASSWORD"}, []string{"deployment:web:staging"})
+	mark := w.a.AuditHead(t)
+
+	w.admin.Must(http.StatusCreated, "POST", p+"/releases", map[string]any{"image": image, "digest": digest,
+		"secret_refs": []deploy.SecretRef{{Env: "DB_PASSWORD", Ref: "acme/web/staging/DB_PASSWORD"}}})
+	var dep deploy.Deployment
+	w.admin.Must(http.StatusCreated, "POST", p+"/deployments", deploy.DeployRequest{Environment: "staging", Release: 1}).Decode(t, &dep)
+	dep = waitDeployment(t, w, dep.ID)
+	if dep.State != deploy.StateSucceeded {
+		t.Fatalf("deployment %+v; want succeeded", dep)
+	}
+	var ins []deploy.InstanceJSON
+	w.admin.Must(http.StatusOK, "GET", p+"/environments/staging/instances", nil).Decode(t, &ins)
+	if len(ins) != 1 || ins[0].ReleaseNumber != 1 {
+		t.Fatalf("instances %+v; want one of release 1", ins)
+	}
+	resp, err := http.Get("http://" + ins[0].Addr + "/secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "set=true len=" + strconv.Itoa(len(value)); strings.TrimSpace(string(body)) != want {
+		t.Errorf("the workload says %q, want %q", body, want)
+	}
+	if !processHasEnv("DB_PASSWORD=" + value) {
+		t.Error("no process on this machine has DB_PASSWORD set to the vault's value")
+	}
+	reads := audited(t, w.a, mark, "vault.secret.read")
+	if len(reads) == 0 || reads[0].Outcome != audit.Success || reads[0].Details["via"] != "deployment" ||
+		!strings.HasPrefix(reads[0].Details["reader"].(string), "deployment acme/web env staging release 1") {
+		t.Errorf("audited reads %+v; want the deployment's read", reads)
+	}
+
+	// An unknown reference: the deployment fails naming it, before the
+	// target is touched: the running instance is the same one.
+	first := ins[0].ID
+	w.admin.Must(http.StatusCreated, "POST", p+"/releases", map[string]any{"image": image, "digest": digest,
+		"secret_refs": []deploy.SecretRef{{Env: "DB_PASSWORD", Ref: "acme/web/staging/NO_SUCH_SECRET"}}})
+	w.admin.Must(http.StatusCreated, "POST", p+"/deployments", deploy.DeployRequest{Environment: "staging", Release: 2}).Decode(t, &dep)
+	dep = waitDeployment(t, w, dep.ID)
+	if (dep.State != deploy.StateRolledBack && dep.State != deploy.StateFailed) || !strings.Contains(dep.Message, "secret acme/web/staging/NO_SUCH_SECRET not found") {
+		t.Fatalf("deployment %+v; want failed naming the unknown secret", dep)
+	}
+	w.admin.Must(http.StatusOK, "GET", p+"/environments/staging/instances", nil).Decode(t, &ins)
+	if len(ins) != 1 || ins[0].ReleaseNumber != 1 || ins[0].ID != first || ins[0].Restarts != 0 {
+		t.Errorf("instances %+v; want release 1's instance %s, untouched", ins, first)
+	}
+}
+
+func waitDeployment(t *testing.T, w *vworld, id int64) deploy.Deployment {
+	t.Helper()
+	var d deploy.Deployment
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		w.admin.Must(http.StatusOK, "GET", vapi+"/projects/web/deployments/"+strconv.FormatInt(id, 10), nil).Decode(t, &d)
+		if d.State != deploy.StateQueued && d.State != deploy.StateRunning && d.State != "" && d.FinishedAt != nil {
+			return d
+		}
+	}
+	t.Fatalf("deployment %d did not finish: %+v", id, d)
+	return d
+}
+
+// processHasEnv reports whether a process of this machine has entry in
+// its environment (containers' processes are visible to root).
+func processHasEnv(entry string) bool {
+	if runtime.GOOS != "linux" {
+		return false
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range dirs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, e := range bytes.Split(data, []byte{0}) {
+			if string(e) == entry {
+				return true
+			}
+		}
+	}
+	return false
 }

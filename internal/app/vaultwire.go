@@ -9,6 +9,7 @@ import (
 	"github.com/rampartsec/rampart/internal/deploy"
 	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/pipeline"
+	"github.com/rampartsec/rampart/internal/registry"
 	"github.com/rampartsec/rampart/internal/vault"
 )
 
@@ -104,6 +105,8 @@ func (d deploySecrets) Resolve(ctx context.Context, sc deploy.Scope, refs []depl
 	}
 	return out, nil
 }
+
+var _ registry.Signer = (*vault.SiteSigner)(nil)
 
 // wireVault connects the vault to the components that use it after they
 // are built: pipelines read secrets through it.

@@ -1,7 +1,9 @@
 package app_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -25,6 +27,7 @@ import (
 	"github.com/rampartsec/rampart/internal/deploy/deploytest"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/pipeline"
+	"github.com/rampartsec/rampart/internal/registry"
 	"github.com/rampartsec/rampart/internal/scm"
 	"github.com/rampartsec/rampart/internal/testenv"
 	"github.com/rampartsec/rampart/internal/vault"
@@ -341,4 +344,114 @@ func processHasEnv(entry string) bool {
 		}
 	}
 	return false
+}
+
+// TestVaultWire_RegistrySignsWithVaultKey: the registry signs images with
+// the vault's site key: cosign verifies a signature made through the
+// registry's sign API with the key the registry publishes, which is the
+// vault's, and the vault audits the signature.
+func TestVaultWire_RegistrySignsWithVaultKey(t *testing.T) {
+	crane := cachedTool(t, "crane", "v0.22.1")
+	cosign := cachedTool(t, "cosign", "v2.6.5")
+	w := newVWorld(t)
+	host := strings.Replace(strings.TrimPrefix(w.a.URL, "http://"), "localhost", "127.0.0.1", 1)
+	home := t.TempDir()
+	env := append(os.Environ(), "HOME="+home, "DOCKER_CONFIG="+filepath.Join(home, ".docker"), "COSIGN_EXPERIMENTAL=0",
+		"TUF_ROOT="+filepath.Join(home, "tuf"))
+	runTool(t, env, crane, "auth", "login", host, "-u", "admin", "-p", w.token)
+	layer := filepath.Join(t.TempDir(), "layer.tar")
+	writeTar(t, layer, "app/main.txt", "signed by the vault\n")
+	ref := host + "/acme/app:v1"
+	runTool(t, env, crane, "append", "--insecure", "-f", layer, "-t", ref)
+	digest := strings.TrimSpace(runTool(t, env, crane, "digest", "--insecure", ref))
+
+	mark := w.a.AuditHead(t)
+	var v registry.Verification
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp := w.admin.Do("POST", vapi+"/registry/repositories/app/signatures", registry.SignRequest{Digest: digest})
+		if resp.Status == http.StatusCreated {
+			resp.Decode(t, &v)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sign: %d %s", resp.Status, resp.Body)
+		}
+	}
+	if !v.Signed || v.Signatures != 1 {
+		t.Fatalf("after signing: %+v", v)
+	}
+	pub := w.a.Client(t, "").Must(http.StatusOK, "GET", httpapi.Prefix+"/registry/signing-key", nil).Body
+	var site vault.SiteKeyJSON
+	w.a.Client(t, "").Must(http.StatusOK, "GET", httpapi.Prefix+"/vault/site-key", nil).Decode(t, &site)
+	if site.PublicKey == "" || site.PublicKey != string(pub) {
+		t.Fatalf("the registry's key\n%s\nis not the vault's\n%s", pub, site.PublicKey)
+	}
+	key := filepath.Join(t.TempDir(), "rampart.pub")
+	if err := os.WriteFile(key, pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := runTool(t, env, cosign, "verify", "--key", key, "--insecure-ignore-tlog=true", "--allow-http-registry=true",
+		"--allow-insecure-registry=true", host+"/acme/app@"+digest)
+	if !strings.Contains(out, digest) {
+		t.Errorf("cosign verify output does not name the digest: %s", out)
+	}
+	if signs := audited(t, w.a, mark, "vault.key.sign"); len(signs) != 1 || signs[0].TargetName != vault.SiteKeyRef {
+		t.Errorf("vault.key.sign entries %+v; want one for the site key", signs)
+	}
+}
+
+// cachedTool is a client built by .ci/run into .cache/tools.
+func cachedTool(t *testing.T, name, version string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			t.Fatal("no go.mod above the test directory")
+		}
+		dir = filepath.Dir(dir)
+	}
+	p := filepath.Join(dir, ".cache", "tools", name+"-"+version)
+	if _, err := os.Stat(p); err != nil {
+		testenv.Missing(t, p+" (built by .ci/run)")
+	}
+	return p
+}
+
+func runTool(t *testing.T, env []string, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// writeTar writes a tar holding one file.
+func writeTar(t *testing.T, path, name, content string) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write([]byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,15 +1,25 @@
 package app
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/deploy"
 	"github.com/rampartsec/rampart/internal/identity"
 	"github.com/rampartsec/rampart/internal/pipeline"
 	"github.com/rampartsec/rampart/internal/registry"
+	"github.com/rampartsec/rampart/internal/scan/report"
+	"github.com/rampartsec/rampart/internal/scm"
 	"github.com/rampartsec/rampart/internal/vault"
 )
 
@@ -108,8 +118,159 @@ func (d deploySecrets) Resolve(ctx context.Context, sc deploy.Scope, refs []depl
 
 var _ registry.Signer = (*vault.SiteSigner)(nil)
 
+// Limits of leak reporting: what one push may make the vault compare.
+const (
+	maxLeakFindings   = 1000
+	maxLeakCandidates = 32
+	maxLeakBlob       = 8 << 20
+	maxLeakLine       = 64 << 10
+)
+
+// vaultLeaks hands secrets pushed past push protection to the vault's
+// leak matching. scm tells where each secret is (commit, path, line and
+// columns), never its value: the adapter reads the line from the pushed
+// commit — still in git's quarantine during the pre-receive check — and
+// reports the matched text and the words of the line; the vault compares
+// keyed fingerprints and records a leak only for values it holds.
+type vaultLeaks struct {
+	vault *vault.Service
+	repos interface{ Path(scm.Repo) string }
+}
+
+var _ scm.LeakHandler = vaultLeaks{}
+
+// SecretsLeaked implements scm.LeakHandler.
+func (l vaultLeaks) SecretsLeaked(ctx context.Context, repo scm.Repo, findings []report.Finding) error {
+	if len(findings) > maxLeakFindings {
+		findings = findings[:maxLeakFindings]
+	}
+	dir := l.repos.Path(repo)
+	blobs := map[string][]byte{}
+	var found []vault.Found
+	var errs []error
+	for _, f := range findings {
+		loc := f.Location
+		if loc.Commit == "" || loc.Path == "" || loc.StartLine < 1 {
+			continue
+		}
+		key := loc.Commit + ":" + loc.Path
+		data, ok := blobs[key]
+		if !ok {
+			var err error
+			if data, err = readPushedBlob(ctx, dir, loc.Commit, loc.Path); err != nil {
+				errs = append(errs, fmt.Errorf("read %s: %w", key, err))
+				continue
+			}
+			blobs[key] = data
+		}
+		where := fmt.Sprintf("%s@%s:%s:%d", repo.FullName(), loc.Commit, loc.Path, loc.StartLine)
+		for _, c := range leakCandidates(data, loc) {
+			v := vault.NewValue([]byte(c))
+			found = append(found, vault.Found{Value: &v, Source: "push-protection", Location: where})
+		}
+	}
+	if len(found) > 0 {
+		if _, err := l.vault.ReportLeaks(ctx, found); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("report leaked secrets of %s: %w", repo.FullName(), errs[0])
+	}
+	return nil
+}
+
+// readPushedBlob reads COMMIT:PATH from the repository at dir, looking
+// also in the quarantine directories of pushes being received (git
+// receive-pack keeps a push's objects there until its hooks accept it).
+func readPushedBlob(ctx context.Context, dir, commit, path string) ([]byte, error) {
+	if !isHex(commit) || strings.HasPrefix(path, "-") || strings.ContainsRune(path, 0) {
+		return nil, apperr.E(apperr.Invalid, "bad commit or path")
+	}
+	var alternates []string
+	for _, pat := range []string{"tmp_objdir-incoming-*", "incoming-*"} {
+		m, _ := filepath.Glob(filepath.Join(dir, "objects", pat))
+		alternates = append(alternates, m...)
+	}
+	cmd := exec.CommandContext(ctx, "git", "-C", dir, "cat-file", "blob", commit+":"+path)
+	cmd.Env = append(os.Environ(), "GIT_ALTERNATE_OBJECT_DIRECTORIES="+strings.Join(alternates, string(os.PathListSeparator)))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	data, rerr := io.ReadAll(io.LimitReader(out, maxLeakBlob))
+	_, _ = io.Copy(io.Discard, out)
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("git cat-file: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return data, rerr
+}
+
+func isHex(s string) bool {
+	if len(s) < 7 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// leakCandidates are the texts of a finding that may be a vault value:
+// the matched text (by columns, 1-based runes, EndCol just past the end)
+// and the words of its line, split at spaces, quotes and the separators
+// of assignments.
+func leakCandidates(data []byte, loc report.Location) []string {
+	lines := bytes.Split(data, []byte("\n"))
+	if loc.StartLine > len(lines) {
+		return nil
+	}
+	line := string(bytes.TrimRight(lines[loc.StartLine-1], "\r"))
+	if len(line) > maxLeakLine || !utf8.ValidString(line) {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		if len(s) < 4 || len(out) >= maxLeakCandidates {
+			return
+		}
+		for _, o := range out {
+			if o == s {
+				return
+			}
+		}
+		out = append(out, s)
+	}
+	if loc.StartCol > 0 && (loc.EndLine == 0 || loc.EndLine == loc.StartLine) && loc.EndCol > loc.StartCol {
+		runes := []rune(line)
+		if loc.EndCol-1 <= len(runes) {
+			add(string(runes[loc.StartCol-1 : loc.EndCol-1]))
+		}
+	}
+	add(strings.TrimSpace(line))
+	for _, w := range strings.FieldsFunc(line, func(r rune) bool {
+		return unicode.IsSpace(r) || strings.ContainsRune("\"'`=:,;()[]{}<>", r)
+	}) {
+		add(w)
+	}
+	return out
+}
+
 // wireVault connects the vault to the components that use it after they
 // are built: pipelines read secrets through it.
 func (a *App) wireVault() {
 	a.Pipelines.SetSecrets(pipelineSecrets{vault: a.Vault, ids: a.IDs})
 }
+
+// scmPaths finds repositories on disk through scm, which is built after
+// the leak handler it is given.
+type scmPaths struct{ a *App }
+
+func (p scmPaths) Path(r scm.Repo) string { return p.a.SCM.Path(r) }

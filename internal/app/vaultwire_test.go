@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -454,4 +455,58 @@ func writeTar(t *testing.T, path, name, content string) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestVaultWire_PushedSecretIsLeaked: a vault secret's value pushed past
+// push protection (with a bypass reason) is marked leaked in the vault,
+// with an open leak alert naming the push, and the leak is audited.
+func TestVaultWire_PushedSecretIsLeaked(t *testing.T) {
+	w := newVWorld(t)
+	value := "ghp_" + strings.ToUpper(randomValue(t, "")[:4]) + randomValue(t, "")
+	value = value[:40]
+	w.setSecret(t, "/projects/web", "GH_TOKEN", value)
+	w.setSecret(t, "/projects/web", "OTHER", randomValue(t, "other-"))
+	w.commit(t, map[string]string{"README.md": "# app\n"})
+	w.gitMust(t, "push", "--quiet", "origin", "main")
+	mark := w.a.AuditHead(t)
+
+	w.commit(t, map[string]string{"deploy/config.env": "GITHUB_TOKEN=" + value + "\n"})
+	if out, err := w.gitRun("push", "origin", "main"); err == nil {
+		t.Fatalf("push protection let the secret through:\n%s", out)
+	}
+	if leaks := audited(t, w.a, mark, "vault.secret.leaked"); len(leaks) != 0 {
+		t.Fatalf("a refused push reported leaks: %+v", leaks)
+	}
+	w.gitMust(t, "push", "-o", "secret-bypass=test of leak to rotation", "origin", "main")
+
+	var leaks []vault.LeakJSON
+	w.admin.Must(http.StatusOK, "GET", vapi+"/vault/leaks?open=true", nil).Decode(t, &leaks)
+	if len(leaks) != 1 || leaks[0].Ref != "acme/web/GH_TOKEN" || leaks[0].Source != "push-protection" ||
+		!strings.Contains(leaks[0].Location, "acme/app@") || !strings.Contains(leaks[0].Location, "deploy/config.env:1") {
+		t.Fatalf("leak alerts %+v; want one for acme/web/GH_TOKEN from the push", leaks)
+	}
+	var sec vault.SecretJSON
+	w.admin.Must(http.StatusOK, "GET", vapi+"/projects/web/secrets/GH_TOKEN", nil).Decode(t, &sec)
+	if sec.LeakedAt.IsZero() {
+		t.Errorf("secret %+v is not marked leaked", sec)
+	}
+	var other vault.SecretJSON
+	w.admin.Must(http.StatusOK, "GET", vapi+"/projects/web/secrets/OTHER", nil).Decode(t, &other)
+	if !other.LeakedAt.IsZero() {
+		t.Errorf("secret %+v marked leaked although it was not pushed", other)
+	}
+	got := audited(t, w.a, mark, "vault.secret.leaked")
+	if len(got) != 1 || got[0].TargetName != "acme/web/GH_TOKEN" {
+		t.Errorf("vault.secret.leaked entries %+v; want one for acme/web/GH_TOKEN", got)
+	}
+	for _, e := range w.a.AuditSince(t, mark) {
+		if strings.Contains(e.TargetName+e.TargetID, value) || strings.Contains(toString(e.Details), value) {
+			t.Errorf("audit entry %s holds the secret's value", e.Action)
+		}
+	}
+}
+
+func toString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 	if a.SCM, err = scm.New(scm.Deps{DB: a.db, IDs: a.IDs, Audit: a.Audit, Events: a.Events, Logger: log, Clock: opt.Clock,
 		Root: filepath.Join(cfg.DataDir, "git"), PublicURL: a.url, SSHURL: sshURL, MaxPushBytes: cfg.SCM.MaxPushBytes,
-		HookTimeout: cfg.SCM.HookTimeout, Webhooks: scm.WebhookOptions{Timeout: cfg.SCM.WebhookTimeout,
+		HookTimeout: cfg.SCM.HookTimeout, Leaks: vaultLeaks{vault: a.Vault, repos: scmPaths{a}}, Webhooks: scm.WebhookOptions{Timeout: cfg.SCM.WebhookTimeout,
 			Backoff: cfg.SCM.WebhookBackoff, Attempts: cfg.SCM.WebhookAttempts}}); err != nil {
 		return nil, err
 	}
@@ -291,6 +291,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err := a.newPipelines(opt); err != nil {
 		return nil, err
 	}
+	a.wireVault()
 	if err := a.newDeploy(keys, opt); err != nil {
 		return nil, err
 	}
@@ -501,6 +502,7 @@ func (a *App) newDeploy(keys identity.Sealer, opt Options) error {
 		targets[deploy.KindNode] = nt
 		d.Runtime = rt
 	}
+	d.Secrets = deploySecrets{vault: a.Vault}
 	var err error
 	a.Deploy, err = deploy.New(d)
 	return err

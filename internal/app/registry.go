@@ -83,9 +83,14 @@ func (a *App) newRegistry(ctx context.Context, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	// Images are signed with the vault's site key.
+	signer, err := a.Vault.SiteSigner(ctx)
+	if err != nil {
+		return err
+	}
 	a.OCI, err = registry.New(ctx, registry.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, Authn: authenticator, Driver: driver,
 		Sealer: keys, Logger: log, PublicURL: a.url, Scanner: scanner, Advisories: registry.AdvisoryDBVersion{DB: a.Advisories},
-		Clock: clock, Policy: imageGate{policy: a.Policy, host: registryHost(a.url), orgID: a.repositoryOrg}})
+		Clock: clock, Signer: signer, Policy: imageGate{policy: a.Policy, host: registryHost(a.url), orgID: a.repositoryOrg}})
 	return err
 }
 

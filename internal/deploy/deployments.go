@@ -550,7 +550,7 @@ func (s *Service) dispatch(ctx context.Context) {
 
 // plan gathers what a target needs for deployment d in environment e.
 func (s *Service) plan(ctx context.Context, e Environment, d Deployment, withSecrets bool) (Plan, error) {
-	sc := Scope{OrgID: e.OrgID, ProjectID: e.ProjectID, Org: e.Org, Project: e.Project}
+	sc := Scope{OrgID: e.OrgID, ProjectID: e.ProjectID, Org: e.Org, Project: e.Project, Env: e.Name, RequestedBy: d.CreatedBy}
 	rel, err := s.releaseByID(ctx, s.d.DB, d.ReleaseID)
 	if err != nil {
 		return Plan{}, err
@@ -592,6 +592,7 @@ func (s *Service) resolve(ctx context.Context, sc Scope, rel Release) (map[strin
 	if s.d.Secrets == nil {
 		return nil, apperr.E(apperr.Unavailable, "release #%d references secrets but no vault is configured", rel.Number)
 	}
+	sc.Release = rel.Number
 	v, err := s.d.Secrets.Resolve(ctx, sc, rel.SecretRefs)
 	if err != nil {
 		return nil, fmt.Errorf("resolve the secrets of release #%d: %w", rel.Number, err)

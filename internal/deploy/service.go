@@ -35,6 +35,12 @@ type Scope struct {
 	ProjectID int64
 	Org       string
 	Project   string
+	// Env, Release and RequestedBy say, when secrets are resolved, which
+	// environment and release number the workload is for and who deployed
+	// it: what the vault's deployment policies match and its audit names.
+	Env         string
+	Release     int64
+	RequestedBy string
 }
 
 func (s Scope) String() string { return s.Org + "/" + s.Project }

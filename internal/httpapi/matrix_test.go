@@ -309,6 +309,7 @@ var routeRules = map[string]expect{
 	"GET /api/v1/orgs/{org}/projects/{project}/signing-keys/{name}":                 {project(reader), "vault:read", ""},
 	"DELETE /api/v1/orgs/{org}/projects/{project}/signing-keys/{name}":              {project(maintainer), "vault:write", ""},
 	"POST /api/v1/orgs/{org}/projects/{project}/signing-keys/{name}/sign":           {project(maintainer), "vault:write", ""},
+	"GET /api/v1/vault/site-key":                                                    {public, "", ""},
 	"GET /api/v1/vault/kek":                                                         {admins, "admin", ""},
 	"POST /api/v1/vault/kek/rotate":                                                 {admins, "admin", ""},
 }

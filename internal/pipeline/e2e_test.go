@@ -225,11 +225,12 @@ func TestE2E_BadDefinitionRefused(t *testing.T) {
 	if len(sts) != 1 || sts[0].State != scm.CheckFailure || !strings.Contains(sts[0].Description, "pipeline.yaml:") {
 		t.Errorf("status checks %+v", sts)
 	}
-	// Secrets without a secret source: refused before anything runs.
+	// A secret the vault does not grant (the repository is in no project,
+	// so no pipeline policy can name it): refused before anything runs.
 	w.push(t, map[string]string{pipeline.DefinitionPath: "jobs:\n  a:\n    secrets: {TOKEN: ci/token}\n    steps: [{run: echo $TOKEN}]\n"})
 	r = w.waitRun(t, 2)
-	if r.Status != pipeline.StatusFailed || !strings.Contains(r.Reason, "no secret source configured") {
-		t.Errorf("run %+v; want refused for want of a secret source", r)
+	if r.Status != pipeline.StatusFailed || !strings.Contains(r.Reason, "secret ci/token: ") {
+		t.Errorf("run %+v; want refused naming the secret", r)
 	}
 }
 

@@ -210,7 +210,8 @@ func (s *Service) jobEnv(ctx context.Context, r Run, repo scm.Repo, j JobRun) (e
 	if s.d.Secrets == nil {
 		return env, nil, "the job references secrets but no secret source configured on this server"
 	}
-	scope := SecretScope{OrgID: repo.OrgID, ProjectID: repo.ProjectID, RepoID: repo.ID, Repo: repo.FullName()}
+	scope := SecretScope{OrgID: repo.OrgID, ProjectID: repo.ProjectID, RepoID: repo.ID, Repo: repo.FullName(),
+		Ref: r.Ref, RunID: r.ID, Job: j.Name, Actor: r.Actor}
 	for name, ref := range j.Spec.Secrets {
 		v, err := s.d.Secrets.Secret(ctx, scope, ref)
 		if err != nil {

@@ -50,6 +50,15 @@ type SecretScope struct {
 	ProjectID int64
 	RepoID    int64
 	Repo      string // ORG/NAME
+	// Ref is the git ref the run is for (refs/heads/BRANCH, refs/tags/TAG):
+	// what the vault's pipeline policies match.
+	Ref string
+	// RunID and Job name the run and job reading, for the audit log (0
+	// and "" in the check made before the run is created).
+	RunID int64
+	Job   string
+	// Actor is the user the run acts for.
+	Actor string
 }
 
 // SecretSource resolves the secret references of jobs (the vault

@@ -173,7 +173,7 @@ func (s *Service) trigger(ctx context.Context, t trigger) (Run, error) {
 		if t.manual && t.rerunOf == 0 && !def.On.Manual && !def.On.defaulted {
 			return Run{}, apperr.E(apperr.Invalid, "this pipeline does not allow manual runs: add `manual: true` under `on:`")
 		}
-		if reason := s.checkSecrets(ctx, t.repo, def); reason != "" {
+		if reason := s.checkSecrets(ctx, t.repo, r, def); reason != "" {
 			r.Status, r.Reason, r.FinishedAt = StatusFailed, reason, s.now()
 		}
 		jobs = def.Jobs
@@ -219,7 +219,7 @@ func short(sha string) string {
 
 // checkSecrets resolves every secret reference before a run starts; the
 // reason is "" when all resolve.
-func (s *Service) checkSecrets(ctx context.Context, repo scm.Repo, def *Definition) string {
+func (s *Service) checkSecrets(ctx context.Context, repo scm.Repo, r Run, def *Definition) string {
 	refs := def.SecretRefs()
 	if len(refs) == 0 {
 		return ""
@@ -227,13 +227,15 @@ func (s *Service) checkSecrets(ctx context.Context, repo scm.Repo, def *Definiti
 	if s.d.Secrets == nil {
 		return "the pipeline references secrets (" + strings.Join(refs, ", ") + ") but no secret source configured on this server"
 	}
-	scope := SecretScope{OrgID: repo.OrgID, ProjectID: repo.ProjectID, RepoID: repo.ID, Repo: repo.FullName()}
+	scope := SecretScope{OrgID: repo.OrgID, ProjectID: repo.ProjectID, RepoID: repo.ID, Repo: repo.FullName(), Ref: r.Ref, Actor: r.Actor}
 	var missing []string
 	for _, ref := range refs {
 		v, err := s.d.Secrets.Secret(ctx, scope, ref)
 		switch {
 		case err != nil && apperr.KindOf(err) == apperr.NotFound:
 			missing = append(missing, ref)
+		case err != nil && apperr.KindOf(err) == apperr.Forbidden, err != nil && apperr.KindOf(err) == apperr.Invalid:
+			return "secret " + ref + ": " + apperr.Message(err)
 		case err != nil:
 			return "secret " + ref + " could not be read"
 		case len(v) < minSecretLen:

@@ -240,6 +240,8 @@ func (s *Service) Routes() []httpapi.Route {
 			Action: authz.VaultKeyWrite, On: httpapi.OnProject, Status: http.StatusNoContent, Handler: s.apiDeleteKey},
 		httpapi.Route{Method: "POST", Path: keys + "/{name}/sign", Tag: "vault", Summary: "Sign a digest with a vault key (audited)",
 			Action: authz.VaultKeyWrite, On: httpapi.OnProject, Request: SignRequest{}, Response: SignResponse{}, Handler: s.apiSign},
+		httpapi.Route{Method: "GET", Path: httpapi.Prefix + "/vault/site-key", Tag: "vault", Summary: "The site signing key's public half (the registry signs images with it)",
+			Action: authz.Public, Response: SiteKeyJSON{}, Handler: s.apiSiteKey},
 		httpapi.Route{Method: "GET", Path: httpapi.Prefix + "/vault/kek", Tag: "vault", Summary: "Show the key-encryption key and how many data keys each version wraps",
 			Action: authz.VaultAdmin, Response: KEKJSON{}, Handler: s.apiKEK},
 		httpapi.Route{Method: "POST", Path: httpapi.Prefix + "/vault/kek/rotate", Tag: "vault", Summary: "Rotate the key-encryption key and re-wrap every data key (site administrators)",

@@ -16,3 +16,10 @@ func (a *App) DeployPullAuth(ctx context.Context, image string) (string, deploy.
 func LocalRepository(publicURL, uri string) (string, bool) {
 	return preDeployGate{url: publicURL}.localRepository(uri)
 }
+
+// PreDeployDecide is the pre-deploy gate as newDeploy wires it, for
+// benchmarks.
+func (a *App) PreDeployDecide(ctx context.Context, in deploy.GateInput) (deploy.GateDecision, error) {
+	g := preDeployGate{policy: a.Policy, oci: a.OCI, scm: a.SCM, host: registryHost(a.url), url: a.url, log: a.log}
+	return g.Decide(ctx, deploy.GatePreDeploy, in)
+}

@@ -135,6 +135,13 @@ func TestPreDeployGate_RegistryEvidence(t *testing.T) {
 	if e := environment(t, "production"); e.CurrentReleaseID != 0 {
 		t.Errorf("production runs release id %d after a denied deployment", e.CurrentReleaseID)
 	}
+	if a.NodeRuntime != nil {
+		var ins []deploy.InstanceJSON
+		maria.Must(http.StatusOK, "GET", p+"/environments/production/instances", nil).Decode(t, &ins)
+		if len(ins) != 0 {
+			t.Errorf("production has instances after a denied deployment: %+v", ins)
+		}
+	}
 
 	// The registry scans the image (and attaches an SBOM of its own);
 	// then only the signature and the provenance are missing.

@@ -23,6 +23,7 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/image"
 	"github.com/rampartsec/rampart/internal/policy"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // withPreDeployAudited runs the pre-deploy policies in audit mode: for
@@ -45,7 +46,13 @@ func withPreDeployAudited(t *testing.T) apptest.Option {
 // where the node runtime pulls it with a pull-only token minted for the
 // deployer.
 func TestPreDeployGate_RegistryEvidence(t *testing.T) {
-	a := apptest.Start(t)
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { testPreDeployGate(t, apptest.WithStore(b.URL(t))) })
+	}
+}
+
+func testPreDeployGate(t *testing.T, store apptest.Option) {
+	a := apptest.Start(t, store)
 	if a.NodeRuntime != nil {
 		rt := a.NodeRuntime
 		t.Cleanup(func() { a.Stop(t); _ = rt.StopAll(context.Background()) })

@@ -485,12 +485,19 @@ func (a *App) newPipelines(opt Options) error {
 
 // newDeploy builds the delivery service and its targets: the node
 // runtime (runc containers on this machine, when runc and root are
-// available) with the gateway's routes following releases.
+// available) with the gateway's routes following releases. Deployments
+// ask the policy engine's pre-deploy gate (preDeployGate).
 func (a *App) newDeploy(keys identity.Sealer, opt Options) error {
-	targets := map[string]deploy.Target{deploy.KindKubernetes: &kubetarget.Target{Logger: a.log}}
-	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock, Events: a.Events}
+	// Releases pass the policy engine's pre-deploy gate with their
+	// images' evidence from the registry; targets pull from the registry
+	// with pull-only tokens minted for the deployer.
+	host := registryHost(a.url)
+	pulls := deployPulls{oci: a.OCI, ids: a.IDs, host: host, log: a.log}
+	targets := map[string]deploy.Target{deploy.KindKubernetes: &kubetarget.Target{Logger: a.log, PullAuth: pulls.PullAuth}}
+	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock, Events: a.Events,
+		Gate: preDeployGate{policy: a.Policy, oci: a.OCI, scm: a.SCM, host: host, url: a.url, log: a.log}}
 	if noderuntime.Available() {
-		rt, err := noderuntime.Open(noderuntime.Options{Dir: filepath.Join(a.cfg.DataDir, "deploy"), Logger: a.log})
+		rt, err := noderuntime.Open(noderuntime.Options{Dir: filepath.Join(a.cfg.DataDir, "deploy"), Logger: a.log, Keychain: pulls})
 		if err != nil {
 			return err
 		}

@@ -126,10 +126,32 @@ func (g imageGate) Evaluate(ctx context.Context, f registry.ImageFacts) (registr
 	if err != nil {
 		return registry.Verdict{}, err
 	}
+	ref := g.host + "/" + f.Repository + "@" + f.Digest
+	doc := map[string]any{"action": "pull", "image": map[string]any{
+		"reference": ref, "repository": g.host + "/" + f.Repository, "registry": g.host, "digest": f.Digest,
+		"scan": scanDoc("scanned", f.Report),
+	}}
+	d, err := g.policy.Decide(ctx, policy.GateImage, policy.Input{OrgID: orgID, Subject: "image:" + ref, Caller: "registry", Document: doc})
+	if err != nil {
+		return registry.Verdict{}, err
+	}
+	if d.Allow {
+		return registry.Verdict{Allow: true}, nil
+	}
+	reasons := make([]string, 0, len(d.Deny))
+	for _, v := range d.Deny {
+		reasons = append(reasons, v.String())
+	}
+	return registry.Verdict{Reason: strings.Join(reasons, "; ")}, nil
+}
+
+// scanDoc is a scan report as the image schema reads it: unsuppressed
+// findings counted by severity, the vulnerabilities and the secrets.
+func scanDoc(status string, rep *report.Report) map[string]any {
 	vulns, secrets := []gateVuln{}, []gateSecret{}
 	summary := map[string]int{}
-	if f.Report != nil {
-		for _, x := range f.Report.Findings {
+	if rep != nil {
+		for _, x := range rep.Findings {
 			if x.Suppressed != nil {
 				continue
 			}
@@ -144,21 +166,5 @@ func (g imageGate) Evaluate(ctx context.Context, f registry.ImageFacts) (registr
 			}
 		}
 	}
-	ref := g.host + "/" + f.Repository + "@" + f.Digest
-	doc := map[string]any{"action": "pull", "image": map[string]any{
-		"reference": ref, "repository": g.host + "/" + f.Repository, "registry": g.host, "digest": f.Digest,
-		"scan": map[string]any{"status": "scanned", "summary": summary, "vulnerabilities": vulns, "secrets": secrets},
-	}}
-	d, err := g.policy.Decide(ctx, policy.GateImage, policy.Input{OrgID: orgID, Subject: "image:" + ref, Caller: "registry", Document: doc})
-	if err != nil {
-		return registry.Verdict{}, err
-	}
-	if d.Allow {
-		return registry.Verdict{Allow: true}, nil
-	}
-	reasons := make([]string, 0, len(d.Deny))
-	for _, v := range d.Deny {
-		reasons = append(reasons, v.String())
-	}
-	return registry.Verdict{Reason: strings.Join(reasons, "; ")}, nil
+	return map[string]any{"status": status, "summary": summary, "vulnerabilities": vulns, "secrets": secrets}
 }

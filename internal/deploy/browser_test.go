@@ -26,7 +26,7 @@ import (
 func TestBrowser_ApproveFromTheBoard(t *testing.T) {
 	chromium := testenv.LookPath(t, "chromium")
 	needRuntime(t)
-	a := apptest.Start(t)
+	a := apptest.Start(t, withPreDeployAudited(t))
 	rt := a.NodeRuntime
 	t.Cleanup(func() { a.Stop(t); _ = rt.StopAll(t.Context()) })
 	reg := deploytest.StartRegistry(t)

@@ -617,7 +617,7 @@ func (s *Service) execute(ctx context.Context, e Environment, d Deployment) {
 				log.Warn("record step", logging.KeyErr, err)
 			}
 		}
-		err = tgt.Rollout(ctx, p)
+		err = tgt.Rollout(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), p)
 	}
 	if ctx.Err() != nil {
 		// Rampart is stopping: leave the deployment running; recover
@@ -722,7 +722,7 @@ func (s *Service) recover(ctx context.Context) {
 		p, err := s.plan(ctx, e, d, true)
 		var running int64
 		if err == nil {
-			running, err = tgt.Recover(ctx, p)
+			running, err = tgt.Recover(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), p)
 		}
 		if err != nil {
 			s.log.Error("recover interrupted rollout", "deployment", d.ID, logging.KeyErr, err)
@@ -749,7 +749,14 @@ func (s *Service) recover(ctx context.Context) {
 		}
 		p, err := s.plan(ctx, e, Deployment{ReleaseID: e.CurrentReleaseID, EnvironmentID: e.ID, Strategy: e.Target.Strategy.Kind}, true)
 		if err == nil {
-			err = tgt.Ensure(ctx, p)
+			// Images are pulled again (when no longer cached) for whoever
+			// last deployed the running release.
+			var uid int64
+			if qerr := s.d.DB.QueryRow(ctx, `SELECT created_by_id FROM deploy_deployments WHERE environment_id = ? AND release_id = ?
+				AND state = ? ORDER BY id DESC LIMIT 1`, e.ID, e.CurrentReleaseID, StateSucceeded).Scan(&uid); qerr != nil && !apperr.Is(qerr, apperr.NotFound) {
+				s.log.Warn("find the deployer of the running release", logging.KeyErr, qerr)
+			}
+			err = tgt.Ensure(WithPuller(ctx, Puller{Scope: p.Scope, UserID: uid}), p)
 		}
 		if err != nil {
 			s.log.Error("restore environment", "environment", e.Name, logging.KeyErr, err)

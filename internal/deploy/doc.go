@@ -38,7 +38,9 @@
 // timeout expires) or is queued. Run claims queued deployments one at a
 // time per environment, resolves the release's secret references
 // (Secrets, wired to the vault), and hands a Plan to the environment's
-// Target. The target carries out the strategy — recreate, rolling,
+// Target, with the deployer in the context (Puller): the wiring pulls
+// images from Rampart's registry with a pull-only token minted for that
+// person. The target carries out the strategy — recreate, rolling,
 // blue_green, or canary with gateway weights and pauses — calling the
 // Hook after every step (release analysis plugs in there); a failed
 // start, a failed health check, a crash loop or a failed hook rolls the

@@ -70,6 +70,29 @@ type GateDecision struct {
 	Reasons []string `json:"reasons,omitempty"`
 }
 
+// Puller is who a target pulls a release's image for: the person who
+// asked for the deployment, in the deployment's project. The service puts
+// it into the context of Target.Rollout and Target.Recover; the wiring's
+// registry credentials (a pull-only token for the image's one repository,
+// minted for this person) read it with PullerFrom.
+type Puller struct {
+	Scope  Scope
+	UserID int64
+}
+
+type pullerKey struct{}
+
+// WithPuller returns ctx carrying p.
+func WithPuller(ctx context.Context, p Puller) context.Context {
+	return context.WithValue(ctx, pullerKey{}, p)
+}
+
+// PullerFrom returns the puller of ctx, if any.
+func PullerFrom(ctx context.Context) (Puller, bool) {
+	p, ok := ctx.Value(pullerKey{}).(Puller)
+	return p, ok && p.UserID != 0
+}
+
 // Secrets resolves secret references (the vault) to values when an
 // instance starts.
 type Secrets interface {

@@ -56,7 +56,7 @@ func signIn(t *testing.T, a *apptest.App, user string) *http.Client {
 // form and cannot post one; the release page shows the difference
 // between two releases.
 func TestPages_BoardReleaseApproval(t *testing.T) {
-	a := apptest.Start(t)
+	a := apptest.Start(t, withPreDeployAudited(t))
 	if a.NodeRuntime != nil {
 		rt := a.NodeRuntime
 		t.Cleanup(func() { a.Stop(t); _ = rt.StopAll(t.Context()) })

@@ -171,6 +171,14 @@ func (s *Service) identify(r *http.Request) (caller, error) {
 			return caller{tok: c}, nil
 		}
 	}
+	if user, pw, ok := r.BasicAuth(); ok && looksLikeRegistryToken(pw) {
+		c, ok := parseToken(s.tokenKey, s.service, s.now(), pw)
+		if !ok || (user != "" && user != c.Name) {
+			return caller{}, &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
+				Msg: "invalid or expired registry token; log in again", challenge: s.challenge(r.Host, "", nil)}
+		}
+		return caller{tok: c}, nil
+	}
 	p, err := s.authn.Authenticate(r)
 	if err != nil {
 		if apperr.Is(err, apperr.Unauthenticated) {
@@ -315,6 +323,10 @@ func (s *Service) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, oci(http.StatusBadRequest, codeUnsupported, "at most %d scopes per token", maxScopes))
 		return
 	}
+	if user, pw, ok := r.BasicAuth(); ok && looksLikeRegistryToken(pw) {
+		s.exchangeToken(w, r, user, pw, scopes)
+		return
+	}
 	p, err := s.authn.Authenticate(r)
 	if err != nil {
 		writeError(w, r, s.log, &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
@@ -439,4 +451,55 @@ func validHost(h string) bool {
 		}
 	}
 	return true
+}
+
+// looksLikeRegistryToken reports whether a password is a registry token
+// (a JWS) rather than a Rampart token. Clients that can only send Basic
+// credentials — a Kubernetes pull secret — carry minted tokens this way.
+func looksLikeRegistryToken(pw string) bool {
+	return !strings.HasPrefix(pw, identity.TokenPrefix) && strings.Count(pw, ".") == 2 && len(pw) <= maxTokenLen
+}
+
+// exchangeToken answers a token request whose Basic password is a
+// registry token (user name: its subject's, or empty): the new token
+// holds the requested actions that token grants, no more, and expires
+// with it.
+func (s *Service) exchangeToken(w http.ResponseWriter, r *http.Request, user, raw string, scopes []string) {
+	c, ok := parseToken(s.tokenKey, s.service, s.now(), raw)
+	if !ok || (user != "" && user != c.Name) {
+		writeError(w, r, s.log, &ociError{Status: http.StatusUnauthorized, Code: codeUnauthorized,
+			Msg: "invalid or expired registry token; log in again", challenge: s.challenge(r.Host, "", nil)})
+		return
+	}
+	grants := []Access{}
+	for _, sc := range scopes {
+		a, ok := parseScope(sc)
+		if !ok {
+			continue
+		}
+		var keep []string
+		for _, act := range a.Actions {
+			if c.allows(a.Name, act) {
+				keep = append(keep, act)
+			}
+		}
+		if len(keep) > 0 {
+			a.Actions = keep
+			grants = append(grants, a)
+		}
+	}
+	now := s.now()
+	out := *c
+	out.IssuedAt, out.Access = now.Unix(), grants
+	jti := make([]byte, 12)
+	_, _ = rand.Read(jti)
+	out.ID = b64.EncodeToString(jti)
+	tok, err := s.sign(&out)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(TokenResponse{Token: tok, AccessToken: tok, ExpiresIn: int(c.ExpiresAt - now.Unix()), IssuedAt: now.UTC()})
 }

@@ -89,6 +89,33 @@ func TestJobToken(t *testing.T) {
 			t.Fatalf("a pull job token pushed: %s", out)
 		}
 	})
+	t.Run("a pull token as a Basic password", func(t *testing.T) {
+		// What a Kubernetes pull secret carries: user name and token in
+		// "auth". The client exchanges them at the token endpoint.
+		pull, err := w.a.OCI.MintRepositoryToken(t.Context(), jobPrincipal(t, w, "dev"), "acme/app", false, 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bh := newHome(t)
+		mustRun(t, bh.env(), crane, "auth", "login", w.host, "-u", "dev", "-p", pull)
+		mustRun(t, bh.env(), crane, "manifest", "--insecure", ref)
+		if out, err := run(t, bh.env(), crane, "append", "--insecure", "-f", layerTar(t, map[string]string{"x": "b"}), "-t", w.host+"/acme/app:basic"); err == nil {
+			t.Fatalf("a pull token sent as a Basic password pushed: %s", out)
+		}
+		if out, err := run(t, bh.env(), crane, "manifest", "--insecure", w.host+"/acme/other:v1"); err == nil {
+			t.Fatalf("a pull token for acme/app sent as a Basic password pulled acme/other: %s", out)
+		}
+		wrong := newHome(t)
+		mustRun(t, wrong.env(), crane, "auth", "login", w.host, "-u", "viewer", "-p", pull)
+		if out, err := run(t, wrong.env(), crane, "manifest", "--insecure", ref); err == nil {
+			t.Fatalf("dev's token was accepted for viewer: %s", out)
+		}
+		forged := newHome(t)
+		mustRun(t, forged.env(), crane, "auth", "login", w.host, "-u", "dev", "-p", pull[:len(pull)-4]+"AAAA")
+		if out, err := run(t, forged.env(), crane, "manifest", "--insecure", ref); err == nil {
+			t.Fatalf("a token with a forged signature was accepted: %s", out)
+		}
+	})
 	t.Run("minting is limited by the principal and the lifetime", func(t *testing.T) {
 		for _, tt := range []struct {
 			name string
@@ -115,7 +142,7 @@ func TestJobToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 2 {
-		t.Fatalf("%d registry.token.mint audit entries, want 2 (the refused mints are not tokens)", len(entries))
+	if len(entries) != 3 {
+		t.Fatalf("%d registry.token.mint audit entries, want 3 (the refused mints are not tokens)", len(entries))
 	}
 }

@@ -256,3 +256,18 @@ func (s *Service) missingChecks(ctx context.Context, q store.Querier, r Repo, sh
 	}
 	return missing, nil
 }
+
+// ProtectedBranch reports whether a protection rule of r matches branch
+// (a short name such as main, or refs/heads/main): what the pre-deploy
+// gate asks of the branch an image was built from.
+func (s *Service) ProtectedBranch(ctx context.Context, r Repo, branch string) (bool, error) {
+	branch = strings.TrimPrefix(branch, "refs/heads/")
+	if branch == "" || strings.HasPrefix(branch, "refs/") {
+		return false, nil
+	}
+	ps, err := s.Protections(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	return rulesFor(ps, branch).protected, nil
+}

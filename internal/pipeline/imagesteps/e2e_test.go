@@ -365,6 +365,21 @@ func TestImageSteps_BuildPushSignSBOM(t *testing.T) {
 	if !strings.Contains(out, digest) {
 		t.Errorf("cosign verify does not name the digest: %s", out)
 	}
+	// The evidence the job attached is signed as well (the pre-deploy
+	// gate trusts signed provenance only).
+	ev, err := w.a.OCI.Evidence(t.Context(), "acme/app", digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedProvenance := false
+	for _, r := range ev.Referrers {
+		if r.ArtifactType == "application/vnd.in-toto+json" && r.Signed {
+			signedProvenance = true
+		}
+	}
+	if !ev.Signed || !signedProvenance {
+		t.Errorf("image signed %v, referrers %+v: want the image and its provenance signed", ev.Signed, ev.Referrers)
+	}
 
 	// The SBOM step's file is among the job's artifacts.
 	resp := w.dev.Must(http.StatusOK, "GET", fmt.Sprintf("%s/1/jobs/%d/artifacts", runsPath, r.Jobs[0].ID), nil)

@@ -110,6 +110,8 @@ type pushedImage struct {
 	ref     name.Reference
 	digest  name.Digest
 	rampart bool
+	// evidence are the SBOM and provenance manifests attached to it.
+	evidence []name.Digest
 }
 
 // New returns a Builder.
@@ -299,7 +301,7 @@ func (b *Builder) push(ctx context.Context, s pipeline.ImageStep) error {
 	if err != nil {
 		return prefix("push-image", err)
 	}
-	p := &pushedImage{tag: bl.tag, ref: dest, digest: pushed.Image, rampart: rampart}
+	p := &pushedImage{tag: bl.tag, ref: dest, digest: pushed.Image, rampart: rampart, evidence: pushed.Referrers}
 	b.mu.Lock()
 	st.pushes[dest.String()] = p
 	st.pushes[pushed.Image.String()] = p
@@ -357,6 +359,14 @@ func (b *Builder) sign(ctx context.Context, s pipeline.ImageStep) error {
 		return prefix("sign", err)
 	}
 	logf(s, "signed %s with the registry's key", p.digest)
+	// The evidence this job attached (SBOM, provenance) is signed too:
+	// a signed attestation is what the pre-deploy gate trusts.
+	for _, ev := range p.evidence {
+		if err := b.d.Registry.SignImage(actx, repo, ev.DigestStr(), signedBy); err != nil {
+			return prefix("sign evidence "+ev.DigestStr(), err)
+		}
+		logf(s, "signed evidence %s with the registry's key", ev.DigestStr())
+	}
 	return nil
 }
 

@@ -47,10 +47,10 @@ type vworld struct {
 
 const vapi = httpapi.Prefix + "/orgs/acme"
 
-func newVWorld(t *testing.T) *vworld {
+func newVWorld(t *testing.T, opts ...apptest.Option) *vworld {
 	t.Helper()
 	w := &vworld{git: testenv.LookPath(t, "git"), home: t.TempDir(), dir: t.TempDir()}
-	w.a = apptest.Start(t)
+	w.a = apptest.Start(t, opts...)
 	if rt := w.a.NodeRuntime; rt != nil {
 		t.Cleanup(func() { w.a.Stop(t); _ = rt.StopAll(t.Context()) })
 	}
@@ -251,7 +251,9 @@ func TestVaultWire_DeploySecrets(t *testing.T) {
 	if os.Geteuid() != 0 || !container.Available() {
 		testenv.Missing(t, "root with runc (the node runtime)")
 	}
-	w := newVWorld(t)
+	// The image comes from a throwaway registry, unsigned: the pre-deploy
+	// policies only audit here (deploy's own tests exercise the gate).
+	w := newVWorld(t, apptest.WithPreDeployAudited(t))
 	if w.a.NodeRuntime == nil {
 		t.Fatal("no node runtime although runc and root are available")
 	}

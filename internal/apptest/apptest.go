@@ -63,6 +63,19 @@ func WithDataDir(dir string) Option { return func(s *setup) { s.cfg.DataDir = di
 // WithConfig changes the configuration before start.
 func WithConfig(f func(*config.Config)) Option { return func(s *setup) { f(&s.cfg) } }
 
+// WithPreDeployAudited loads a policy bundle that puts the pre-deploy
+// policies (RMP-DEP-*) in audit mode, for tests that deploy images of a
+// throwaway registry without signatures or provenance: their decisions
+// are still recorded, but they do not deny.
+func WithPreDeployAudited(t testing.TB) Option {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/policy.yaml", []byte("modes:\n  - policy: RMP-DEP-*\n    mode: audit\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return WithConfig(func(c *config.Config) { c.Policy.Dir = dir })
+}
+
 // WithClock makes the app read the time from now (see Clock) wherever
 // time decides something: sessions, tokens, TOTP, sign-in throttling and
 // the audit log.

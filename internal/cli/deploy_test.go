@@ -29,7 +29,9 @@ func TestDeploy_ReleasePromoteApprove(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testenv.Missing(t, "root (runc needs it to create containers)")
 	}
-	a := apptest.Start(t)
+	// The image comes from a throwaway registry, unsigned: the pre-deploy
+	// policies only audit here (internal/deploy tests the gate itself).
+	a := apptest.Start(t, apptest.WithPreDeployAudited(t))
 	rt := a.NodeRuntime
 	if rt == nil {
 		t.Fatal("the app runs no node runtime although runc and root are here")

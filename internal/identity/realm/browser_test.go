@@ -120,8 +120,14 @@ func TestBrowser_SecurityKey(t *testing.T) {
 	c.Do("sign out", chromedp.Navigate(w.gw+realm.AuthPrefix+"signout"), chromedp.WaitVisible(chromedp.CSS("#signout")),
 		chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#signed-out")))
 	signIn("sign in again", "#use-key[data-ready]")
-	c.Do("use the security key", chromedp.Click(chromedp.CSS("#use-key")), chromedp.WaitVisible(chromedp.CSS("body")))
-	if loc := c.Location(); loc != w.gw+"/hello" {
+	c.Do("use the security key", chromedp.Click(chromedp.CSS("#use-key")))
+	// The key's ceremony runs in the page's script and then navigates:
+	// wait for the application (the page body is visible all along).
+	loc := c.Location()
+	for deadline := time.Now().Add(10 * time.Second); loc != w.gw+"/hello" && time.Now().Before(deadline); loc = c.Location() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if loc != w.gw+"/hello" {
 		t.Fatalf("after the key: at %s, want the application", loc)
 	}
 	if err := json.Unmarshal([]byte(c.Text("body")), &claims); err != nil || strings.Join(claims.AMR, " ") != "pwd hwk" {

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 
@@ -33,7 +32,7 @@ func Templates() fs.FS {
 // Pages are the security pages, for web.Deps.Pages.
 func (s *Service) Pages() []web.Page {
 	return []web.Page{
-		{Method: "GET", Path: "/static/alerts/{file}", Anonymous: true, Handler: staticFile},
+		{Method: "GET", Path: "/static/alerts/{file}", Anonymous: true, Handler: web.StaticFiles(staticFS, "static")},
 		{Method: "GET", Path: "/security", Handler: s.indexPage},
 		{Method: "GET", Path: "/orgs/{org}/security", Handler: s.overviewPage},
 		{Method: "POST", Path: "/orgs/{org}/security/scan", Handler: s.scanSubmit},
@@ -48,28 +47,6 @@ func (s *Service) Pages() []web.Page {
 // Nav is the security entry of the navigation bar, for web.Deps.Nav.
 func (s *Service) Nav() []web.NavItem {
 	return []web.NavItem{{Label: "Security", Path: "/security", Order: 40}}
-}
-
-func staticFile(c *web.Ctx) error {
-	name := c.R.PathValue("file")
-	body, err := staticFS.ReadFile("static/" + name)
-	if err != nil || strings.Contains(name, "/") {
-		return apperr.E(apperr.NotFound, "no such file")
-	}
-	if path.Ext(name) == ".css" {
-		c.W.Header().Set("Content-Type", "text/css; charset=utf-8")
-	}
-	c.W.Header().Set("Cache-Control", "public, max-age=300")
-	_, err = c.W.Write(body)
-	return err
-}
-
-func pageOrg(c *web.Ctx, a authz.Action) (identity.Org, error) {
-	o, err := c.IDs().Org(c.R.Context(), c.R.PathValue("org"))
-	if err != nil {
-		return o, err
-	}
-	return o, c.Check(a, o.Resource())
 }
 
 // severityView is a severity with its count, for the pages.
@@ -140,7 +117,7 @@ type overviewView struct {
 }
 
 func (s *Service) overviewPage(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.AlertRead)
+	o, err := c.Org(authz.AlertRead)
 	if err != nil {
 		return err
 	}
@@ -171,7 +148,7 @@ func (s *Service) overviewView(c *web.Ctx, o identity.Org) (overviewView, error)
 }
 
 func (s *Service) scanSubmit(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.AlertScan)
+	o, err := c.Org(authz.AlertScan)
 	if err != nil {
 		return err
 	}
@@ -208,7 +185,7 @@ type listView struct {
 }
 
 func (s *Service) listPage(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.AlertRead)
+	o, err := c.Org(authz.AlertRead)
 	if err != nil {
 		return err
 	}
@@ -251,7 +228,7 @@ type alertView struct {
 }
 
 func (s *Service) alertPage(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.AlertRead)
+	o, err := c.Org(authz.AlertRead)
 	if err != nil {
 		return err
 	}
@@ -299,7 +276,7 @@ func (s *Service) alertView(c *web.Ctx, o identity.Org, a Alert) (alertView, err
 
 // alertForm loads the alert a form posts to, checking a on its org.
 func (s *Service) alertForm(c *web.Ctx, a authz.Action) (identity.Org, int64, error) {
-	o, err := pageOrg(c, a)
+	o, err := c.Org(a)
 	if err != nil {
 		return o, 0, err
 	}

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 
@@ -31,7 +30,7 @@ func Templates() fs.FS {
 // Pages are the boards pages, for web.Deps.Pages.
 func (s *Service) Pages() []web.Page {
 	return []web.Page{
-		{Method: "GET", Path: "/static/boards/{file}", Anonymous: true, Handler: staticFile},
+		{Method: "GET", Path: "/static/boards/{file}", Anonymous: true, Handler: web.StaticFiles(staticFS, "static")},
 		{Method: "GET", Path: "/boards", Handler: s.indexPage},
 		{Method: "GET", Path: "/orgs/{org}/board", Handler: s.boardPage},
 		{Method: "GET", Path: "/orgs/{org}/workitems/new", Handler: s.newPage},
@@ -46,34 +45,6 @@ func (s *Service) Pages() []web.Page {
 // Nav is the boards entry of the navigation bar, for web.Deps.Nav.
 func (s *Service) Nav() []web.NavItem {
 	return []web.NavItem{{Label: "Boards", Path: "/boards", Order: 30}}
-}
-
-// staticFile serves the board's script and stylesheet (the CSP allows
-// scripts and styles from Rampart itself only, never inline).
-func staticFile(c *web.Ctx) error {
-	name := c.R.PathValue("file")
-	body, err := staticFS.ReadFile("static/" + name)
-	if err != nil || strings.Contains(name, "/") {
-		return apperr.E(apperr.NotFound, "no such file")
-	}
-	switch path.Ext(name) {
-	case ".js":
-		c.W.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	case ".css":
-		c.W.Header().Set("Content-Type", "text/css; charset=utf-8")
-	}
-	c.W.Header().Set("Cache-Control", "public, max-age=300")
-	_, err = c.W.Write(body)
-	return err
-}
-
-// pageOrg loads the org named in the path and checks a on it.
-func pageOrg(c *web.Ctx, a authz.Action) (identity.Org, error) {
-	o, err := c.IDs().Org(c.R.Context(), c.R.PathValue("org"))
-	if err != nil {
-		return o, err
-	}
-	return o, c.Check(a, o.Resource())
 }
 
 type indexView struct {
@@ -140,7 +111,7 @@ type boardView struct {
 
 // boardPage is the Kanban board of an org.
 func (s *Service) boardPage(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.WorkItemRead)
+	o, err := c.Org(authz.WorkItemRead)
 	if err != nil {
 		return err
 	}
@@ -239,7 +210,7 @@ func (s *Service) form(ctx context.Context, o identity.Org, w WorkItem) (formVie
 
 // newPage is the form for a new work item; ?type= and ?parent= preset it.
 func (s *Service) newPage(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.WorkItemWrite)
+	o, err := c.Org(authz.WorkItemWrite)
 	if err != nil {
 		return err
 	}
@@ -259,7 +230,7 @@ func (s *Service) newPage(c *web.Ctx) error {
 }
 
 func (s *Service) createSubmit(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.WorkItemWrite)
+	o, err := c.Org(authz.WorkItemWrite)
 	if err != nil {
 		return err
 	}
@@ -290,7 +261,7 @@ func (s *Service) createSubmit(c *web.Ctx) error {
 // itemPage shows a work item with its links and children, and the form
 // to change it.
 func (s *Service) itemPage(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.WorkItemRead)
+	o, err := c.Org(authz.WorkItemRead)
 	if err != nil {
 		return err
 	}
@@ -334,7 +305,7 @@ func (s *Service) itemView(c *web.Ctx, o identity.Org, w WorkItem) (formView, er
 }
 
 func (s *Service) updateSubmit(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.WorkItemWrite)
+	o, err := c.Org(authz.WorkItemWrite)
 	if err != nil {
 		return err
 	}
@@ -377,7 +348,7 @@ func (s *Service) updateSubmit(c *web.Ctx) error {
 // moveSubmit moves an item to another column (the board's forms, for
 // browsers without the drag-and-drop script).
 func (s *Service) moveSubmit(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.WorkItemWrite)
+	o, err := c.Org(authz.WorkItemWrite)
 	if err != nil {
 		return err
 	}
@@ -410,7 +381,7 @@ func mustQuery(q string) url.Values {
 }
 
 func (s *Service) deleteSubmit(c *web.Ctx) error {
-	o, err := pageOrg(c, authz.WorkItemDelete)
+	o, err := c.Org(authz.WorkItemDelete)
 	if err != nil {
 		return err
 	}

@@ -75,15 +75,6 @@ func (s *Service) overviewPage(c *web.Ctx) error {
 	return c.Render(http.StatusOK, "policy", "Policy", v)
 }
 
-// orgFor loads the page's org and checks the action on it.
-func orgFor(c *web.Ctx, a authz.Action) (identity.Org, error) {
-	o, err := c.IDs().Org(c.R.Context(), c.R.PathValue("org"))
-	if err != nil {
-		return o, err
-	}
-	return o, c.Check(a, o.Resource())
-}
-
 type decisionsView struct {
 	Org       identity.Org
 	Decisions []Decision
@@ -92,7 +83,7 @@ type decisionsView struct {
 }
 
 func (s *Service) decisionsPage(c *web.Ctx) error {
-	o, err := orgFor(c, authz.PolicyDecisionsRead)
+	o, err := c.Org(authz.PolicyDecisionsRead)
 	if err != nil {
 		return err
 	}
@@ -111,7 +102,7 @@ type decisionView struct {
 }
 
 func (s *Service) decisionPage(c *web.Ctx) error {
-	o, err := orgFor(c, authz.PolicyDecisionsRead)
+	o, err := c.Org(authz.PolicyDecisionsRead)
 	if err != nil {
 		return err
 	}
@@ -152,7 +143,7 @@ func (s *Service) exceptionsData(c *web.Ctx, o identity.Org, form ExceptionReque
 }
 
 func (s *Service) exceptionsPage(c *web.Ctx) error {
-	o, err := orgFor(c, authz.PolicyExceptionRead)
+	o, err := c.Org(authz.PolicyExceptionRead)
 	if err != nil {
 		return err
 	}
@@ -164,7 +155,7 @@ func (s *Service) exceptionsPage(c *web.Ctx) error {
 }
 
 func (s *Service) addExceptionSubmit(c *web.Ctx) error {
-	o, err := orgFor(c, authz.PolicyExceptionWrite)
+	o, err := c.Org(authz.PolicyExceptionWrite)
 	if err != nil {
 		return err
 	}
@@ -188,7 +179,7 @@ func (s *Service) addExceptionSubmit(c *web.Ctx) error {
 }
 
 func (s *Service) deleteExceptionSubmit(c *web.Ctx) error {
-	o, err := orgFor(c, authz.PolicyExceptionWrite)
+	o, err := c.Org(authz.PolicyExceptionWrite)
 	if err != nil {
 		return err
 	}

@@ -164,11 +164,8 @@ func (s *Service) orgRepoList(c *web.Ctx, o identity.Org, form CreateRepoRequest
 }
 
 func (s *Service) orgReposPage(c *web.Ctx) error {
-	o, err := c.IDs().Org(c.R.Context(), c.R.PathValue("org"))
+	o, err := c.Org(authz.OrgRead)
 	if err != nil {
-		return err
-	}
-	if err := c.Check(authz.OrgRead, o.Resource()); err != nil {
 		return err
 	}
 	v, err := s.orgRepoList(c, o, CreateRepoRequest{DefaultBranch: "main"})

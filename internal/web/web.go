@@ -411,6 +411,38 @@ func (c *Ctx) Check(a authz.Action, r authz.Resource) error {
 	return authz.Check(c.P.Subject, a, r)
 }
 
+// Org loads the org named by the page's {org} path value and checks a on
+// it: the start of every org page.
+func (c *Ctx) Org(a authz.Action) (identity.Org, error) {
+	o, err := c.s.ids.Org(c.R.Context(), c.R.PathValue("org"))
+	if err != nil {
+		return o, err
+	}
+	return o, c.Check(a, o.Resource())
+}
+
+// StaticFiles serves the file named by the page's {file} path value from
+// dir of fsys (a component's embedded script and stylesheet: the strict
+// CSP allows scripts and styles from Rampart itself only, never inline).
+// Only .js and .css files in dir itself are served.
+func StaticFiles(fsys fs.FS, dir string) func(*Ctx) error {
+	return func(c *Ctx) error {
+		name := c.R.PathValue("file")
+		ctype := map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}[path.Ext(name)]
+		if ctype == "" || strings.Contains(name, "/") {
+			return apperr.E(apperr.NotFound, "no such file")
+		}
+		body, err := fs.ReadFile(fsys, dir+"/"+name)
+		if err != nil {
+			return apperr.E(apperr.NotFound, "no such file")
+		}
+		c.W.Header().Set("Content-Type", ctype)
+		c.W.Header().Set("Cache-Control", "public, max-age=300")
+		_, err = c.W.Write(body)
+		return err
+	}
+}
+
 func (s *Server) fail(c *Ctx, err error) {
 	k := apperr.KindOf(err)
 	if k == apperr.Unauthenticated && c.R.Method == http.MethodGet {

@@ -114,14 +114,6 @@ type settingsView struct {
 	Form        NewProvider
 }
 
-func (s *Service) orgFor(c *web.Ctx) (identity.Org, error) {
-	o, err := c.IDs().Org(c.R.Context(), c.R.PathValue("org"))
-	if err != nil {
-		return o, err
-	}
-	return o, c.Check(authz.OrgIdPWrite, o.Resource())
-}
-
 func (s *Service) settingsData(c *web.Ctx, o identity.Org, form NewProvider) (settingsView, error) {
 	ps, err := s.List(c.R.Context(), o.ID)
 	if form.Role == "" {
@@ -131,7 +123,7 @@ func (s *Service) settingsData(c *web.Ctx, o identity.Org, form NewProvider) (se
 }
 
 func (s *Service) settingsPage(c *web.Ctx) error {
-	o, err := s.orgFor(c)
+	o, err := c.Org(authz.OrgIdPWrite)
 	if err != nil {
 		return err
 	}
@@ -143,7 +135,7 @@ func (s *Service) settingsPage(c *web.Ctx) error {
 }
 
 func (s *Service) createSubmit(c *web.Ctx) error {
-	o, err := s.orgFor(c)
+	o, err := c.Org(authz.OrgIdPWrite)
 	if err != nil {
 		return err
 	}
@@ -164,7 +156,7 @@ func (s *Service) createSubmit(c *web.Ctx) error {
 }
 
 func (s *Service) deleteSubmit(c *web.Ctx) error {
-	o, err := s.orgFor(c)
+	o, err := c.Org(authz.OrgIdPWrite)
 	if err != nil {
 		return err
 	}

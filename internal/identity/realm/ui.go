@@ -45,14 +45,6 @@ type settingsView struct {
 	TLSModes       []string
 }
 
-func (s *Service) uiOrg(c *web.Ctx, a authz.Action) (identity.Org, error) {
-	o, err := c.IDs().Org(c.R.Context(), c.R.PathValue("org"))
-	if err != nil {
-		return o, err
-	}
-	return o, c.Check(a, o.Resource())
-}
-
 func (s *Service) settingsData(c *web.Ctx, o identity.Org) (settingsView, error) {
 	v := settingsView{Org: o, Issuer: s.Issuer(o.Name), TLSModes: []string{TLSStartTLS, TLSImplicit, TLSNone}}
 	r, err := s.Get(c.R.Context(), o.ID)
@@ -81,7 +73,7 @@ func shortDuration(d time.Duration) string {
 }
 
 func (s *Service) settingsPage(c *web.Ctx) error {
-	o, err := s.uiOrg(c, authz.RealmRead)
+	o, err := c.Org(authz.RealmRead)
 	if err != nil {
 		return err
 	}
@@ -93,7 +85,7 @@ func (s *Service) settingsPage(c *web.Ctx) error {
 }
 
 func (s *Service) settingsSubmit(c *web.Ctx) error {
-	o, err := s.uiOrg(c, authz.RealmWrite)
+	o, err := c.Org(authz.RealmWrite)
 	if err != nil {
 		return err
 	}
@@ -134,7 +126,7 @@ func (s *Service) settingsSubmit(c *web.Ctx) error {
 }
 
 func (s *Service) deleteSubmit(c *web.Ctx) error {
-	o, err := s.uiOrg(c, authz.RealmWrite)
+	o, err := c.Org(authz.RealmWrite)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,7 +45,19 @@ type DB struct {
 	sql     *sql.DB
 	dialect Dialect
 	rebind  sync.Map // query string → rewritten query (Postgres only)
+
+	// stmts caches prepared statements by query text (SQLite only: pgx
+	// keeps its own per-connection statement cache). Preparing is most of
+	// the cost of a small SQLite query; database/sql prepares a cached
+	// statement once per connection and reuses it from then on.
+	stmts     sync.Map // query string → *sql.Stmt
+	nstmts    atomic.Int32
+	preparing sync.Map // query string → struct{}, prepares running in the background
 }
+
+// maxStmts bounds the statement cache: queries built at run time (IN lists
+// of varying length) stop being cached once it is full.
+const maxStmts = 2048
 
 // Querier runs statements; both *DB and *Tx implement it.
 type Querier interface {
@@ -150,6 +163,11 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes the database; with SQLite it checkpoints the WAL first so the
 // data directory is left in one file.
 func (db *DB) Close() error {
+	db.stmts.Range(func(k, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		db.stmts.Delete(k)
+		return true
+	})
 	if db.dialect == SQLite {
 		_, _ = db.sql.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
@@ -166,6 +184,58 @@ func (db *DB) q(query string) string {
 	r := rebindDollar(query)
 	db.rebind.Store(query, r)
 	return r
+}
+
+// stmt returns the cached prepared statement for query, preparing it on
+// first use, or nil when the query is not cached (PostgreSQL, a full cache,
+// a multi-statement script or a query that fails to prepare — running it
+// unprepared then reports the error).
+func (db *DB) stmt(ctx context.Context, query string) *sql.Stmt {
+	if db.dialect != SQLite {
+		return nil
+	}
+	if v, ok := db.stmts.Load(query); ok {
+		return v.(*sql.Stmt)
+	}
+	if db.nstmts.Load() >= maxStmts || strings.Contains(query, ";") {
+		return nil
+	}
+	st, err := db.sql.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if v, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return v.(*sql.Stmt)
+	}
+	db.nstmts.Add(1)
+	return st
+}
+
+// txStmt returns the cached statement for query bound to tx, or nil. A
+// transaction holds a connection, so preparing on the pool from inside it
+// could wait for a connection forever when every connection is held by a
+// transaction doing the same; a miss prepares in the background instead and
+// this call runs unprepared.
+func (tx *Tx) txStmt(ctx context.Context, query string) *sql.Stmt {
+	db := tx.db
+	if db.dialect != SQLite {
+		return nil
+	}
+	if v, ok := db.stmts.Load(query); ok {
+		return tx.tx.StmtContext(ctx, v.(*sql.Stmt))
+	}
+	if db.nstmts.Load() < maxStmts && !strings.Contains(query, ";") {
+		if _, busy := db.preparing.LoadOrStore(query, struct{}{}); !busy {
+			go func() {
+				defer db.preparing.Delete(query)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				db.stmt(ctx, query)
+			}()
+		}
+	}
+	return nil
 }
 
 // rebindDollar rewrites ? placeholders to $1, $2, … outside quoted strings,
@@ -218,17 +288,38 @@ func rebindDollar(query string) string {
 
 // Exec runs a statement and returns the number of rows it affected.
 func (db *DB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if st := db.stmt(ctx, query); st != nil {
+		return execOn(ctx, stmtQuerier{st}, "", args)
+	}
 	return execOn(ctx, db.sql, db.q(query), args)
 }
 
 // Query runs a query returning rows.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
+	if st := db.stmt(ctx, query); st != nil {
+		return queryOn(ctx, stmtQuerier{st}, "", args)
+	}
 	return queryOn(ctx, db.sql, db.q(query), args)
 }
 
 // QueryRow runs a query expected to return at most one row.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *Row {
+	if st := db.stmt(ctx, query); st != nil {
+		return &Row{row: st.QueryRowContext(ctx, args...)}
+	}
 	return &Row{row: db.sql.QueryRowContext(ctx, db.q(query), args...)}
+}
+
+// stmtQuerier runs a prepared statement through the sqlQuerier shape; the
+// query text is ignored.
+type stmtQuerier struct{ st *sql.Stmt }
+
+func (s stmtQuerier) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return s.st.ExecContext(ctx, args...)
+}
+
+func (s stmtQuerier) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return s.st.QueryContext(ctx, args...)
 }
 
 type sqlQuerier interface {
@@ -288,16 +379,25 @@ func (tx *Tx) Dialect() Dialect { return tx.db.dialect }
 
 // Exec runs a statement inside the transaction.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if st := tx.txStmt(ctx, query); st != nil {
+		return execOn(ctx, stmtQuerier{st}, "", args)
+	}
 	return execOn(ctx, tx.tx, tx.db.q(query), args)
 }
 
 // Query runs a query inside the transaction.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
+	if st := tx.txStmt(ctx, query); st != nil {
+		return queryOn(ctx, stmtQuerier{st}, "", args)
+	}
 	return queryOn(ctx, tx.tx, tx.db.q(query), args)
 }
 
 // QueryRow runs a single-row query inside the transaction.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *Row {
+	if st := tx.txStmt(ctx, query); st != nil {
+		return &Row{row: st.QueryRowContext(ctx, args...)}
+	}
 	return &Row{row: tx.tx.QueryRowContext(ctx, tx.db.q(query), args...)}
 }
 

@@ -308,7 +308,11 @@ func (t *Target) wait(ctx context.Context, cs *clients, p deploy.Plan, set strin
 			return apperr.E(apperr.Unavailable, "rollout of %s not done within %s: %d of %d replicas updated, %d available",
 				set, limit, st.UpdatedReplicas, want, st.AvailableReplicas)
 		}
-		t.progress(p, "%s: %d of %d replicas updated, %d available", set, st.UpdatedReplicas, want, st.AvailableReplicas)
+		if want == 0 {
+			t.progress(p, "scaling %s down: %d pod(s) left", set, st.Replicas)
+		} else {
+			t.progress(p, "%s: %d of %d replicas updated, %d available", set, st.UpdatedReplicas, want, st.AvailableReplicas)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

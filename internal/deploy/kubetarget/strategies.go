@@ -88,7 +88,11 @@ func (t *Target) blueGreen(ctx context.Context, cs *clients, p deploy.Plan) erro
 			return err
 		}
 	}
-	return t.scaleOthers(ctx, cs, p, set)
+	if err := t.scaleOthers(ctx, cs, p, set); err != nil {
+		return err
+	}
+	t.progress(p, "release #%d serves from %s alone; Service %s selects it", p.Release.Number, set, name)
+	return nil
 }
 
 // canary runs the release as NAME-canary beside the stable Deployment

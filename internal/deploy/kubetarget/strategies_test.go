@@ -40,11 +40,14 @@ type world struct {
 	owner  context.Context
 	dev    context.Context
 	ca     string
+	deps   deploy.Deps
+	halt   func()
 
 	mu      sync.Mutex
 	observe func(s deploy.StepInfo) string
 	seen    []string
 	fail    map[[2]int64]string // {release, step} → the analysis' verdict
+	block   chan struct{}       // when set, the hook signals it at its first step and waits for the stop
 }
 
 func newWorld(t *testing.T) *world {
@@ -86,6 +89,14 @@ func newWorld(t *testing.T) *world {
 		if w.observe != nil {
 			w.seen = append(w.seen, fmt.Sprintf("r%d %d/%d %d%%: %s", s.Release, s.Step, s.Of, s.Weight, w.observe(s)))
 		}
+		if w.block != nil {
+			close(w.block)
+			w.block = nil
+			w.mu.Unlock()
+			<-ctx.Done()
+			w.mu.Lock()
+			return ctx.Err()
+		}
 		if why := w.fail[[2]int64{s.Release, int64(s.Step)}]; why != "" {
 			return errors.New(why)
 		}
@@ -95,16 +106,33 @@ func newWorld(t *testing.T) *world {
 		PullAuth: func(ctx context.Context, image string) (string, deploy.Value, bool) {
 			return "rampart-pull", "rpt_pulltoken", true
 		}}
-	if w.svc, err = deploy.New(deploy.Deps{DB: db, Audit: audit.New(db, nil), Sealer: keys, Logger: log, Hook: hook, Poll: 50 * time.Millisecond,
-		Targets: map[string]deploy.Target{deploy.KindKubernetes: kt}, Secrets: secrets{"web/db#password": "hunter2-but-longer"}}); err != nil {
-		t.Fatal(err)
+	w.deps = deploy.Deps{DB: db, Audit: audit.New(db, nil), Sealer: keys, Logger: log, Hook: hook, Poll: 50 * time.Millisecond,
+		Targets: map[string]deploy.Target{deploy.KindKubernetes: kt}, Secrets: secrets{"web/db#password": "hunter2-but-longer"}}
+	w.start()
+	t.Cleanup(func() { w.stop() })
+	return w
+}
+
+// start runs a deploy service (Rampart starting); stop stops it as a
+// shutdown does, leaving a rollout in flight unfinished.
+func (w *world) start() {
+	w.t.Helper()
+	svc, err := deploy.New(w.deps)
+	if err != nil {
+		w.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- w.svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	w.owner, w.dev = reqinfo.WithActor(ctx, 1, "owner"), reqinfo.WithActor(ctx, 2, "dev")
-	return w
+	go func() { done <- svc.Run(ctx) }()
+	w.svc, w.halt = svc, func() { cancel(); <-done }
+	w.owner, w.dev = reqinfo.WithActor(context.Background(), 1, "owner"), reqinfo.WithActor(context.Background(), 2, "dev")
+}
+
+func (w *world) stop() {
+	if w.halt != nil {
+		w.halt()
+		w.halt = nil
+	}
 }
 
 // env creates an environment deploying to namespace ns through a
@@ -516,6 +544,50 @@ func TestKubernetes_CanaryPodsNotCreated(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("Deployments in namespace %s (-want +got):\n%s", namespace, diff)
 		}
+	}
+}
+
+// TestKubernetes_CanaryInterrupted: Rampart stops at the canary's first
+// step; at the next start the stable release serves alone again and
+// the deployment says so.
+func TestKubernetes_CanaryInterrupted(t *testing.T) {
+	w := newWorld(t)
+	const ns = "web-restart"
+	w.env("prod", ns, deploy.TargetSpec{Replicas: 2, Strategy: deploy.Strategy{Kind: deploy.Canary}})
+	if d := w.deploy("prod", w.release(digest1)); d.State != deploy.StateSucceeded {
+		t.Fatalf("release 1: %s %q", d.State, d.Message)
+	}
+	reached := make(chan struct{})
+	w.mu.Lock()
+	w.block = reached
+	w.mu.Unlock()
+	d, err := w.svc.Deploy(w.dev, w.sc, deploy.DeployRequest{Environment: "prod", Release: w.release(digest2).Number})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reached:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the canary's first step was not reached")
+	}
+	if got := w.selects(ns, "web"); got != "*" {
+		t.Errorf("at the first step Service web selects %s, want both Deployments", got)
+	}
+	w.stop()
+	if d, _ = w.svc.Deployment(w.owner, w.sc, d.ID); d.State != deploy.StateRunning {
+		t.Fatalf("after the stop the deployment is %s, want running", d.State)
+	}
+	w.start()
+	if d = w.wait(d); d.State != deploy.StateRolledBack || !strings.Contains(d.Message, "interrupted") {
+		t.Errorf("after the restart: %s %q, want rolled back (interrupted)", d.State, d.Message)
+	}
+	if got := w.selects(ns, "web"); got != "web" {
+		t.Errorf("after the restart Service web selects %s, want web", got)
+	}
+	w.settled(ns, map[string]string{"web": "release 1: 2/2", "web-canary": "release 2: 0/0"})
+	e, _ := w.svc.Environment(w.owner, w.sc, "prod")
+	if e.Status != "running" || e.CurrentReleaseID != 1 {
+		t.Errorf("environment %s with release %d, want running release 1", e.Status, e.CurrentReleaseID)
 	}
 }
 

@@ -1,30 +1,3 @@
-// Package kubetarget is deploy's Kubernetes target: it turns a release
-// into a Deployment, a Service and Secrets, applies them with
-// server-side apply (client-go) in the environment's one namespace,
-// through the environment's service connection (a namespaced service
-// account's token), watches the rollout and rolls back to the previous
-// release when it fails.
-//
-// Objects are named after the project (a DNS label) and labelled
-// app.kubernetes.io/name and app.kubernetes.io/managed-by=rampart; the
-// Deployment carries the release's number and digest as annotations.
-// Pods run as a non-root user with a read-only root filesystem, no
-// privilege escalation, every capability dropped and the runtime's
-// default seccomp profile; secret references become a Secret the
-// containers read through secretKeyRef, so values never appear in the
-// Deployment. Kubernetes rolls pods itself: the recreate strategy maps
-// to Recreate, every other strategy to RollingUpdate (one extra pod at a
-// time, none unavailable); gateway weights do not apply here.
-//
-// A release may instead carry the project's own manifests
-// (Release.Config.Manifests): they are applied as they are, with
-// ${IMAGE} replaced by the image by digest, every object put in the
-// environment's namespace and cluster-scoped kinds refused; the
-// Deployment named like the project is the one whose rollout is watched.
-//
-// Before it changes anything the target checks, with a
-// SelfSubjectAccessReview, that the connection's token cannot list
-// namespaces cluster-wide: a cluster-admin credential is refused.
 package kubetarget
 
 import (

@@ -374,6 +374,19 @@ func TestKubernetes_BlueGreen(t *testing.T) {
 		t.Errorf("after the rollback to release 1 Service web selects %s, want web-blue", got)
 	}
 	w.settled(ns, map[string]string{"web-blue": "release 1: 2/2", "web-green": "release 2: 0/0"})
+
+	// Someone scales the idle colour up behind Rampart's back; at its
+	// next start Rampart leaves the current release serving alone.
+	w.c.Must(t, http.StatusOK, "PUT", "/apis/apps/v1/namespaces/"+ns+"/deployments/web-green/scale", map[string]any{
+		"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": map[string]any{"name": "web-green", "namespace": ns},
+		"spec": map[string]any{"replicas": 1}})
+	w.settled(ns, map[string]string{"web-green": "release 2: 1/1"})
+	w.stop()
+	w.start()
+	w.settled(ns, map[string]string{"web-blue": "release 1: 2/2", "web-green": "release 2: 0/0"})
+	if got := w.selects(ns, "web"); got != "web-blue" {
+		t.Errorf("after the restart Service web selects %s, want web-blue", got)
+	}
 }
 
 func TestKubernetes_CanaryReplicaRatio(t *testing.T) {

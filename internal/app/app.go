@@ -493,7 +493,11 @@ func (a *App) newDeploy(keys identity.Sealer, opt Options) error {
 	// with pull-only tokens minted for the deployer.
 	host := registryHost(a.url)
 	pulls := deployPulls{oci: a.OCI, ids: a.IDs, host: host, log: a.log}
-	targets := map[string]deploy.Target{deploy.KindKubernetes: &kubetarget.Target{Logger: a.log, PullAuth: pulls.PullAuth}}
+	kt := &kubetarget.Target{Logger: a.log, PullAuth: pulls.PullAuth}
+	if a.Routes != nil {
+		kt.Router = a.Routes // canary steps on Kubernetes become route weights
+	}
+	targets := map[string]deploy.Target{deploy.KindKubernetes: kt}
 	d := deploy.Deps{DB: a.db, Audit: a.Audit, Sealer: keys, Logger: a.log, Targets: targets, Now: opt.Clock, Events: a.Events,
 		Gate: preDeployGate{policy: a.Policy, oci: a.OCI, scm: a.SCM, host: host, url: a.url, log: a.log}}
 	if noderuntime.Available() {

@@ -108,6 +108,9 @@ func printEnv(t *tabwriterW, e deploy.EnvironmentJSON) {
 	if e.Target.Strategy.Pause > 0 {
 		st += " pause " + e.Target.Strategy.Pause.D().String()
 	}
+	if e.Target.Strategy.Preview {
+		st += " with preview"
+	}
 	row(t, "STRATEGY", st)
 	row(t, "HOST", e.Target.Host)
 	pr := e.Protection
@@ -181,8 +184,9 @@ func (ce *cmdEnv) envSetCmd() *cobra.Command {
 branches releases may come from (patterns like release/*), --window for
 the times deployments may start (UTC). The target: node (runc on the
 Rampart machine) or kubernetes (needs 'rampart env connect'), replicas,
-port, health path, strategy (recreate, rolling, blue_green, canary with
---steps) and --host, the gateway host routed to the environment.`,
+port, health path, strategy (recreate, rolling, blue_green with
+--preview, canary with --steps) and --host, the gateway host routed to
+the environment.`,
 		Example: `  rampart env set staging --project acme/web --replicas 2 --strategy rolling --host staging.acme.test
   rampart env set production --project acme/web --replicas 2 --strategy canary --steps 10,50,100 --pause 5m \
       --approvals 1 --branch main --window "mon,tue,wed,thu 09:00-16:00" --host www.acme.test`,
@@ -241,7 +245,8 @@ port, health path, strategy (recreate, rolling, blue_green, canary with
 	f.StringVar(&healthTimeout, "health-timeout", "", "time a new instance may take to become healthy (default 30s)")
 	f.StringVar(&strategy, "strategy", "rolling", "recreate, rolling, blue_green or canary")
 	f.StringVar(&steps, "steps", "", "canary traffic percentages, e.g. 10,50,100")
-	f.StringVar(&pause, "pause", "", "time between canary steps or rolling replicas")
+	f.StringVar(&pause, "pause", "", "time between canary steps or rolling replicas; on Kubernetes, how long blue_green keeps the old colour after the switch")
+	f.BoolVar(&spec.Target.Strategy.Preview, "preview", false, "blue_green on Kubernetes: a preview Service selects the new colour before the switch")
 	f.StringVar(&spec.Target.Host, "host", "", "gateway host routed to the environment's instances")
 	f.Int64Var(&spec.Target.MemoryBytes, "memory", 0, "memory limit per instance in bytes (default 256 MiB)")
 	f.Int64Var(&spec.Target.CPUMillis, "cpu-millis", 0, "CPU limit per instance in millicores (default 1000)")

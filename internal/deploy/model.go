@@ -183,8 +183,13 @@ type Strategy struct {
 	// (default 10, 50, 100).
 	Steps []int `json:"steps,omitempty"`
 	// Pause is the time between steps (canary) or between replicas
-	// (rolling).
+	// (rolling); for blue_green on Kubernetes, how long the old colour
+	// keeps running after the switch before it is scaled down.
 	Pause Duration `json:"pause,omitempty"`
+	// Preview (blue_green on Kubernetes) adds a preview Service that
+	// selects the new colour before the switch; other strategies ignore
+	// it.
+	Preview bool `json:"preview,omitempty"`
 }
 
 var envNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)

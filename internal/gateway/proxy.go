@@ -22,7 +22,9 @@ type live struct {
 	info      RouteInfo
 	waf       *waf.WAF
 	pool      *pool
-	proxy     *httputil.ReverseProxy
+	proxy     http.Handler // forwarder: the direct path or rp
+	rp        *httputil.ReverseProxy
+	direct    bool // every backend is plain HTTP: bodyless GETs may go direct
 	ipLimit   *limiter
 	userLimit *limiter
 	versions  map[string]*versionMetrics
@@ -80,7 +82,11 @@ func (g *Gateway) newProxy(l *live) *httputil.ReverseProxy {
 // proxyError answers when no backend response could be had: 502 when the
 // backend failed, 504 when it was too slow, 503 when none is healthy.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r.Context())
+	g.backendError(w, r, stateOf(r.Context()), err)
+}
+
+// backendError is proxyError with the request's state at hand.
+func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	status, kind, detail := http.StatusBadGateway, "connect", "the backend failed to answer; quote request id "+st.id+" to the site's administrators"
 	switch {
 	case errors.Is(err, errNoBackend):
@@ -114,6 +120,21 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 
 func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+}
+
+// forwarder sends a route's requests to its backends: on the direct path
+// when the request allows it, else through httputil.ReverseProxy.
+type forwarder struct {
+	g *Gateway
+	l *live
+}
+
+func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if directable(f.l, r) {
+		f.g.serveDirect(w, r, stateOf(r.Context()))
+		return
+	}
+	f.l.rp.ServeHTTP(w, r)
 }
 
 // modifyResponse adds the security headers the backend did not set and

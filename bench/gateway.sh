@@ -12,13 +12,15 @@
 # gateway process's user+system time over the run, from /proc) and the
 # ratios. nginx, the ModSecurity module and wrk come from Debian's packages
 # (installed when missing). RUNS (default 3) runs of DURATION (default 10s)
-# per case, CONNS (default 32) connections.
+# per case, CONNS (default 32) connections; CASES (default "plain waf
+# json") picks the cases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
+CASES=${CASES:-plain waf json}
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 work=$root/.cache/bench/gateway
 mkdir -p "$work" "$root/.cache/bin"
@@ -141,7 +143,7 @@ measure() { # measure NAME HOST PORT PIDS... ; sets rps p99 cpu
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | cut -d' ' -f3), $(nginx -v 2>&1 | cut -d' ' -f3), wrk -t2 -c$CONNS -d$DURATION"
 check plain.bench $RP_GW; check waf.bench $RP_GW; check plain.bench $NGX_PLAIN; check waf.bench $NGX_WAF
-for name in plain waf json; do
+for name in $CASES; do
   for r in $(seq 1 "$RUNS"); do
     case $name in
       plain) rh=plain.bench nport=$NGX_PLAIN ;;

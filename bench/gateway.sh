@@ -13,7 +13,8 @@
 # ratios. nginx, the ModSecurity module and wrk come from Debian's packages
 # (installed when missing). RUNS (default 3) runs of DURATION (default 10s)
 # per case, CONNS (default 32) connections; CASES (default "plain waf
-# json") picks the cases.
+# json") picks the cases; ACCESS_LOG=off turns Rampart's gateway access
+# log off (nginx keeps its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -21,6 +22,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 CASES=${CASES:-plain waf json}
+ACCESS_LOG=${ACCESS_LOG:-on}
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 work=$root/.cache/bench/gateway
 mkdir -p "$work" "$root/.cache/bin"
@@ -103,7 +105,7 @@ routes:
 CONF
 rm -rf "$work/data"
 RAMPART_ADMIN_PASSWORD=bench-admin-password "$root/.cache/bin/rampart" up --data "$work/data" --addr 127.0.0.1:$RP_API --tls=off \
-  --gateway-addr 127.0.0.1:$RP_GW --gateway-tls=off --gateway-config "$work/gateway.yaml" --log-level info \
+  --gateway-addr 127.0.0.1:$RP_GW --gateway-tls=off --gateway-config "$work/gateway.yaml" --gateway-access-log="$ACCESS_LOG" --log-level info \
   >"$work/rampart.out" 2>"$work/rampart.log" & rp=$!; pids+=($rp)
 for _ in $(seq 1 100); do curl -s -o /dev/null -H 'Host: plain.bench' http://127.0.0.1:$RP_GW/ && break; sleep 0.2; done
 

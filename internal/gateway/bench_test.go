@@ -122,3 +122,15 @@ func BenchmarkGateway_Direct(b *testing.B) {
 	backend := benchBackend(b)
 	runBench(b, backend, "plain.bench")
 }
+
+// BenchmarkGateway_PlainAccessLogBuffered is PlainAccessLog with the
+// gateway's own buffered encoder (Options.AccessLogWriter), as `rampart
+// up` runs it.
+func BenchmarkGateway_PlainAccessLogBuffered(b *testing.B) {
+	backend := benchBackend(b)
+	gw := startGateway(b, nil, []gateway.Route{route(1, "plain", "plain.bench", "/", backend)}, func(o *gateway.Options) {
+		o.AccessLog = true
+		o.AccessLogWriter = io.Discard
+	})
+	runBench(b, gw.URL, "plain.bench")
+}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,6 +36,31 @@ func FuzzConnectionListed(f *testing.F) {
 		}
 		if !connectionListed([]string{value + " , " + token + " "}, token) {
 			t.Fatalf("token %q not found in %q", token, value+" , "+token+" ")
+		}
+	})
+}
+
+// FuzzAppendJSONString: any string, valid UTF-8 or not, encodes as one
+// JSON string that decodes to the string (invalid bytes as U+FFFD) with
+// no raw control characters that could break the line.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "line\nbreak\r\t", "\x00\x1f\x7f", "\xff\xfe", "é\u2028\u2029", "/a%2Fb?x=<script>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		for _, c := range b {
+			if c < 0x20 {
+				t.Fatalf("raw control byte %#x in %q", c, b)
+			}
+		}
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q encoded as %q: %v", s, b, err)
+		}
+		// strings.Map with the identity turns each invalid byte into U+FFFD.
+		if want := strings.Map(func(r rune) rune { return r }, s); got != want {
+			t.Fatalf("%q encoded as %q decodes to %q", s, b, got)
 		}
 	})
 }

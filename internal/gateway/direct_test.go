@@ -2,19 +2,25 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rampartsec/rampart/internal/gateway"
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/logging"
 )
 
 // seen is what the echo backend reports about a request it got.
@@ -231,5 +237,90 @@ func TestGateway_DirectPathResponses(t *testing.T) {
 	}
 	if status, _, body := get(t, gw.URL+"/head", "r.test"); status != 200 || body != "hello" {
 		t.Errorf("after a broken response: %d %q", status, body)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the gateway's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestGateway_AccessLogWriterWritesWhatSlogWould runs the same requests
+// through a gateway logging through slog and one with AccessLogWriter:
+// both write the same JSON records (apart from times and request ids),
+// the buffered one by the time the gateway has stopped.
+func TestGateway_AccessLogWriterWritesWhatSlogWould(t *testing.T) {
+	be := newNamed(t, "app", nil)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	routes := []gateway.Route{route(1, "app", "app.test", "/", be.URL), route(2, "dead", "dead.test", "/", dead)}
+	requests := []struct{ host, path string }{
+		{"app.test", "/ok?q=1"}, {"app.test", "/caf%C3%A9/\"quoted\""}, {"dead.test", "/"}, {"nowhere.test", "/x"},
+	}
+	run := func(opt func(*gateway.Options)) []map[string]any {
+		ctx, cancel := context.WithCancel(context.Background())
+		var logBuf syncBuffer
+		lnGW, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := gateway.Options{Listener: lnGW, Logger: logging.New(&logBuf, "info"), Registry: prometheus.NewRegistry(),
+			WAF: waf.NewEngine(waf.Options{}), AccessLog: true}
+		opt(&o)
+		g, err := gateway.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Load(ctx, routes); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx, time.Second) }()
+		for _, rq := range requests {
+			get(t, "http://"+lnGW.Addr().String()+rq.path, rq.host)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		out := logBuf.String()
+		if w, ok := o.AccessLogWriter.(*syncBuffer); ok {
+			out = w.String()
+		}
+		var recs []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			if m["msg"] != "gateway request" {
+				continue
+			}
+			for _, k := range []string{"time", "duration_ms", "request_id"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("record without %s: %s", k, line)
+				}
+				delete(m, k)
+			}
+			recs = append(recs, m)
+		}
+		return recs
+	}
+	viaSlog := run(func(*gateway.Options) {})
+	buffered := run(func(o *gateway.Options) { o.AccessLogWriter = &syncBuffer{} })
+	if len(viaSlog) != len(requests) {
+		t.Fatalf("slog wrote %d access records for %d requests", len(viaSlog), len(requests))
+	}
+	if diff := cmp.Diff(viaSlog, buffered); diff != "" {
+		t.Errorf("access records (-slog +AccessLogWriter):\n%s", diff)
 	}
 }

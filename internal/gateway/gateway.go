@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -55,6 +56,12 @@ type Options struct {
 	IdleTimeout time.Duration
 	// AccessLog writes one JSON line per request at info level.
 	AccessLog bool
+	// AccessLogWriter, with AccessLog, receives the access log lines
+	// instead of Logger: the gateway encodes them itself (the records
+	// Logger's JSON handler would write) and writes them in batches
+	// every 250 ms or 64 KiB, which costs requests far less CPU than a
+	// slog record and a write system call each.
+	AccessLogWriter io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -76,6 +83,7 @@ type Gateway struct {
 	dialer    *net.Dialer // the direct path's
 	bufs      *bufferPool
 	events    *eventQueue
+	access    *accessLog // nil: access lines go through log
 	certs     *certStore
 	srv       *http.Server
 
@@ -114,6 +122,9 @@ func New(opt Options) (*Gateway, error) {
 		backends: map[string]*backend{},
 	}
 	g.events = newEventQueue(opt.Events, g.log, g.m)
+	if opt.AccessLog && opt.AccessLogWriter != nil {
+		g.access = newAccessLog(opt.AccessLogWriter)
+	}
 	g.dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	g.transport = newTransport(opt.BackendRoots)
 	g.tbl.Store(newTable(nil))
@@ -173,6 +184,23 @@ func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
 	evDone := make(chan struct{})
 	evCtx, evCancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { defer close(evDone); g.events.run(evCtx) }()
+	if g.access != nil {
+		flushDone := make(chan struct{})
+		defer func() { <-flushDone; g.access.flush() }()
+		go func() {
+			defer close(flushDone)
+			t := time.NewTicker(accessFlushEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-evCtx.Done():
+					return
+				case <-t.C:
+					g.access.flush()
+				}
+			}
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		ln := g.opt.Listener

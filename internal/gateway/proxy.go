@@ -141,22 +141,35 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // removes headers that advertise the backend's software.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	h := resp.Header
-	h.Del("Server")
-	h.Del("X-Powered-By")
-	if h.Get("X-Content-Type-Options") == "" {
-		h.Set("X-Content-Type-Options", "nosniff")
+	delete(h, "Server")
+	delete(h, "X-Powered-By")
+	if unset(h, "X-Content-Type-Options") {
+		h["X-Content-Type-Options"] = valNosniff[:1:1]
 	}
-	if h.Get("Referrer-Policy") == "" {
-		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+	if unset(h, "Referrer-Policy") {
+		h["Referrer-Policy"] = valReferrer[:1:1]
 	}
-	if h.Get("X-Frame-Options") == "" && !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors") {
-		h.Set("X-Frame-Options", "SAMEORIGIN")
+	if unset(h, "X-Frame-Options") && !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors") {
+		h["X-Frame-Options"] = valSameOrigin[:1:1]
 	}
-	if g.opt.TLS && h.Get("Strict-Transport-Security") == "" {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
+	if g.opt.TLS && unset(h, "Strict-Transport-Security") {
+		h["Strict-Transport-Security"] = valHSTS[:1:1]
 	}
 	return nil
 }
+
+// unset reports whether h has no value for the canonical key k (as
+// h.Get(k) == "").
+func unset(h http.Header, k string) bool { v := h[k]; return len(v) == 0 || v[0] == "" }
+
+// The security headers' values, shared by all responses (net/http only
+// reads header values; the full slice expressions make an append copy).
+var (
+	valNosniff    = []string{"nosniff"}
+	valReferrer   = []string{"strict-origin-when-cross-origin"}
+	valSameOrigin = []string{"SAMEORIGIN"}
+	valHSTS       = []string{"max-age=31536000"}
+)
 
 // routeTransport sends a request to one of the route's backends, trying
 // others when a backend cannot be reached and the request may be sent

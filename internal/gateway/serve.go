@@ -256,6 +256,13 @@ func (g *Gateway) finish(r *http.Request, st *reqState, start time.Time) {
 	if !g.opt.AccessLog {
 		return
 	}
+	if g.access != nil {
+		rec := accessRecord{at: start.Add(d), method: truncate(r.Method, 32), host: truncate(r.Host, 256), path: truncate(r.URL.EscapedPath(), 512),
+			route: route, status: status, duration: d, bytes: sw.bytes, ip: st.ip, version: version, user: truncate(st.user.Name, 256),
+			upstream: st.upErr, wafRule: st.waf.RuleID, wafBlocked: st.waf.Blocked, id: st.id}
+		g.access.log(&rec)
+		return
+	}
 	attrs := make([]slog.Attr, 0, 15)
 	attrs = append(attrs, slog.String(logging.KeyMethod, r.Method), slog.String("host", truncate(r.Host, 256)),
 		slog.String(logging.KeyPath, truncate(r.URL.EscapedPath(), 512)), slog.String(logging.KeyRoute, route),

@@ -14,7 +14,10 @@
 # (installed when missing). RUNS (default 3) runs of DURATION (default 10s)
 # per case, CONNS (default 32) connections; CASES (default "plain waf
 # json") picks the cases; ACCESS_LOG=off turns Rampart's gateway access
-# log off (nginx keeps its own).
+# log off (nginx keeps its own). WORK (default .cache/bench/gateway) and
+# PORTS (default 19080: the ports PORTS…PORTS+19 and PORTS+363) let two runs on one
+# machine stay apart — .cache is shared between worktrees, and a second run
+# with the same WORK would remove the first one's data and nginx pid file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,7 +27,7 @@ CONNS=${CONNS:-32}
 CASES=${CASES:-plain waf json}
 ACCESS_LOG=${ACCESS_LOG:-on}
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-work=$root/.cache/bench/gateway
+work=${WORK:-$root/.cache/bench/gateway}
 mkdir -p "$work" "$root/.cache/bin"
 
 need=()
@@ -41,7 +44,13 @@ go build -o "$root/.cache/bin/rampart" ./cmd/rampart
 go build -o "$root/.cache/bin/gwbackend" ./bench/gwbackend
 crs=$(go mod download -json github.com/corazawaf/coraza-coreruleset/v4@v4.25.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')/rules
 
-BACKEND=127.0.0.1:19099 NGX_PLAIN=19081 NGX_WAF=19082 RP_API=19080 RP_GW=19443
+P=${PORTS:-19080}
+BACKEND=127.0.0.1:$((P + 19)) NGX_PLAIN=$((P + 1)) NGX_WAF=$((P + 2)) RP_API=$P RP_GW=$((P + 363))
+for port in $((P + 19)) $((P + 1)) $((P + 2)) $P $((P + 363)); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (another bench/gateway.sh run?): set PORTS and WORK"; exit 1
+  fi
+done
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT

@@ -391,14 +391,8 @@ func tokenListed(vs []string, token string) bool { return connectionListed(vs, t
 // relay writes the backend's response to the client, then returns uc to
 // the backend's pool when the exchange left it reusable.
 func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Response, uc *upConn, b *backend) {
-	reusable := false
-	defer func() {
-		if reusable {
-			b.conns.put(uc, time.Now().UnixNano())
-		} else {
-			uc.discard()
-		}
-	}()
+	done := false // the connection is discarded when relay panics
+	defer releaseConn(b, uc, &done)
 	h := resp.Header
 	if conn := h["Connection"]; len(conn) > 0 {
 		for k := range h {
@@ -437,9 +431,12 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		panic(http.ErrAbortHandler) // the client gets a cut-off response, as from ReverseProxy
 	}
 	// The body is read to its end: the connection carries the next
-	// request unless either side asked to close it.
-	reusable = !resp.Close
+	// request unless the backend asked to close it.
 	resp.Body.Close()
+	if !resp.Close {
+		b.conns.put(uc, time.Now().UnixNano())
+		done = true
+	}
 	if len(resp.Trailer) > 0 {
 		for k, vs := range resp.Trailer {
 			if announced > 0 {
@@ -448,6 +445,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 				dst[http.TrailerPrefix+k] = vs
 			}
 		}
+	}
+}
+
+// releaseConn discards uc unless relay handed it back to the pool.
+func releaseConn(b *backend, uc *upConn, done *bool) {
+	if !*done {
+		uc.discard()
 	}
 }
 

@@ -192,8 +192,10 @@ func NormalizeHost(h string, wildcard bool) (string, bool) {
 	if h == "" {
 		return "", true
 	}
-	if ip := net.ParseIP(h); ip != nil && ip.To4() != nil {
-		return ip.String(), true
+	if looksIPv4(h) {
+		if ip := net.ParseIP(h); ip != nil && ip.To4() != nil {
+			return ip.String(), true
+		}
 	}
 	if len(h) > maxHostLen {
 		return "", false
@@ -209,6 +211,17 @@ func NormalizeHost(h string, wildcard bool) (string, bool) {
 		rest = more
 	}
 	return h, true
+}
+
+// looksIPv4 reports whether h has only digits and dots (what an IPv4
+// address needs), sparing host names a parse that fails.
+func looksIPv4(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // validLabel reports whether l is a DNS label: 1-63 lowercase letters,

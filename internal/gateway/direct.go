@@ -431,9 +431,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		panic(http.ErrAbortHandler) // the client gets a cut-off response, as from ReverseProxy
 	}
 	// The body is read to its end: the connection carries the next
-	// request unless the backend asked to close it.
+	// request unless the backend asked to close it or sent more than
+	// this response (bytes no request asked for must never become the
+	// answer to the next one).
 	resp.Body.Close()
-	if !resp.Close {
+	if !resp.Close && uc.br.Buffered() == 0 {
 		b.conns.put(uc, time.Now().UnixNano())
 		done = true
 	}

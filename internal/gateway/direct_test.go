@@ -324,3 +324,49 @@ func TestGateway_AccessLogWriterWritesWhatSlogWould(t *testing.T) {
 		t.Errorf("access records (-slog +AccessLogWriter):\n%s", diff)
 	}
 }
+
+// TestGateway_DirectPathDropsConnectionsWithStrayBytes: a backend that
+// sends more than the response asked for (here a second response after
+// its answer to a HEAD) must not have those bytes served as the answer to
+// the next request.
+func TestGateway_DirectPathDropsConnectionsWithStrayBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.Method == http.MethodHead {
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstray!")
+						continue
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	gw := startGateway(t, nil, []gateway.Route{route(1, "r", "r.test", "/", "http://"+ln.Addr().String())})
+	req, _ := http.NewRequest(http.MethodHead, gw.URL+"/", nil)
+	req.Host = "r.test"
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if status, _, body := get(t, gw.URL+"/", "r.test"); status != 200 || body != "ok" {
+		t.Errorf("GET after a HEAD answered with stray bytes: %d %q, want 200 \"ok\"", status, body)
+	}
+}

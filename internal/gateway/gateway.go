@@ -233,16 +233,27 @@ func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
 	evCancel()
 	<-evDone
 	g.transport.CloseIdleConnections()
-	g.mu.Lock()
-	for _, b := range g.backends {
-		b.conns.close()
-	}
-	g.mu.Unlock()
+	g.closeBackendConns()
 	return err
 }
 
-// Close stops serving at once (tests and failed starts).
-func (g *Gateway) Close() error { return g.srv.Close() }
+// Close stops serving at once (tests and failed starts) and closes the
+// idle backend connections.
+func (g *Gateway) Close() error {
+	err := g.srv.Close()
+	g.closeBackendConns()
+	return err
+}
+
+// closeBackendConns closes the direct path's idle backend connections;
+// connections in use are closed when their exchange ends.
+func (g *Gateway) closeBackendConns() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range g.backends {
+		b.conns.close()
+	}
+}
 
 // hostClaimed reports whether a route claims host (certificates are only
 // issued for claimed hosts, so clients cannot make the gateway mint

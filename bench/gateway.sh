@@ -12,15 +12,22 @@
 # gateway process's user+system time over the run, from /proc) and the
 # ratios. nginx, the ModSecurity module and wrk come from Debian's packages
 # (installed when missing). RUNS (default 3) runs of DURATION (default 10s)
-# per case, CONNS (default 32) connections.
+# per case, CONNS (default 32) connections; CASES (default "plain waf
+# json") picks the cases; ACCESS_LOG=off turns Rampart's gateway access
+# log off (nginx keeps its own). WORK (default .cache/bench/gateway) and
+# PORTS (default 19080: the ports PORTS…PORTS+19 and PORTS+363) let two runs on one
+# machine stay apart — .cache is shared between worktrees, and a second run
+# with the same WORK would remove the first one's data and nginx pid file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
+CASES=${CASES:-plain waf json}
+ACCESS_LOG=${ACCESS_LOG:-on}
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
-work=$root/.cache/bench/gateway
+work=${WORK:-$root/.cache/bench/gateway}
 mkdir -p "$work" "$root/.cache/bin"
 
 need=()
@@ -37,7 +44,13 @@ go build -o "$root/.cache/bin/rampart" ./cmd/rampart
 go build -o "$root/.cache/bin/gwbackend" ./bench/gwbackend
 crs=$(go mod download -json github.com/corazawaf/coraza-coreruleset/v4@v4.25.0 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')/rules
 
-BACKEND=127.0.0.1:19099 NGX_PLAIN=19081 NGX_WAF=19082 RP_API=19080 RP_GW=19443
+P=${PORTS:-19080}
+BACKEND=127.0.0.1:$((P + 19)) NGX_PLAIN=$((P + 1)) NGX_WAF=$((P + 2)) RP_API=$P RP_GW=$((P + 363))
+for port in $((P + 19)) $((P + 1)) $((P + 2)) $P $((P + 363)); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (another bench/gateway.sh run?): set PORTS and WORK"; exit 1
+  fi
+done
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -100,8 +113,8 @@ routes:
     waf: {mode: block, paranoia: 1}
 CONF
 rm -rf "$work/data"
-RAMPART_ADMIN_PASSWORD=bench-admin-password "$root/.cache/bin/rampart" up --data "$work/data" --addr 127.0.0.1:$RP_API --tls=off \
-  --gateway-addr 127.0.0.1:$RP_GW --gateway-tls=off --gateway-config "$work/gateway.yaml" --log-level info \
+RAMPART_ADMIN_PASSWORD=bench-admin-password "$root/.cache/bin/rampart" up --data "$work/data" --addr 127.0.0.1:$RP_API --tls=off --ssh-addr "" \
+  --gateway-addr 127.0.0.1:$RP_GW --gateway-tls=off --gateway-config "$work/gateway.yaml" --gateway-access-log="$ACCESS_LOG" --log-level info \
   >"$work/rampart.out" 2>"$work/rampart.log" & rp=$!; pids+=($rp)
 for _ in $(seq 1 100); do curl -s -o /dev/null -H 'Host: plain.bench' http://127.0.0.1:$RP_GW/ && break; sleep 0.2; done
 
@@ -119,7 +132,7 @@ nginx_pids() { pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' '; }
 hz=$(getconf CLK_TCK)
 check() { # check HOST PORT — a benign request must pass, an attack must be blocked on WAF routes
   local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $1" "http://127.0.0.1:$2/search?q=hello&page=2")
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $1" "http://127.0.0.1:$2/search?q=hello&page=2" || true)
   [ "$code" = 200 ] || { echo "benign request to $1:$2 answered $code"; exit 1; }
 }
 measure() { # measure NAME HOST PORT PIDS... ; sets rps p99 cpu
@@ -141,7 +154,7 @@ measure() { # measure NAME HOST PORT PIDS... ; sets rps p99 cpu
 
 echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(go version | cut -d' ' -f3), $(nginx -v 2>&1 | cut -d' ' -f3), wrk -t2 -c$CONNS -d$DURATION"
 check plain.bench $RP_GW; check waf.bench $RP_GW; check plain.bench $NGX_PLAIN; check waf.bench $NGX_WAF
-for name in plain waf json; do
+for name in $CASES; do
   for r in $(seq 1 "$RUNS"); do
     case $name in
       plain) rh=plain.bench nport=$NGX_PLAIN ;;

@@ -83,6 +83,10 @@ type Options struct {
 	// GatewayListener, when set, is used instead of listening on
 	// cfg.Gateway.Addr.
 	GatewayListener net.Listener
+	// GatewayAccessLog, when set, receives the gateway's access log lines
+	// (the JSON records Logger would write, in batches) instead of Logger:
+	// give it Logger's destination.
+	GatewayAccessLog io.Writer
 	// Clock, when set, replaces time.Now for identity (sessions, tokens,
 	// TOTP, sign-in throttling) and the audit log, so end-to-end tests can
 	// move time forward.
@@ -397,7 +401,7 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 		WAF:       waf.NewEngine(waf.Options{MatchLog: matchLog, Logger: a.log}),
 		Events:    gateway.NewEventStore(a.db),
 		Auth:      a.Realms.Authenticator(),
-		AccessLog: cfg.AccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}
+		AccessLog: cfg.AccessLog, AccessLogWriter: opt.GatewayAccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}
 	if cfg.ConfigFile != "" {
 		fc, err := gateway.LoadConfigFile(cfg.ConfigFile)
 		if err != nil {

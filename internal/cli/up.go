@@ -68,7 +68,7 @@ SIGTERM stops it gracefully.`,
 				return err
 			}
 			log := logging.New(ce.Stderr, cfg.LogLevel)
-			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: log})
+			a, err := app.New(cmd.Context(), cfg, app.Options{Logger: log, GatewayAccessLog: ce.Stderr})
 			if err != nil {
 				return err
 			}

@@ -49,13 +49,24 @@
 // package identity/realm, or the external provider the route's
 // auth_provider names; none configured answers 503) →
 // per-user rate limit → body limit → WAF → proxy; the access log line and
-// metrics are written last. The proxy is Go's httputil engine with
-// Rampart's transport: it picks a backend (smooth weighted round robin or
-// least connections, skipping backends that fail active health checks or
-// were ejected after consecutive failures), retries idempotent requests
-// without a body on other backends when one cannot be reached, bounds the
-// wait for response headers, keeps connections to backends alive and
-// copies bodies with pooled buffers. Failures answer 502, 503 or 504 as
+// metrics are written last. Forwarding picks a backend (smooth weighted
+// round robin or least connections, skipping backends that fail active
+// health checks or were ejected after consecutive failures), retries
+// idempotent requests without a body on other backends when one cannot
+// be reached, bounds the wait for response headers, keeps connections to
+// backends alive and copies bodies with pooled buffers. It takes one of
+// two paths. The direct path (direct.go) serves GET and HEAD requests
+// without a body on routes whose backends are all plain HTTP — most
+// traffic: the serving goroutine writes the request head to a pooled
+// keep-alive connection of the backend and relays the response, with no
+// request clone, no context values and no transport goroutines; a
+// non-WAF route without sign-in takes it straight from the handler.
+// Everything else (bodies, upgrades, https and HTTP/2 backends) goes
+// through Go's httputil.ReverseProxy with Rampart's transport. Both drop
+// hop-by-hop headers and those Connection names, set X-Forwarded-For,
+// -Host and -Proto, X-Request-Id and the user header themselves, and add
+// the same security headers to responses (a test checks they forward
+// alike). Failures answer 502, 503 or 504 as
 // problem details carrying the request id.
 //
 // Requests the WAF blocks (or, in detect mode, would have blocked) become
@@ -63,4 +74,9 @@
 // EventRecorder (the gateway_events table now) and counted; the WAF's
 // ModSecurity-style match lines go to the match log with the request id
 // as transaction id.
+//
+// Access log lines go through the injected slog logger, or, with
+// Options.AccessLogWriter (as `rampart up` runs it), are encoded by the
+// gateway and written in batches every 250 ms or 64 KiB and when Run
+// ends.
 package gateway

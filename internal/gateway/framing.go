@@ -47,7 +47,11 @@ func (f *framingState) pop() (requestFacts, bool) {
 		return requestFacts{}, false
 	}
 	rf := f.queue[0]
-	f.queue = f.queue[1:]
+	if len(f.queue) == 1 {
+		f.queue = f.queue[:0] // keep the array: no allocation per request
+	} else {
+		f.queue = f.queue[1:]
+	}
 	return rf, true
 }
 

@@ -2,13 +2,13 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -56,6 +56,12 @@ type Options struct {
 	IdleTimeout time.Duration
 	// AccessLog writes one JSON line per request at info level.
 	AccessLog bool
+	// AccessLogWriter, with AccessLog, receives the access log lines
+	// instead of Logger: the gateway encodes them itself (the records
+	// Logger's JSON handler would write) and writes them in batches
+	// every 250 ms or 64 KiB, which costs requests far less CPU than a
+	// slog record and a write system call each.
+	AccessLogWriter io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -74,8 +80,10 @@ type Gateway struct {
 	m         *metrics
 	tbl       atomic.Pointer[table]
 	transport *http.Transport
+	dialer    *net.Dialer // the direct path's
 	bufs      *bufferPool
 	events    *eventQueue
+	access    *accessLog // nil: access lines go through log
 	certs     *certStore
 	srv       *http.Server
 
@@ -114,6 +122,10 @@ func New(opt Options) (*Gateway, error) {
 		backends: map[string]*backend{},
 	}
 	g.events = newEventQueue(opt.Events, g.log, g.m)
+	if opt.AccessLog && opt.AccessLogWriter != nil {
+		g.access = newAccessLog(opt.AccessLogWriter)
+	}
+	g.dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	g.transport = newTransport(opt.BackendRoots)
 	g.tbl.Store(newTable(nil))
 	g.srv = &http.Server{
@@ -172,6 +184,23 @@ func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
 	evDone := make(chan struct{})
 	evCtx, evCancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { defer close(evDone); g.events.run(evCtx) }()
+	if g.access != nil {
+		flushDone := make(chan struct{})
+		defer func() { <-flushDone; g.access.flush() }()
+		go func() {
+			defer close(flushDone)
+			t := time.NewTicker(accessFlushEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-evCtx.Done():
+					return
+				case <-t.C:
+					g.access.flush()
+				}
+			}
+		}()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		ln := g.opt.Listener
@@ -204,11 +233,27 @@ func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
 	evCancel()
 	<-evDone
 	g.transport.CloseIdleConnections()
+	g.closeBackendConns()
 	return err
 }
 
-// Close stops serving at once (tests and failed starts).
-func (g *Gateway) Close() error { return g.srv.Close() }
+// Close stops serving at once (tests and failed starts) and closes the
+// idle backend connections.
+func (g *Gateway) Close() error {
+	err := g.srv.Close()
+	g.closeBackendConns()
+	return err
+}
+
+// closeBackendConns closes the direct path's idle backend connections;
+// connections in use are closed when their exchange ends.
+func (g *Gateway) closeBackendConns() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range g.backends {
+		b.conns.close()
+	}
+}
 
 // hostClaimed reports whether a route claims host (certificates are only
 // issued for claimed hosts, so clients cannot make the gateway mint
@@ -235,11 +280,18 @@ func indexDot(s string) int {
 	return -1
 }
 
-// newRequestID returns 16 hex digits from the system's CSPRNG.
+// newRequestID returns 16 hex digits from the runtime's ChaCha8
+// generator (seeded from the system's CSPRNG, per thread: no lock, no
+// system call).
 func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var b [16]byte
+	const digits = "0123456789abcdef"
+	v := rand.Uint64()
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[v&15]
+		v >>= 4
+	}
+	return string(b[:])
 }
 
 // writeError answers a request the gateway refuses itself, as RFC 9457

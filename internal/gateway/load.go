@@ -21,6 +21,7 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	keep := map[string]*backend{}
+	var retired []*backend // backends of the old table this one drops
 	for i := range routes {
 		rt := routes[i]
 		spec, err := rt.Spec.Normalize()
@@ -50,8 +51,9 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 			key := strconv.FormatInt(rt.ID, 10) + "|" + rt.Name + "|" + u.String()
 			b := g.backends[key]
 			if b == nil || b.version != version || b.weight != sb.W() {
-				nb := &backend{url: u, key: key, version: version, weight: sb.W()}
-				if b != nil { // keep the health it had
+				nb := newBackend(u, key, version, sb.W())
+				if b != nil { // keep the health it had, not its connections
+					retired = append(retired, b)
 					nb.down.Store(b.down.Load())
 					nb.ejectedUntil.Store(b.ejectedUntil.Load())
 					nb.fails.Store(b.fails.Load())
@@ -73,16 +75,25 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 		l.pool = newPool(bs, spec.Balance, spec.HealthCheck.Unhealthy)
 		l.ipLimit = newLimiter(spec.RateLimit.PerIP, spec.RateLimit.Burst)
 		l.userLimit = newLimiter(spec.RateLimit.PerUser, spec.RateLimit.Burst)
-		l.proxy = g.newProxy(l)
+		l.rp = g.newProxy(l)
+		l.proxy = &forwarder{g: g, l: l}
+		l.direct = len(bs) > 0
+		for _, b := range bs {
+			l.direct = l.direct && b.url.Scheme == "http"
+		}
 		lives = append(lives, l)
 	}
 	for key, b := range g.backends {
 		if keep[key] == nil {
+			retired = append(retired, b)
 			g.m.healthy.DeleteLabelValues(routeOfKey(key), b.url.String(), b.version)
 		}
 	}
 	g.backends = keep
 	g.tbl.Store(newTable(lives))
+	for _, b := range retired {
+		b.conns.close()
+	}
 	g.opt.WAF.Forget(inUse)
 	g.restartChecksLocked()
 	return nil

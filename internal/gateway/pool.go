@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -17,6 +18,11 @@ type backend struct {
 	key     string // route id + URL: identity across reloads
 	version string
 	weight  int
+	// addr is host:port to dial and escapedPath the URL's base path,
+	// escaped (the direct path's).
+	addr, escapedPath string
+	// conns are idle keep-alive connections of the direct path.
+	conns connPool
 
 	inflight atomic.Int64
 	// down is set by active health checks.
@@ -28,6 +34,18 @@ type backend struct {
 
 	// active health check streaks, owned by the checker goroutine.
 	okStreak, failStreak int
+}
+
+func newBackend(u *url.URL, key, version string, weight int) *backend {
+	b := &backend{url: u, key: key, version: version, weight: weight, addr: u.Host, escapedPath: u.EscapedPath()}
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		b.addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return b
 }
 
 // available reports whether the backend may take requests now.

@@ -22,7 +22,9 @@ type live struct {
 	info      RouteInfo
 	waf       *waf.WAF
 	pool      *pool
-	proxy     *httputil.ReverseProxy
+	proxy     http.Handler // forwarder: the direct path or rp
+	rp        *httputil.ReverseProxy
+	direct    bool // every backend is plain HTTP: bodyless GETs may go direct
 	ipLimit   *limiter
 	userLimit *limiter
 	versions  map[string]*versionMetrics
@@ -80,7 +82,11 @@ func (g *Gateway) newProxy(l *live) *httputil.ReverseProxy {
 // proxyError answers when no backend response could be had: 502 when the
 // backend failed, 504 when it was too slow, 503 when none is healthy.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r.Context())
+	g.backendError(w, r, stateOf(r.Context()), err)
+}
+
+// backendError is proxyError with the request's state at hand.
+func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, st *reqState, err error) {
 	status, kind, detail := http.StatusBadGateway, "connect", "the backend failed to answer; quote request id "+st.id+" to the site's administrators"
 	switch {
 	case errors.Is(err, errNoBackend):
@@ -116,26 +122,54 @@ func isReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
+// forwarder sends a route's requests to its backends: on the direct path
+// when the request allows it, else through httputil.ReverseProxy.
+type forwarder struct {
+	g *Gateway
+	l *live
+}
+
+func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if directable(f.l, r) {
+		f.g.serveDirect(w, r, stateOf(r.Context()))
+		return
+	}
+	f.l.rp.ServeHTTP(w, r)
+}
+
 // modifyResponse adds the security headers the backend did not set and
 // removes headers that advertise the backend's software.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	h := resp.Header
-	h.Del("Server")
-	h.Del("X-Powered-By")
-	if h.Get("X-Content-Type-Options") == "" {
-		h.Set("X-Content-Type-Options", "nosniff")
+	delete(h, "Server")
+	delete(h, "X-Powered-By")
+	if unset(h, "X-Content-Type-Options") {
+		h["X-Content-Type-Options"] = valNosniff[:1:1]
 	}
-	if h.Get("Referrer-Policy") == "" {
-		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
+	if unset(h, "Referrer-Policy") {
+		h["Referrer-Policy"] = valReferrer[:1:1]
 	}
-	if h.Get("X-Frame-Options") == "" && !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors") {
-		h.Set("X-Frame-Options", "SAMEORIGIN")
+	if unset(h, "X-Frame-Options") && !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors") {
+		h["X-Frame-Options"] = valSameOrigin[:1:1]
 	}
-	if g.opt.TLS && h.Get("Strict-Transport-Security") == "" {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
+	if g.opt.TLS && unset(h, "Strict-Transport-Security") {
+		h["Strict-Transport-Security"] = valHSTS[:1:1]
 	}
 	return nil
 }
+
+// unset reports whether h has no value for the canonical key k (as
+// h.Get(k) == "").
+func unset(h http.Header, k string) bool { v := h[k]; return len(v) == 0 || v[0] == "" }
+
+// The security headers' values, shared by all responses (net/http only
+// reads header values; the full slice expressions make an append copy).
+var (
+	valNosniff    = []string{"nosniff"}
+	valReferrer   = []string{"strict-origin-when-cross-origin"}
+	valSameOrigin = []string{"SAMEORIGIN"}
+	valHSTS       = []string{"max-age=31536000"}
+)
 
 // routeTransport sends a request to one of the route's backends, trying
 // others when a backend cannot be reached and the request may be sent

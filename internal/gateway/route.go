@@ -146,10 +146,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-var (
-	nameRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // ValidateName checks a route name: 1-63 lowercase letters, digits and
 // inner hyphens.
@@ -195,22 +192,52 @@ func NormalizeHost(h string, wildcard bool) (string, bool) {
 	if h == "" {
 		return "", true
 	}
-	if ip := net.ParseIP(h); ip != nil && ip.To4() != nil {
-		return ip.String(), true
+	if looksIPv4(h) {
+		if ip := net.ParseIP(h); ip != nil && ip.To4() != nil {
+			return ip.String(), true
+		}
 	}
 	if len(h) > maxHostLen {
 		return "", false
 	}
-	labels := strings.Split(h, ".")
-	for i, l := range labels {
-		if i == 0 && wildcard && l == "*" && len(labels) > 1 {
-			continue
-		}
-		if !labelRE.MatchString(l) && !(strings.Contains(l, "_") && labelRE.MatchString(strings.ReplaceAll(l, "_", "a"))) {
+	for i, rest := 0, h; ; i++ {
+		l, more, found := strings.Cut(rest, ".")
+		if !(i == 0 && wildcard && l == "*" && found) && !validLabel(l) {
 			return "", false
 		}
+		if !found {
+			break
+		}
+		rest = more
 	}
 	return h, true
+}
+
+// looksIPv4 reports whether h has only digits and dots (what an IPv4
+// address needs), sparing host names a parse that fails.
+func looksIPv4(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validLabel reports whether l is a DNS label: 1-63 lowercase letters,
+// digits, hyphens and underscores (seen in real host names), not starting
+// or ending with a hyphen.
+func validLabel(l string) bool {
+	if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func validPort(p string) bool {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -19,6 +20,9 @@ import (
 // through the chain; the access log and metrics read it at the end.
 type reqState struct {
 	id      string
+	idv     [1]string // id as a header value
+	ip      string    // the client's address
+	sw      statusWriter
 	l       *live
 	backend *backend
 	user    User
@@ -73,15 +77,18 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // metrics are written last.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.opt.Now()
-	st := &reqState{id: newRequestID()}
-	sw := &statusWriter{ResponseWriter: w}
-	w.Header().Set("X-Request-Id", st.id)
+	st := &reqState{id: newRequestID(), ip: clientIP(r)}
+	st.idv[0] = st.id
+	st.sw.ResponseWriter = w
+	sw := &st.sw
+	w.Header()["X-Request-Id"] = st.idv[:]
 	g.m.inflight.Inc()
+	r0 := r // the access log's: its context carries no request state
 	defer func() {
 		g.m.inflight.Dec()
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
-				g.finish(r, sw, st, start)
+				g.finish(r0, st, start)
 				panic(p)
 			}
 			g.log.ErrorContext(r.Context(), "panic in gateway", logging.KeyErr, fmt.Sprint(p), logging.KeyStack, string(debug.Stack()))
@@ -89,12 +96,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(sw, http.StatusInternalServerError, st.id, "internal error; quote the request id to the site's administrators")
 			}
 		}
-		g.finish(r, sw, st, start)
+		g.finish(r0, st, start)
 	}()
-	ctx := reqinfo.With(r.Context(), reqinfo.Info{RequestID: st.id, RemoteIP: clientIP(r), UserAgent: truncate(r.UserAgent(), 256)})
-	ctx = context.WithValue(ctx, stateKey{}, st)
-	r = r.WithContext(ctx)
-
+	ctx := r.Context()
 	if r.ProtoMajor == 1 {
 		if fs, ok := ctx.Value(framingKey{}).(*framingState); ok {
 			if facts, ok := fs.pop(); ok {
@@ -145,13 +149,27 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.l = l
+	r.Header.Del(UserHeader)
+	if l.waf == nil && l.route.Spec.Auth != AuthRequired && directable(l, r) {
+		// The common case: no request state in the context, no clone of
+		// the request.
+		if ok, wait := l.ipLimit.allow(st.ip, start); !ok {
+			g.m.limited.WithLabelValues(l.route.Name, "ip").Inc()
+			tooMany(sw, st.id, wait)
+			return
+		}
+		g.serveDirect(sw, r, st)
+		return
+	}
+	ctx = reqinfo.With(ctx, reqinfo.Info{RequestID: st.id, RemoteIP: st.ip, UserAgent: truncate(r.UserAgent(), 256)})
+	ctx = context.WithValue(ctx, stateKey{}, st)
+	r = r.WithContext(ctx)
 	now := g.opt.Now()
-	if ok, wait := l.ipLimit.allow(reqinfo.From(ctx).RemoteIP, now); !ok {
+	if ok, wait := l.ipLimit.allow(st.ip, now); !ok {
 		g.m.limited.WithLabelValues(l.route.Name, "ip").Inc()
 		tooMany(sw, st.id, wait)
 		return
 	}
-	r.Header.Del(UserHeader)
 	if l.route.Spec.Auth == AuthRequired {
 		if g.opt.Auth == nil {
 			writeError(sw, http.StatusServiceUnavailable, st.id, "this route requires sign-in, but no end-user realm is configured")
@@ -218,7 +236,8 @@ func (g *Gateway) securityEvent(r *http.Request, host string, sw *statusWriter, 
 }
 
 // finish records metrics and writes the access log line.
-func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *reqState, start time.Time) {
+func (g *Gateway) finish(r *http.Request, st *reqState, start time.Time) {
+	sw := &st.sw
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -237,21 +256,29 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *reqState, start 
 	if !g.opt.AccessLog {
 		return
 	}
-	attrs := []any{
-		logging.KeyMethod, r.Method, "host", truncate(r.Host, 256), logging.KeyPath, truncate(r.URL.EscapedPath(), 512),
-		logging.KeyRoute, route, logging.KeyStatus, status, logging.KeyDuration, float64(d.Microseconds()) / 1000,
-		logging.KeyBytes, sw.bytes, logging.KeyRemoteIP, reqinfo.From(r.Context()).RemoteIP, "backend_version", version,
+	if g.access != nil {
+		rec := accessRecord{at: start.Add(d), method: truncate(r.Method, 32), host: truncate(r.Host, 256), path: truncate(r.URL.EscapedPath(), 512),
+			route: route, status: status, duration: d, bytes: sw.bytes, ip: st.ip, version: version, user: truncate(st.user.Name, 256),
+			upstream: st.upErr, wafRule: st.waf.RuleID, wafBlocked: st.waf.Blocked, id: st.id}
+		g.access.log(&rec)
+		return
 	}
+	attrs := make([]slog.Attr, 0, 15)
+	attrs = append(attrs, slog.String(logging.KeyMethod, r.Method), slog.String("host", truncate(r.Host, 256)),
+		slog.String(logging.KeyPath, truncate(r.URL.EscapedPath(), 512)), slog.String(logging.KeyRoute, route),
+		slog.Int(logging.KeyStatus, status), slog.Float64(logging.KeyDuration, float64(d.Microseconds())/1000),
+		slog.Int64(logging.KeyBytes, sw.bytes), slog.String(logging.KeyRemoteIP, st.ip), slog.String("backend_version", version))
 	if st.user.Name != "" {
-		attrs = append(attrs, logging.KeyUser, st.user.Name)
+		attrs = append(attrs, slog.String(logging.KeyUser, st.user.Name))
 	}
 	if st.waf.RuleID != 0 {
-		attrs = append(attrs, "waf_rule", st.waf.RuleID, "waf_blocked", st.waf.Blocked)
+		attrs = append(attrs, slog.Int("waf_rule", st.waf.RuleID), slog.Bool("waf_blocked", st.waf.Blocked))
 	}
 	if st.upErr != "" {
-		attrs = append(attrs, "upstream_error", st.upErr)
+		attrs = append(attrs, slog.String("upstream_error", st.upErr))
 	}
-	g.log.InfoContext(r.Context(), "gateway request", attrs...)
+	attrs = append(attrs, slog.String(logging.KeyRequestID, st.id))
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, "gateway request", attrs...)
 }
 
 // clientIP is the TCP peer's address: the gateway is the edge and trusts

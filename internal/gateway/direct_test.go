@@ -1,0 +1,372 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rampartsec/rampart/internal/gateway"
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/logging"
+)
+
+// seen is what the echo backend reports about a request it got.
+type seen struct {
+	URI, Host, XFF, XFHost, XFProto, ReqID, Te, Cookie, UA string
+	Leaked                                                 []string
+}
+
+// echoBackend answers with what it saw, and with headers the gateway must
+// not pass on.
+func echoBackend(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		s := seen{URI: r.RequestURI, Host: r.Host, XFF: r.Header.Get("X-Forwarded-For"), XFHost: r.Header.Get("X-Forwarded-Host"),
+			XFProto: r.Header.Get("X-Forwarded-Proto"), ReqID: r.Header.Get("X-Request-Id"), Te: r.Header.Get("Te"),
+			Cookie: r.Header.Get("Cookie"), UA: r.Header.Get("User-Agent")}
+		for _, k := range []string{"X-Hop", "Forwarded", "Proxy-Authorization", "X-Rampart-User", "Keep-Alive", "Upgrade"} {
+			if len(r.Header[k]) > 0 {
+				s.Leaked = append(s.Leaked, k)
+			}
+		}
+		h := w.Header()
+		h.Set("Connection", "X-Secret-Hop")
+		h.Set("X-Secret-Hop", "1")
+		h.Set("Keep-Alive", "timeout=5")
+		h.Set("Server", "backend/1.0")
+		h.Set("X-Powered-By", "php")
+		h.Set("X-Request-Id", "backend-id")
+		_ = json.NewEncoder(w).Encode(s)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestGateway_DirectPathForwardsLikeReverseProxy sends the same request as
+// a GET (the direct path) and as a POST with a body (httputil's
+// ReverseProxy): the backend must see the same target, forwarding headers
+// and no hop-by-hop or forged headers on both, and the client must get
+// the backend's answer without its hop-by-hop and software headers.
+func TestGateway_DirectPathForwardsLikeReverseProxy(t *testing.T) {
+	be := echoBackend(t)
+	rt := route(1, "strip", "app.test", "/api", be.URL+"/base")
+	rt.Spec.StripPrefix = true
+	gw := startGateway(t, nil, []gateway.Route{rt, route(2, "root", "root.test", "/", be.URL)})
+	tests := []struct {
+		name, host, target string
+		wantURI            string
+	}{
+		{"strip prefix onto base path", "app.test", "/api/a%2Fb/c?x=1&y=%20", "/base/a%2Fb/c?x=1&y=%20"},
+		{"prefix alone", "app.test", "/api?q", "/base?q"},
+		{"root route keeps path and query", "root.test", "/search?q=hello&page=2", "/search?q=hello&page=2"},
+		{"empty query kept", "root.test", "/x?", "/x?"},
+	}
+	for _, tt := range tests {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			t.Run(tt.name+"/"+method, func(t *testing.T) {
+				var body io.Reader
+				if method == http.MethodPost {
+					body = strings.NewReader("x=1")
+				}
+				req, _ := http.NewRequest(method, gw.URL+tt.target, body)
+				req.Host = tt.host
+				h := req.Header
+				h.Set("Connection", "X-Hop")
+				h.Set("X-Hop", "secret")
+				h.Set("X-Forwarded-For", "6.6.6.6")
+				h.Set("X-Forwarded-Host", "evil.test")
+				h.Set("X-Forwarded-Proto", "https")
+				h.Set("Forwarded", "for=6.6.6.6")
+				h.Set("X-Request-Id", "forged")
+				h.Set("X-Rampart-User", "forged.jwt")
+				h.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
+				h.Set("Te", "trailers")
+				h.Set("Cookie", "a=b")
+				h.Set("User-Agent", "direct-test/1")
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var got seen
+				if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+					t.Fatalf("status %d: %v", resp.StatusCode, err)
+				}
+				id := resp.Header.Values("X-Request-Id")
+				if len(id) == 0 || id[0] == "forged" || id[0] == "backend-id" {
+					t.Fatalf("X-Request-Id %q: want the gateway's first", id)
+				}
+				want := seen{URI: tt.wantURI, Host: tt.host, XFF: "127.0.0.1", XFHost: tt.host, XFProto: "http", ReqID: id[0],
+					Te: "trailers", Cookie: "a=b", UA: "direct-test/1"}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("backend saw (-want +got):\n%s", diff)
+				}
+				for _, k := range []string{"X-Secret-Hop", "Keep-Alive", "Server", "X-Powered-By"} {
+					if v := resp.Header.Get(k); v != "" {
+						t.Errorf("response header %s: %q reached the client", k, v)
+					}
+				}
+				if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+					t.Error("security headers missing")
+				}
+			})
+		}
+	}
+}
+
+// TestGateway_DirectPathKeepsBackendConnections checks that sequential
+// requests share one backend connection, and that a connection the
+// backend closed while idle is replaced without the client noticing.
+func TestGateway_DirectPathKeepsBackendConnections(t *testing.T) {
+	var conns atomic.Int64
+	be := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	be.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	be.Config.IdleTimeout = 100 * time.Millisecond
+	be.Start()
+	t.Cleanup(be.Close)
+	gw := startGateway(t, nil, []gateway.Route{route(1, "ka", "ka.test", "/", be.URL)})
+	for i := range 20 {
+		if status, _, body := get(t, gw.URL+"/", "ka.test"); status != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("20 sequential requests opened %d backend connections, want 1", n)
+	}
+	time.Sleep(300 * time.Millisecond) // the backend closes the idle connection
+	for i := range 3 {
+		if status, _, body := get(t, gw.URL+"/", "ka.test"); status != 200 || body != "ok" {
+			t.Fatalf("after the backend closed the idle connection, request %d: %d %q", i, status, body)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("backend connections: %d, want 2 (one replaced)", n)
+	}
+}
+
+// TestGateway_DirectPathResponses covers response framings on the direct
+// path: HEAD, chunked bodies with trailers, close-delimited bodies and a
+// body that breaks off (the client must see the response cut short, not
+// a complete one).
+func TestGateway_DirectPathResponses(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/head":
+			w.Header().Set("Content-Length", "5")
+			_, _ = io.WriteString(w, "hello")
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Checksum")
+			_, _ = io.WriteString(w, "part1 ")
+			http.NewResponseController(w).Flush()
+			_, _ = io.WriteString(w, "part2")
+			w.Header().Set("X-Checksum", "abc")
+		case "/close", "/broken":
+			c, brw, _ := http.NewResponseController(w).Hijack()
+			if r.URL.Path == "/close" {
+				_, _ = brw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close")
+			} else {
+				_, _ = brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten!!")
+			}
+			_ = brw.Flush()
+			_ = c.Close()
+		}
+	}))
+	t.Cleanup(be.Close)
+	gw := startGateway(t, nil, []gateway.Route{route(1, "r", "r.test", "/", be.URL)})
+
+	req, _ := http.NewRequest(http.MethodHead, gw.URL+"/head", nil)
+	req.Host = "r.test"
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != 5 || len(b) != 0 {
+		t.Errorf("HEAD: %d, length %d, body %q", resp.StatusCode, resp.ContentLength, b)
+	}
+
+	req, _ = http.NewRequest(http.MethodGet, gw.URL+"/trailer", nil)
+	req.Host = "r.test"
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "part1 part2" || resp.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("chunked with trailer: %q, trailer %v", b, resp.Trailer)
+	}
+
+	if status, _, body := get(t, gw.URL+"/close", "r.test"); status != 200 || body != "until close" {
+		t.Errorf("close-delimited: %d %q", status, body)
+	}
+
+	// A body that breaks off: the raw response must not end as a
+	// complete message (the gateway drops the connection; net/http may
+	// not even have sent the head).
+	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /broken HTTP/1.1\r\nHost: r.test\r\n\r\n")
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if resp, err = http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+		if b, err = io.ReadAll(resp.Body); err == nil {
+			t.Errorf("a body that broke off reached the client as complete: %q", b)
+		}
+	}
+	if status, _, body := get(t, gw.URL+"/head", "r.test"); status != 200 || body != "hello" {
+		t.Errorf("after a broken response: %d %q", status, body)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the gateway's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestGateway_AccessLogWriterWritesWhatSlogWould runs the same requests
+// through a gateway logging through slog and one with AccessLogWriter:
+// both write the same JSON records (apart from times and request ids),
+// the buffered one by the time the gateway has stopped.
+func TestGateway_AccessLogWriterWritesWhatSlogWould(t *testing.T) {
+	be := newNamed(t, "app", nil)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	routes := []gateway.Route{route(1, "app", "app.test", "/", be.URL), route(2, "dead", "dead.test", "/", dead)}
+	requests := []struct{ host, path string }{
+		{"app.test", "/ok?q=1"}, {"app.test", "/caf%C3%A9/\"quoted\""}, {"dead.test", "/"}, {"nowhere.test", "/x"},
+	}
+	run := func(opt func(*gateway.Options)) []map[string]any {
+		ctx, cancel := context.WithCancel(context.Background())
+		var logBuf syncBuffer
+		lnGW, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := gateway.Options{Listener: lnGW, Logger: logging.New(&logBuf, "info"), Registry: prometheus.NewRegistry(),
+			WAF: waf.NewEngine(waf.Options{}), AccessLog: true}
+		opt(&o)
+		g, err := gateway.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Load(ctx, routes); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- g.Run(ctx, time.Second) }()
+		for _, rq := range requests {
+			get(t, "http://"+lnGW.Addr().String()+rq.path, rq.host)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		out := logBuf.String()
+		if w, ok := o.AccessLogWriter.(*syncBuffer); ok {
+			out = w.String()
+		}
+		var recs []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			if m["msg"] != "gateway request" {
+				continue
+			}
+			for _, k := range []string{"time", "duration_ms", "request_id"} {
+				if _, ok := m[k]; !ok {
+					t.Errorf("record without %s: %s", k, line)
+				}
+				delete(m, k)
+			}
+			recs = append(recs, m)
+		}
+		return recs
+	}
+	viaSlog := run(func(*gateway.Options) {})
+	buffered := run(func(o *gateway.Options) { o.AccessLogWriter = &syncBuffer{} })
+	if len(viaSlog) != len(requests) {
+		t.Fatalf("slog wrote %d access records for %d requests", len(viaSlog), len(requests))
+	}
+	if diff := cmp.Diff(viaSlog, buffered); diff != "" {
+		t.Errorf("access records (-slog +AccessLogWriter):\n%s", diff)
+	}
+}
+
+// TestGateway_DirectPathDropsConnectionsWithStrayBytes: a backend that
+// sends more than the response asked for (here a second response after
+// its answer to a HEAD) must not have those bytes served as the answer to
+// the next request.
+func TestGateway_DirectPathDropsConnectionsWithStrayBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.Method == http.MethodHead {
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nstray!")
+						continue
+					}
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	gw := startGateway(t, nil, []gateway.Route{route(1, "r", "r.test", "/", "http://"+ln.Addr().String())})
+	req, _ := http.NewRequest(http.MethodHead, gw.URL+"/", nil)
+	req.Host = "r.test"
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if status, _, body := get(t, gw.URL+"/", "r.test"); status != 200 || body != "ok" {
+		t.Errorf("GET after a HEAD answered with stray bytes: %d %q, want 200 \"ok\"", status, body)
+	}
+}

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +44,10 @@ type upProcess struct {
 	token    string
 }
 
-const killAdminPassword = "kill-test-admin-password-1"
+const (
+	killAdminPassword = "kill-test-admin-password-1"
+	mariaPassword     = "maria-kill-test-password-1"
+)
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -141,6 +147,36 @@ func (p *upProcess) version(host string) string {
 		return resp.Status + ": " + string(b)
 	}
 	return strings.Fields(string(b) + " -")[0]
+}
+
+// board signs in as maria with the sign-in form and returns the
+// project's environments board.
+func (p *upProcess) board(password string) string {
+	p.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	get := func(u string) string {
+		resp, err := c.Get("http://" + p.addr + u)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			p.t.Fatalf("GET %s: %d", u, resp.StatusCode)
+		}
+		return string(b)
+	}
+	m := csrfRE.FindStringSubmatch(get("/login"))
+	if m == nil {
+		p.t.Fatal("no CSRF token on the sign-in page")
+	}
+	resp, err := c.PostForm("http://"+p.addr+"/login", url.Values{"csrf_token": {m[1]}, "username": {"maria"}, "password": {password}, "next": {"/"}})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return get("/orgs/acme/projects/web/deploy")
 }
 
 const killProject = "/orgs/acme/projects/web"
@@ -252,7 +288,6 @@ func TestKill9_MidRollout(t *testing.T) {
 	p.call("POST", "/orgs/acme/projects", map[string]string{"name": "web"}, nil)
 	// Maria, a maintainer, pushes, records and deploys (the node runtime
 	// pulls with a pull-only token minted for her).
-	const mariaPassword = "maria-kill-test-password-1"
 	p.call("POST", "/users", map[string]string{"username": "maria", "email": "maria@example.test", "password": mariaPassword}, nil)
 	p.call("PUT", "/orgs/acme/members/maria", map[string]string{"role": "maintainer"}, nil)
 	if st := p.call("POST", "/auth/login", map[string]string{"username": "maria", "password": mariaPassword, "token_name": "kill"}, &login); st != 200 && st != 201 {
@@ -402,6 +437,17 @@ func TestKill9_MidRollout(t *testing.T) {
 				check(t, other.env, w)
 			}
 			onDisk(t)
+
+			// The environments board says the same.
+			page := p.board(mariaPassword)
+			card := page[max(strings.Index(page, `id="env-`+c.env+`"`), 0):]
+			card = card[:min(len(card), 400)]
+			if !strings.Contains(card, fmt.Sprintf("<strong>release #%d runs</strong>", want)) || !strings.Contains(card, "status-running") {
+				t.Errorf("the board's card of %s does not say release #%d runs:\n%s", c.env, want, card)
+			}
+			if !strings.Contains(page, html.EscapeString(got.Message)) {
+				t.Errorf("the board does not show the deployment's message %q", got.Message)
+			}
 
 			// The CLI says the same.
 			cli := exec.Command(bin, "deploy", "show", strconv.FormatInt(d.ID, 10), "--project", "acme/web")

@@ -79,7 +79,7 @@
 // Tests reach exact steps with test-only pause points: when the
 // environment variable RAMPART_TEST_DEPLOY_PAUSE names one
 // (rolling:first-replica, blue_green:switched, blue_green:committed,
-// canary:pause), the node target creates the file named by
+// canary:pause, rollback:routed), the node target creates the file named by
 // RAMPART_TEST_DEPLOY_PAUSED there and waits until Rampart stops. Never
 // set them outside tests.
 //

@@ -98,7 +98,10 @@ func (s *Service) record(ctx context.Context, id int64, kind, detail string) err
 
 // Test-only pause points. When the environment variable
 // RAMPART_TEST_DEPLOY_PAUSE names a point ("rolling:first-replica",
-// "blue_green:switched", "blue_green:committed", "canary:pause"), the
+// "blue_green:switched", "blue_green:committed", "canary:pause", and
+// "rollback:routed": a rollback, or the settling of an interrupted
+// rollout, has routed all traffic back to the previous release and not
+// yet stopped the new one), the
 // node target stops there: it creates the file named by
 // RAMPART_TEST_DEPLOY_PAUSED and waits until Rampart stops. Tests use
 // it to kill Rampart at a known step of a rollout; unset (always, in

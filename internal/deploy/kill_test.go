@@ -149,6 +149,21 @@ func (p *upProcess) version(host string) string {
 	return strings.Fields(string(b) + " -")[0]
 }
 
+// waitPaused waits until the rollout reaches the pause point.
+func waitPaused(t *testing.T, p *upProcess, paused, point string) {
+	t.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		if _, err := os.Stat(paused); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout never reached %s:\n%s", point, p.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // board signs in as maria with the sign-in form and returns the
 // project's environments board.
 func (p *upProcess) board(password string) string {
@@ -236,7 +251,8 @@ func runcContainers(t *testing.T, data string) (ids map[string]string, bundles, 
 // one killed after it (every check passed) is completed. One Rampart
 // goes through all the kill points in turn, each restart settling the
 // previous kill, so the other environments also show that repeated
-// crashes never duplicate or lose their instances.
+// crashes never duplicate or lose their instances; the last case is
+// killed a second time while the restarted Rampart settles it.
 func TestKill9_MidRollout(t *testing.T) {
 	needRuntime(t)
 	goTool := testenv.LookPath(t, "go")
@@ -264,14 +280,18 @@ func TestKill9_MidRollout(t *testing.T) {
 
 	cases := []struct {
 		env, strategy, pause string
+		// settlePause, when set, kills Rampart a second time while it
+		// settles the interrupted rollout at the next start.
+		settlePause string
 		// wantNew: the rollout passed its commit point and is completed.
 		wantNew bool
 		want    string // in the deployment's message
 	}{
-		{"rolling", deploy.Rolling, "rolling:first-replica", false, "interrupted: Rampart stopped in the middle of the rollout, at step 1/2"},
-		{"bgswitched", deploy.BlueGreen, "blue_green:switched", false, "interrupted: Rampart stopped in the middle of the rollout"},
-		{"bgcommitted", deploy.BlueGreen, "blue_green:committed", true, "completed at the next start"},
-		{"canary", deploy.Canary, "canary:pause", false, "interrupted: Rampart stopped in the middle of the rollout, at step 1/3"},
+		{"rolling", deploy.Rolling, "rolling:first-replica", "", false, "interrupted: Rampart stopped in the middle of the rollout, at step 1/2"},
+		{"bgswitched", deploy.BlueGreen, "blue_green:switched", "", false, "interrupted: Rampart stopped in the middle of the rollout"},
+		{"bgcommitted", deploy.BlueGreen, "blue_green:committed", "", true, "completed at the next start"},
+		{"canary", deploy.Canary, "canary:pause", "", false, "interrupted: Rampart stopped in the middle of the rollout, at step 1/3"},
+		{"twice", deploy.Canary, "canary:pause", "rollback:routed", false, "interrupted: Rampart stopped in the middle of the rollout"},
 	}
 
 	p.start(cases[0].pause, paused)
@@ -386,20 +406,11 @@ func TestKill9_MidRollout(t *testing.T) {
 	}
 
 	for i, c := range cases {
-		t.Run(c.pause, func(t *testing.T) {
+		t.Run(c.env+"@"+c.pause, func(t *testing.T) {
 			_ = os.Remove(paused)
 			var d deploy.Deployment
 			p.call("POST", killProject+"/deployments", deploy.DeployRequest{Environment: c.env, Release: 2, Reason: "kill test"}, &d)
-			deadline := time.Now().Add(120 * time.Second)
-			for {
-				if _, err := os.Stat(paused); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the rollout never reached %s:\n%s", c.pause, p.out.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitPaused(t, p, paused, c.pause)
 			p.kill()
 			ids, _, _ := runcContainers(t, p.data)
 			mixed := 0
@@ -410,6 +421,17 @@ func TestKill9_MidRollout(t *testing.T) {
 			}
 			if mixed == 0 {
 				t.Fatalf("at %s no container of release 2 runs: the kill did not happen mid-rollout", c.pause)
+			}
+			if c.settlePause != "" {
+				_ = os.Remove(paused)
+				p.start(c.settlePause, paused)
+				waitPaused(t, p, paused, c.settlePause)
+				var mid deploy.Deployment
+				p.call("GET", killProject+"/deployments/"+strconv.FormatInt(d.ID, 10), nil, &mid)
+				if mid.State != deploy.StateRunning {
+					t.Fatalf("while settling, the deployment is %s, want still running", mid.State)
+				}
+				p.kill()
 			}
 			next := ""
 			if i+1 < len(cases) {

@@ -328,6 +328,7 @@ func (t *NodeTarget) Rollout(ctx context.Context, p Plan) error {
 // (keeping those that still run) and routes all traffic to it, then
 // stops the new release's instances.
 func (t *NodeTarget) restore(ctx context.Context, p Plan, kept []Instance, nw []Instance, n int, cause error) error {
+	stopping := ctx
 	ctx = context.WithoutCancel(ctx)
 	if p.Previous == nil {
 		t.stopAll(ctx, nw)
@@ -358,6 +359,9 @@ func (t *NodeTarget) restore(ctx context.Context, p Plan, kept []Instance, nw []
 		return &RollbackError{Cause: cause, Err: err}
 	}
 	_ = t.journal(ctx, p, JournalRouted, fmt.Sprintf("all traffic on release #%d", p.Previous.Number))
+	if err := testPause(stopping, "rollback:routed"); err != nil {
+		return err
+	}
 	t.stopAll(ctx, nw)
 	return cause
 }

@@ -743,6 +743,9 @@ func printDeployment(t *tabwriterW, d deploy.Deployment) {
 		}
 		row(t, "APPROVAL", a.User+" "+verdict+" "+a.Comment)
 	}
+	for _, j := range d.Journal {
+		row(t, "JOURNAL", j.At.Format(time.RFC3339)+" "+j.Kind+" "+j.Detail)
+	}
 	row(t, "BY", d.CreatedBy)
 }
 

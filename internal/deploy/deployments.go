@@ -102,6 +102,9 @@ func (s *Service) deployment(ctx context.Context, q store.Querier, sc Scope, id 
 	if len(ds) == 0 {
 		return Deployment{}, apperr.E(apperr.NotFound, "deployment %d not found in %s", id, sc)
 	}
+	if ds[0].Journal, err = s.journal(ctx, q, id); err != nil {
+		return Deployment{}, err
+	}
 	return ds[0], nil
 }
 
@@ -617,6 +620,7 @@ func (s *Service) execute(ctx context.Context, e Environment, d Deployment) {
 				log.Warn("record step", logging.KeyErr, err)
 			}
 		}
+		p.Record = s.recorder(d.ID)
 		err = tgt.Rollout(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), p)
 	}
 	if ctx.Err() != nil {
@@ -628,11 +632,27 @@ func (s *Service) execute(ctx context.Context, e Environment, d Deployment) {
 	s.finish(context.WithoutCancel(ctx), e, d, err)
 }
 
+// recorder returns a Plan.Record writing to deployment id's journal.
+func (s *Service) recorder(id int64) func(ctx context.Context, kind, detail string) error {
+	return func(ctx context.Context, kind, detail string) error {
+		return s.record(context.WithoutCancel(ctx), id, kind, detail)
+	}
+}
+
 // finish records a rollout's outcome.
 func (s *Service) finish(ctx context.Context, e Environment, d Deployment, rerr error) {
+	s.finishNote(ctx, e, d, rerr, "")
+}
+
+// finishNote records a rollout's outcome; note is added to the message
+// of a success.
+func (s *Service) finishNote(ctx context.Context, e Environment, d Deployment, rerr error, note string) {
 	now := store.Time(s.d.Now())
 	err := s.d.DB.Tx(ctx, func(tx *store.Tx) error {
 		state, msg, action := StateSucceeded, fmt.Sprintf("release #%d runs", d.ReleaseNumber), "deploy.deployment.succeed"
+		if note != "" {
+			msg += " (" + note + ")"
+		}
 		envStatus := "running"
 		var rb *RollbackError
 		if rerr != nil {
@@ -697,6 +717,12 @@ func (s *Service) setEnvStatus(ctx context.Context, id int64, status, msg string
 	}
 }
 
+func (s *Service) journalNote(ctx context.Context, id int64, detail string) {
+	if err := s.record(ctx, id, JournalRecovered, detail); err != nil {
+		s.log.Warn("record the recovery", logging.KeyErr, err)
+	}
+}
+
 // recover runs at start: a rollout that was in progress when Rampart
 // stopped is settled (its target leaves one of the two releases
 // running, and the record says which), then every environment's current
@@ -721,18 +747,35 @@ func (s *Service) recover(ctx context.Context) {
 		}
 		p, err := s.plan(ctx, e, d, true)
 		var running int64
+		committed := false
 		if err == nil {
-			running, err = tgt.Recover(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), p)
+			p.Record = s.recorder(d.ID)
+			if p.Journal, err = s.journal(ctx, s.d.DB, d.ID); err == nil {
+				committed = Committed(p.Journal)
+				running, err = tgt.Recover(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), p)
+			}
+		}
+		at := "before its first step"
+		if d.Step != "" {
+			at = "at " + d.Step
 		}
 		if err != nil {
 			s.log.Error("recover interrupted rollout", "deployment", d.ID, logging.KeyErr, err)
-			s.finish(ctx, e, d, apperr.Wrap(err, apperr.Unavailable, "interrupted by a stop of Rampart, then: "+apperr.Message(err)))
+			s.journalNote(ctx, d.ID, "failed: "+apperr.Message(err))
+			s.finish(ctx, e, d, apperr.Wrap(err, apperr.Unavailable, "interrupted by a stop of Rampart "+at+", then: "+apperr.Message(err)))
 			continue
 		}
-		if running == d.ReleaseID {
-			s.finish(ctx, e, d, nil)
-		} else {
-			s.finish(ctx, e, d, apperr.E(apperr.Unavailable, "interrupted: Rampart stopped in the middle of the rollout"))
+		switch {
+		case running == d.ReleaseID && committed:
+			s.journalNote(ctx, d.ID, fmt.Sprintf("completed: release #%d had passed its checks", d.ReleaseNumber))
+			s.finishNote(ctx, e, d, nil, "Rampart stopped after the rollout's commit point; it was completed at the next start")
+		case running == d.ReleaseID:
+			// A first release: nothing ran before to go back to.
+			s.journalNote(ctx, d.ID, fmt.Sprintf("started: release #%d is the environment's first", d.ReleaseNumber))
+			s.finishNote(ctx, e, d, nil, "Rampart stopped in the middle of the rollout; the environment's first release was started at the next start")
+		default:
+			s.journalNote(ctx, d.ID, fmt.Sprintf("rolled back: release #%d runs again", s.releaseNumber(ctx, s.d.DB, running)))
+			s.finish(ctx, e, d, apperr.E(apperr.Unavailable, "interrupted: Rampart stopped in the middle of the rollout, %s", at))
 		}
 	}
 	es, err := s.envs(ctx, s.d.DB, "WHERE current_release_id <> 0")

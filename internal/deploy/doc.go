@@ -49,13 +49,39 @@
 // records its current and previous release; Rollback deploys the
 // previous one again.
 //
-// When Rampart stops in the middle of a rollout, the deployment stays
-// running in the store. At the next start Run first settles it: the
-// target leaves exactly one of the two releases running (the node
-// target brings the previous release back to full strength and stops the
-// new one) and the deployment and environment say which. Then every
-// environment's current release is made to run: instances that survived
-// are kept, missing ones are started, duplicates are stopped.
+// # Rollout journal and crashes
+//
+// A rollout writes its durable steps to the deployment's journal
+// (deploy_rollout_journal, JournalEntry): instances started, traffic
+// routed, a step's check passed, the commit point, old instances
+// stopped, a rollback begun. The commit point (JournalCommitted) is
+// written once every step's check has passed and before the previous
+// release's instances are stopped; failing to write it fails the
+// rollout.
+//
+// When Rampart stops — gracefully, or killed with SIGKILL — in the
+// middle of a rollout, the deployment stays running in the store. At
+// the next start Run first settles it, deciding by the journal
+// (Committed): a rollout past its commit point is completed (its
+// release passed every check; the node target keeps its instances,
+// starts missing ones, routes all traffic to it and stops the previous
+// release), any other is rolled back (the previous release is brought
+// back to full strength and gets all the traffic, then the new
+// release's instances are stopped). Either way the deployment ends
+// succeeded or rolled_back with a message saying that Rampart stopped
+// and what was done, the journal ends with a JournalRecovered entry,
+// and the environment records which release runs. Settling is
+// idempotent: a crash during it is settled again at the next start.
+// Then every environment's current release is made to run: instances
+// that survived are kept, missing ones are started, duplicates are
+// stopped.
+//
+// Tests reach exact steps with test-only pause points: when the
+// environment variable RAMPART_TEST_DEPLOY_PAUSE names one
+// (rolling:first-replica, blue_green:switched, blue_green:committed,
+// canary:pause, rollback:routed), the node target creates the file named by
+// RAMPART_TEST_DEPLOY_PAUSED there and waits until Rampart stops. Never
+// set them outside tests.
 //
 // Every change is audited: deploy.environment.create/update/delete,
 // deploy.connection.set/delete, deploy.release.create,

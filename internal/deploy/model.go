@@ -543,6 +543,9 @@ type Deployment struct {
 	CreatedAt         time.Time      `json:"created_at"`
 	UpdatedAt         time.Time      `json:"updated_at"`
 	FinishedAt        *time.Time     `json:"finished_at,omitempty"`
+	// Journal is the rollout's durable steps (shown for one deployment,
+	// not in lists).
+	Journal []JournalEntry `json:"journal,omitempty"`
 }
 
 // Approval is one person's answer to a deployment waiting for approval.

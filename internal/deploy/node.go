@@ -137,6 +137,9 @@ func (t *NodeTarget) startHealthy(ctx context.Context, p Plan, rel Release, secr
 			return nil, err
 		}
 	}
+	if rel.ID == p.Release.ID {
+		_ = t.journal(ctx, p, JournalStarted, fmt.Sprintf("%d healthy instance(s) of release #%d", n, rel.Number))
+	}
 	return out, nil
 }
 
@@ -224,19 +227,51 @@ func (t *NodeTarget) route(ctx context.Context, p Plan, old []Instance, oldRel *
 	return err
 }
 
-func (t *NodeTarget) hook(ctx context.Context, p Plan, step, of, weight int) error {
-	if p.Progress != nil {
-		p.Progress(fmt.Sprintf("step %d/%d: %d%% of traffic on release #%d", step, of, weight, p.Release.Number))
-	}
-	if p.Hook == nil {
+// journal appends an entry to the rollout journal; only the commit
+// point's failure to be recorded matters (the caller rolls back), other
+// entries are informative and a failure is logged.
+func (t *NodeTarget) journal(ctx context.Context, p Plan, kind, detail string) error {
+	if p.Record == nil {
 		return nil
 	}
-	err := p.Hook.Step(ctx, StepInfo{Deployment: p.Deployment.ID, Scope: p.Scope, Env: p.Env.Name, Release: p.Release.Number,
-		Strategy: p.Deployment.Strategy, Step: step, Of: of, Weight: weight})
-	if err != nil {
-		// The hook's words (release analysis) are meant for people.
-		return apperr.Wrap(err, apperr.Unavailable, fmt.Sprintf("step %d/%d failed its analysis: %s", step, of, truncate(err.Error(), 300)))
+	err := p.Record(ctx, kind, detail)
+	if err != nil && kind != JournalCommitted {
+		t.Logger.Warn("rollout journal", "kind", kind, logging.KeyErr, err)
+		return nil
 	}
+	return err
+}
+
+// commit records the commit point: every step's check passed. After it
+// a restart completes the rollout rather than rolling it back.
+func (t *NodeTarget) commit(ctx context.Context, p Plan) error {
+	return t.journal(context.WithoutCancel(ctx), p, JournalCommitted, fmt.Sprintf("release #%d passed every step", p.Release.Number))
+}
+
+// stopOld stops the previous release's instances once the new one is
+// committed.
+func (t *NodeTarget) stopOld(ctx context.Context, p Plan, old []Instance) {
+	t.stopAll(ctx, old)
+	if len(old) > 0 {
+		_ = t.journal(ctx, p, JournalOldStopped, fmt.Sprintf("%d instance(s) stopped", len(old)))
+	}
+}
+
+func (t *NodeTarget) hook(ctx context.Context, p Plan, step, of, weight int) error {
+	what := fmt.Sprintf("step %d/%d: %d%% of traffic on release #%d", step, of, weight, p.Release.Number)
+	if p.Progress != nil {
+		p.Progress(what)
+	}
+	_ = t.journal(ctx, p, JournalRouted, what)
+	if p.Hook != nil {
+		err := p.Hook.Step(ctx, StepInfo{Deployment: p.Deployment.ID, Scope: p.Scope, Env: p.Env.Name, Release: p.Release.Number,
+			Strategy: p.Deployment.Strategy, Step: step, Of: of, Weight: weight})
+		if err != nil {
+			// The hook's words (release analysis) are meant for people.
+			return apperr.Wrap(err, apperr.Unavailable, fmt.Sprintf("step %d/%d failed its analysis: %s", step, of, truncate(err.Error(), 300)))
+		}
+	}
+	_ = t.journal(ctx, p, JournalStepPassed, fmt.Sprintf("step %d/%d", step, of))
 	return nil
 }
 
@@ -293,14 +328,20 @@ func (t *NodeTarget) Rollout(ctx context.Context, p Plan) error {
 // (keeping those that still run) and routes all traffic to it, then
 // stops the new release's instances.
 func (t *NodeTarget) restore(ctx context.Context, p Plan, kept []Instance, nw []Instance, n int, cause error) error {
+	stopping := ctx
 	ctx = context.WithoutCancel(ctx)
 	if p.Previous == nil {
 		t.stopAll(ctx, nw)
 		return cause
 	}
-	if p.Progress != nil {
-		p.Progress(fmt.Sprintf("rolling back to release #%d: %s", p.Previous.Number, apperr.Message(cause)))
+	why := "interrupted"
+	if cause != nil {
+		why = apperr.Message(cause)
 	}
+	if p.Progress != nil {
+		p.Progress(fmt.Sprintf("rolling back to release #%d: %s", p.Previous.Number, why))
+	}
+	_ = t.journal(ctx, p, JournalRollback, fmt.Sprintf("to release #%d: %s", p.Previous.Number, why))
 	var started []Instance
 	if missing := n - len(kept); missing > 0 {
 		ins, err := t.startHealthy(ctx, p, *p.Previous, p.PreviousSecrets, missing)
@@ -310,9 +351,16 @@ func (t *NodeTarget) restore(ctx context.Context, p Plan, kept []Instance, nw []
 		}
 		started = ins
 	}
+	if len(started) > 0 {
+		_ = t.journal(ctx, p, JournalStarted, fmt.Sprintf("%d instance(s) of release #%d", len(started), p.Previous.Number))
+	}
 	all := append(slices.Clone(kept), started...)
 	if err := t.route(ctx, p, all, p.Previous, nil, 0); err != nil {
 		return &RollbackError{Cause: cause, Err: err}
+	}
+	_ = t.journal(ctx, p, JournalRouted, fmt.Sprintf("all traffic on release #%d", p.Previous.Number))
+	if err := testPause(stopping, "rollback:routed"); err != nil {
+		return err
 	}
 	t.stopAll(ctx, nw)
 	return cause
@@ -331,6 +379,9 @@ func (t *NodeTarget) recreate(ctx context.Context, p Plan, old []Instance, n int
 		return t.restore(ctx, p, nil, nw, n, err)
 	}
 	if err := t.hook(ctx, p, 1, 1, 100); err != nil {
+		return t.restore(ctx, p, nil, nw, n, err)
+	}
+	if err := t.commit(ctx, p); err != nil {
 		return t.restore(ctx, p, nil, nw, n, err)
 	}
 	return nil
@@ -356,16 +407,24 @@ func (t *NodeTarget) rolling(ctx context.Context, p Plan, old []Instance, n int)
 		if err := t.hook(ctx, p, i+1, n, share); err != nil {
 			return t.restore(ctx, p, remaining, nw, n, err)
 		}
+		if i == 0 {
+			if err := testPause(ctx, "rolling:first-replica"); err != nil {
+				return err
+			}
+		}
 		if i < n-1 {
 			if err := t.sleep(ctx, p.Env.Target.Strategy.Pause.D()); err != nil {
 				return err
 			}
 		}
 	}
+	if err := t.commit(ctx, p); err != nil {
+		return t.restore(ctx, p, remaining, nw, n, err)
+	}
 	if err := t.route(ctx, p, nil, nil, nw, 100); err != nil {
 		return t.restore(ctx, p, remaining, nw, n, err)
 	}
-	t.stopAll(ctx, remaining)
+	t.stopOld(ctx, p, remaining)
 	return nil
 }
 
@@ -380,10 +439,19 @@ func (t *NodeTarget) blueGreen(ctx context.Context, p Plan, old []Instance, n in
 	if err := t.route(ctx, p, old, p.Previous, nw, 100); err != nil {
 		return t.restore(ctx, p, old, nw, n, err)
 	}
+	if err := testPause(ctx, "blue_green:switched"); err != nil {
+		return err
+	}
 	if err := t.hook(ctx, p, 1, 1, 100); err != nil {
 		return t.restore(ctx, p, old, nw, n, err)
 	}
-	t.stopAll(ctx, old)
+	if err := t.commit(ctx, p); err != nil {
+		return t.restore(ctx, p, old, nw, n, err)
+	}
+	if err := testPause(ctx, "blue_green:committed"); err != nil {
+		return err
+	}
+	t.stopOld(ctx, p, old)
 	return nil
 }
 
@@ -404,19 +472,30 @@ func (t *NodeTarget) canary(ctx context.Context, p Plan, old []Instance, n int) 
 			return t.restore(ctx, p, old, nw, n, err)
 		}
 		if i < len(steps)-1 {
+			if err := testPause(ctx, "canary:pause"); err != nil {
+				return err
+			}
 			if err := t.sleep(ctx, p.Env.Target.Strategy.Pause.D()); err != nil {
 				return err
 			}
 		}
 	}
-	t.stopAll(ctx, old)
+	if err := t.commit(ctx, p); err != nil {
+		return t.restore(ctx, p, old, nw, n, err)
+	}
+	t.stopOld(ctx, p, old)
 	return nil
 }
 
-// Recover settles a rollout that Rampart's stop interrupted: the
-// previous release is brought back to full strength and gets all the
-// traffic, and the new release's instances are stopped. Without a
-// previous release the new one is made to run.
+// Recover settles a rollout that Rampart's stop (or crash) interrupted,
+// deciding by its journal (p.Journal). Past the commit point (every
+// step's check passed: Committed) the rollout is completed: the new
+// release is brought to full strength, gets all the traffic and the
+// previous release's instances are stopped. Before it, the previous
+// release is brought back to full strength and gets all the traffic,
+// and the new release's instances are stopped. Without a previous
+// release the new one is made to run. Instances that survived are kept,
+// duplicates stopped; Recover may itself be interrupted and run again.
 func (t *NodeTarget) Recover(ctx context.Context, p Plan) (int64, error) {
 	if t.Runtime == nil {
 		return 0, apperr.E(apperr.Unavailable, "this Rampart runs no node runtime")
@@ -429,6 +508,19 @@ func (t *NodeTarget) Recover(ctx context.Context, p Plan) (int64, error) {
 	t.stopAll(ctx, other)
 	if p.Previous == nil {
 		return p.Release.ID, t.Ensure(ctx, p)
+	}
+	if Committed(p.Journal) {
+		err := t.Ensure(ctx, p)
+		if err == nil {
+			_ = t.journal(ctx, p, JournalOldStopped, fmt.Sprintf("%d instance(s) stopped", len(old)))
+			return p.Release.ID, nil
+		}
+		// The committed release cannot run any more: fall back.
+		t.Logger.Warn("complete an interrupted rollout", "environment", p.Env.Name, logging.KeyErr, err)
+		if ins, err = t.Runtime.Instances(ctx, GroupOf(p.Env.ID)); err != nil {
+			return 0, err
+		}
+		nw, old, _ = split(ins, p.Release.ID, p.Previous)
 	}
 	n := p.Env.Target.Replicas
 	old = t.dedupe(ctx, old, n)

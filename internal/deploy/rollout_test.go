@@ -296,3 +296,47 @@ func TestRollout_RollbackThatFailsToo(t *testing.T) {
 		t.Errorf("environment %s, current %d: want degraded, still recording release 1 as the last good one", env.Status, env.CurrentReleaseID)
 	}
 }
+
+// TestRollout_ApprovalThatNeverComes: production runs release 1; release
+// 2 waits for an approval that never comes. When the environment's
+// approval timeout passes the deployment expires, nothing is started,
+// the same instances of release 1 keep serving, and a late approval is
+// refused.
+func TestRollout_ApprovalThatNeverComes(t *testing.T) {
+	h := newHarness(t, nil, nil, nil)
+	host := "approval.web.test"
+	sp := spec(deploy.Rolling, host)
+	e := h.env("prod", sp)
+	v1, v2 := h.release("v1"), h.release("v2")
+	if d := h.wait(h.deploy("prod", v1).ID); d.State != deploy.StateSucceeded {
+		t.Fatalf("release 1: %s %s", d.State, d.Message)
+	}
+	before, _ := h.rt.Instances(context.Background(), deploy.GroupOf(e.ID))
+	sp.Protection = deploy.Protection{RequiredApprovals: 1, Approvers: []string{"alice"}, ApprovalTimeout: deploy.Duration(time.Second)}
+	h.env("prod", sp)
+	d := h.deploy("prod", v2)
+	if d.State != deploy.StateAwaitingApproval {
+		t.Fatalf("deployment of release 2 is %s, want awaiting_approval", d.State)
+	}
+	got := h.wait(d.ID)
+	if got.State != deploy.StateExpired || !strings.Contains(got.Message, "keeps its release") {
+		t.Errorf("unanswered deployment: %s %q, want expired", got.State, got.Message)
+	}
+	if _, err := h.svc.Approve(as("alice", 3), h.sc, d.ID, deploy.ApproveRequest{Approve: true}); err == nil {
+		t.Error("an approval after the expiry was accepted")
+	}
+	after, _ := h.rt.Instances(context.Background(), deploy.GroupOf(e.ID))
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("instances changed although nothing was deployed (-before +after):\n%s", diff)
+	}
+	if v := h.versions(host, 4); v["v1"] != 4 {
+		t.Errorf("the gateway answers %v, want v1 only", v)
+	}
+	env, _ := h.svc.Environment(context.Background(), h.sc, "prod")
+	if env.CurrentReleaseID != v1.ID || env.Status != "running" {
+		t.Errorf("environment current=%d status=%s, want %d running", env.CurrentReleaseID, env.Status, v1.ID)
+	}
+	if got.FinishedAt == nil || len(got.Journal) != 0 {
+		t.Errorf("expired deployment: finished %v, journal %+v; want finished with no rollout step", got.FinishedAt, got.Journal)
+	}
+}

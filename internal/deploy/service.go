@@ -203,6 +203,13 @@ type Plan struct {
 	Hook            Hook
 	// Progress records the step in words.
 	Progress func(step string)
+	// Record appends a durable entry to the deployment's rollout journal
+	// (JournalStarted, …); nil records nothing. An error recording the
+	// commit point fails the rollout (it is rolled back).
+	Record func(ctx context.Context, kind, detail string) error
+	// Journal is what the rollout recorded before Rampart stopped; set
+	// for Recover only.
+	Journal []JournalEntry
 }
 
 // Deps are the service's collaborators.

@@ -35,7 +35,13 @@
 // containers outlive Rampart: Close stops supervising and publishing but
 // leaves the containers running, and Open reattaches — the same host
 // port when it is free — restarts records whose container died, and
-// removes containers no record names, so nothing runs twice.
+// removes containers no record names, so nothing runs twice. Rampart
+// may also be killed (SIGKILL) anywhere: Stop marks the record as
+// stopping before it deletes the container, and Open finishes such
+// stops (and those of records whose bundle is gone) instead of
+// restarting them; a bundle or log no record names — Start killed
+// before it recorded the instance; the bundle holds its secrets — is
+// removed.
 //
 // runc needs root; Available reports whether this machine can run
 // instances.

@@ -76,6 +76,9 @@ type meta struct {
 	HostPort  int       `json:"host_port"`
 	Image     string    `json:"image"`
 	StartedAt time.Time `json:"started_at"`
+	// Stopping is written before the container is deleted: a record
+	// that still says so after a crash is finished off, never restarted.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 type inst struct {
@@ -168,11 +171,22 @@ func (r *Runtime) reattach() error {
 			_ = os.Remove(f)
 			continue
 		}
-		known[m.ID] = true
 		st, err := r.c.State(m.ID)
 		if err != nil {
 			return err
 		}
+		if m.Stopping || (st.Status != "running" && !r.hasBundle(m.ID)) {
+			// Rampart died while stopping it (or its bundle is gone, so
+			// it cannot be started again): finish the stop.
+			r.log.Info("finishing the stop of an instance", "instance", m.ID)
+			if err := r.c.Delete(m.ID, 2*time.Second); err != nil {
+				return err
+			}
+			_ = os.Remove(r.metaPath(m.ID))
+			_ = os.Remove(r.logPath(m.ID))
+			continue
+		}
+		known[m.ID] = true
 		in := &inst{meta: m, pid: st.Pid, state: st.Status}
 		if st.Status != "running" {
 			in.state, in.pid = "restarting", 0
@@ -195,7 +209,34 @@ func (r *Runtime) reattach() error {
 			}
 		}
 	}
+	// A crash between writing a bundle (which holds the instance's
+	// secrets) and recording the instance leaves a bundle and a log
+	// nobody names: remove them.
+	bundles, _ := os.ReadDir(r.bundleDir())
+	for _, b := range bundles {
+		if !known[b.Name()] && idRE.MatchString(b.Name()) {
+			r.log.Warn("removing a container bundle no instance record names", "container", b.Name())
+			if err := r.c.Delete(b.Name(), time.Second); err != nil {
+				r.log.Warn("remove orphan bundle", logging.KeyErr, err)
+			}
+		}
+	}
+	logs, _ := filepath.Glob(filepath.Join(r.o.Dir, "instances", "*.log"))
+	for _, l := range logs {
+		if !known[strings.TrimSuffix(filepath.Base(l), ".log")] {
+			_ = os.Remove(l)
+		}
+	}
 	return nil
+}
+
+// bundleDir is where package container keeps the containers' bundles
+// (container.New(Dir/runc)).
+func (r *Runtime) bundleDir() string { return filepath.Join(r.o.Dir, "runc", "bundles") }
+
+func (r *Runtime) hasBundle(id string) bool {
+	_, err := os.Stat(filepath.Join(r.bundleDir(), id, "config.json"))
+	return err == nil
 }
 
 // publish listens on the instance's host port on the loopback
@@ -506,6 +547,13 @@ func (r *Runtime) Stop(ctx context.Context, id string) error {
 	in.cancel()
 	<-in.done
 	in.ln.Close()
+	in.mu.Lock()
+	in.Stopping = true
+	m := in.meta
+	in.mu.Unlock()
+	if err := r.save(m); err != nil {
+		return err
+	}
 	if err := r.c.Delete(id, 5*time.Second); err != nil {
 		return err
 	}

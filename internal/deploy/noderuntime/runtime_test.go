@@ -2,9 +2,12 @@ package noderuntime_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +182,81 @@ func TestRuntime_ReattachesAfterRestartWithoutDuplicates(t *testing.T) {
 	waitHealthy(t, r2, in.ID)
 	if got := get(t, ins[0].Addr, "/"); !strings.HasPrefix(got, "v1 ") {
 		t.Errorf("GET / after reattach = %q", got)
+	}
+}
+
+// TestRuntime_ReopenAfterCrashLeavesNoLeftovers reopens the runtime on
+// what a Rampart killed with SIGKILL can leave on disk: an instance
+// record marked as stopping (killed in the middle of Stop, its
+// container still there), and a bundle and a log no record names
+// (killed in the middle of Start, before the record was written; the
+// bundle holds the instance's secrets). The stop is finished, the
+// leftovers are removed, the other instance is reattached: one runc
+// container, one bundle and one record remain.
+func TestRuntime_ReopenAfterCrashLeavesNoLeftovers(t *testing.T) {
+	r, dir := newRuntime(t)
+	reg := deploytest.StartRegistry(t)
+	image, digest := reg.Push(t, "acme/web", deploytest.Image(t, "v1"))
+	w := deploy.Workload{Group: "e4", ReleaseID: 1, Image: image + "@" + digest, Port: 8080, MemoryBytes: 64 << 20, CPUMillis: 500, Pids: 64}
+	var ids []string
+	for range 2 {
+		in, err := r.Start(t.Context(), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitHealthy(t, r, in.ID)
+		ids = append(ids, in.ID)
+	}
+	r.Close()
+
+	stopping, kept := ids[0], ids[1]
+	rec := filepath.Join(dir, "instances", stopping+".json")
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["stopping"] = true
+	b, _ = json.Marshal(m)
+	if err := os.WriteFile(rec, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orphan := "e4-r2-0badf00d"
+	if err := os.MkdirAll(filepath.Join(dir, "runc", "bundles", orphan), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runc", "bundles", orphan, "config.json"), []byte(`{"process":{"env":["DB_PASSWORD=s3cret"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "instances", orphan+".log"), []byte("half started\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := open(t, dir)
+	t.Cleanup(func() { _ = r2.StopAll(context.Background()); r2.Close() })
+	ins, err := r2.Instances(t.Context(), "e4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 1 || ins[0].ID != kept || ins[0].State != "running" {
+		t.Fatalf("after reopening: %+v, want only %s, running", ins, kept)
+	}
+	out, err := exec.Command("runc", "--root", filepath.Join(dir, "runc", "state"), "list", "-q").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(out)); len(got) != 1 || got[0] != kept {
+		t.Errorf("runc containers %v, want only %s", got, kept)
+	}
+	bundles, _ := os.ReadDir(filepath.Join(dir, "runc", "bundles"))
+	records, _ := filepath.Glob(filepath.Join(dir, "instances", "*"))
+	if len(bundles) != 1 || bundles[0].Name() != kept {
+		t.Errorf("%d bundles left, want only %s's", len(bundles), kept)
+	}
+	if len(records) != 2 { // kept's record and log
+		t.Errorf("instance files left: %v, want %s's record and log", records, kept)
 	}
 }

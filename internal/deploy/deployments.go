@@ -604,6 +604,9 @@ func (s *Service) resolve(ctx context.Context, sc Scope, rel Release) (map[strin
 func (s *Service) execute(ctx context.Context, e Environment, d Deployment) {
 	ctx = reqinfo.WithActor(ctx, 0, "deploy")
 	log := s.log.With("deployment", d.ID, "environment", e.Name)
+	if !s.gateBeforeRollout(ctx, e, d) {
+		return
+	}
 	s.setEnvStatus(ctx, e.ID, "deploying", fmt.Sprintf("deploying release #%d (deployment %d)", d.ReleaseNumber, d.ID))
 	tgt, ok := s.d.Targets[e.Target.Kind]
 	var err error
@@ -617,7 +620,7 @@ func (s *Service) execute(ctx context.Context, e Environment, d Deployment) {
 				log.Warn("record step", logging.KeyErr, err)
 			}
 		}
-		err = tgt.Rollout(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), p)
+		err = rollout(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), tgt, p)
 	}
 	if ctx.Err() != nil {
 		// Rampart is stopping: leave the deployment running; recover

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/authz"
@@ -11,6 +12,7 @@ import (
 	"github.com/rampartsec/rampart/internal/deploy"
 	"github.com/rampartsec/rampart/internal/pipeline"
 	"github.com/rampartsec/rampart/internal/pipeline/imagesteps"
+	"github.com/rampartsec/rampart/internal/registry"
 	"github.com/rampartsec/rampart/internal/reqinfo"
 	"github.com/rampartsec/rampart/internal/vault"
 )
@@ -103,6 +105,9 @@ func (d deployStep) DeployImage(ctx context.Context, req imagesteps.DeployReques
 	if reason == "" {
 		reason = "pipeline " + run.Repo + " run #" + strconv.FormatInt(run.Number, 10) + " job " + run.Job
 	}
+	if err := d.waitScanned(ctx, req); err != nil {
+		return err
+	}
 	sc := deploy.Scope{OrgID: org.ID, ProjectID: repo.ProjectID, Org: org.Name, Project: project}
 	actx := reqinfo.WithActor(ctx, u.ID, u.Username)
 	_, err = a.Deploy.DeployAndWait(actx, sc, deploy.PipelineDeploy{
@@ -110,6 +115,49 @@ func (d deployStep) DeployImage(ctx context.Context, req imagesteps.DeployReques
 			Repository: run.Repo, PullRequest: run.PR, WorkItems: items, Reason: truncateReason(reason + " (" + run.URL + ")")},
 		Environment: req.Environment, Strategy: req.Strategy, ApprovalTimeout: req.ApprovalTimeout}, req.Log)
 	return err
+}
+
+// waitScanned waits until the registry's scan has decided about the
+// image (pulls of an image are refused until then, and the pre-deploy
+// gate judges the scan's evidence), telling the job's log.
+func (d deployStep) waitScanned(ctx context.Context, req imagesteps.DeployRequest) error {
+	_, repoName, _ := strings.Cut(req.Image, "/")
+	told := false
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		r, err := d.a.OCI.Repository(ctx, repoName)
+		if err != nil {
+			return err
+		}
+		det, err := d.a.OCI.Detail(ctx, r)
+		if err != nil {
+			return err
+		}
+		status := ""
+		for _, m := range det.Manifests {
+			if m.Digest == req.Digest {
+				status = m.ScanStatus
+			}
+		}
+		switch status {
+		case "":
+			return apperr.E(apperr.NotFound, "deploy: %s@%s is not in the registry", req.Image, req.Digest)
+		case registry.ScanPending:
+			if !told {
+				req.Log("waiting for the registry's scan of " + req.Digest)
+				told = true
+			}
+		default:
+			req.Log("registry scan of " + req.Digest + ": " + status)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return apperr.E(apperr.Unavailable, "deploy: the registry had not scanned %s when the step ended", req.Digest)
+		case <-t.C:
+		}
+	}
 }
 
 func truncateReason(s string) string {

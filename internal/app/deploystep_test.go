@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/rampartsec/rampart/internal/container"
 	"github.com/rampartsec/rampart/internal/deploy"
 	"github.com/rampartsec/rampart/internal/deploy/deploytest"
+	"github.com/rampartsec/rampart/internal/pipeline"
 	"github.com/rampartsec/rampart/internal/testenv"
 	"github.com/rampartsec/rampart/internal/vault"
 )
@@ -138,5 +141,125 @@ func TestDeployWire_RotationRestartsWhereAsked(t *testing.T) {
 	w.admin.Must(http.StatusOK, "GET", p+"/environments/staging", nil).Decode(t, &env)
 	if env.Current == nil || env.Current.Number != 1 || env.Status != "running" {
 		t.Errorf("environment after the restart: %+v; want release 1 running", env.Environment)
+	}
+}
+
+const vruns = vapi + "/repos/app/pipelines/runs"
+
+// waitRun waits for run n of acme/app to finish and returns it with its
+// first job's log.
+func waitRun(t *testing.T, w *vworld, n int64) (pipeline.RunJSON, string) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp := w.admin.Do("GET", vruns+"/"+strconv.FormatInt(n, 10), nil)
+		if resp.Status != http.StatusOK {
+			continue
+		}
+		var r pipeline.RunJSON
+		resp.Decode(t, &r)
+		if r.Status == pipeline.StatusQueued || r.Status == pipeline.StatusRunning || len(r.Jobs) == 0 {
+			continue
+		}
+		log := w.admin.Must(http.StatusOK, "GET", fmt.Sprintf("%s/%d/jobs/%d/log", vruns, n, r.Jobs[0].ID), nil).Body
+		return r, string(log)
+	}
+	t.Fatalf("run #%d did not finish within 3 minutes", n)
+	return pipeline.RunJSON{}, ""
+}
+
+// TestDeployWire_PipelineDeployStep: a push to acme/app runs a pipeline
+// that builds an image of the test application, pushes it to Rampart's
+// registry and deploys it with a deploy step to staging on the node
+// runtime. The step's log shows the release, the gate's decision and the
+// rollout; the release names the commit, branch, run and the work item
+// the commit mentions; the workload answers. A second push deploys to
+// production, which needs an approval that does not come within the
+// step's approval-timeout: the step shows the wait, gives up and fails,
+// and production runs nothing.
+func TestDeployWire_PipelineDeployStep(t *testing.T) {
+	needNodeRuntime(t)
+	w := newVWorld(t, apptest.WithPreDeployAudited(t))
+	if w.a.NodeRuntime == nil {
+		t.Fatal("no node runtime although runc and root are available")
+	}
+	host := strings.TrimPrefix(w.a.URL, "http://")
+	p := vapi + "/projects/web"
+	for env, approvals := range map[string]int{"staging": 0, "production": 1} {
+		w.admin.Must(http.StatusOK, "PUT", p+"/environments/"+env, deploy.EnvironmentSpec{
+			Protection: deploy.Protection{RequiredApprovals: approvals, AllowedBranches: []string{"main"}},
+			Target: deploy.TargetSpec{Kind: deploy.KindNode, Replicas: 2, HealthTimeout: deploy.Duration(30 * time.Second),
+				MemoryBytes: 64 << 20, CPUMillis: 500, Pids: 64, Strategy: deploy.Strategy{Kind: deploy.Rolling}}})
+	}
+	definition := func(env, extra string) string {
+		return `on:
+  push:
+    branches: [main]
+jobs:
+  ship:
+    steps:
+      - build-image: {tag: "app:1", context: ., dockerfile: Dockerfile}
+      - push-image: {image: "app:1", to: "` + host + `/acme/app:1"}
+      - deploy: {environment: ` + env + `, image: "app:1", reason: "continuous delivery"` + extra + `}
+`
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "app"), deploytest.AppBinary(t), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w.commit(t, map[string]string{
+		"Dockerfile":            "FROM scratch\nCOPY app /app\nENV VERSION=piped\nENTRYPOINT [\"/app\"]\n",
+		pipeline.DefinitionPath: definition("staging", ""),
+	})
+	w.gitMust(t, "commit", "--quiet", "--amend", "-m", "ship the app, fixes AB#7")
+	w.gitMust(t, "push", "--quiet", "origin", "main")
+	sha := strings.TrimSpace(w.gitMust(t, "rev-parse", "HEAD"))
+	r, log := waitRun(t, w, 1)
+	if r.Status != pipeline.StatusSuccess {
+		t.Fatalf("run #1 %s (%s):\n%s", r.Status, r.Reason, log)
+	}
+	for _, want := range []string{"deploying " + host + "/acme/app@sha256:", "release #1 recorded", "gate pre-deploy (at request): allow",
+		"deployment 1 of release #1 to staging: queued", "succeeded: release #1 runs"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the step's log lacks %q:\n%s", want, log)
+		}
+	}
+	var rel deploy.Release
+	w.admin.Must(http.StatusOK, "GET", p+"/releases/1", nil).Decode(t, &rel)
+	if rel.SourceCommit != sha || rel.SourceBranch != "main" || rel.Repository != "acme/app" || rel.Image != host+"/acme/app" ||
+		strings.Join(rel.WorkItems, ",") != "AB#7" || !strings.Contains(rel.Reason, "/acme/repos/app/pipelines/1)") || rel.CreatedBy != "admin" {
+		t.Errorf("release %+v; want commit %s on main of acme/app, AB#7, the run named, by admin", rel, sha)
+	}
+	var ins []deploy.InstanceJSON
+	w.admin.Must(http.StatusOK, "GET", p+"/environments/staging/instances", nil).Decode(t, &ins)
+	if len(ins) != 2 {
+		t.Fatalf("staging instances %+v; want two", ins)
+	}
+	for _, in := range ins {
+		resp, err := http.Get("http://" + in.Addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.HasPrefix(string(b), "piped ") || in.ReleaseNumber != 1 {
+			t.Errorf("instance %s of release %d answers %q; want the built application of release 1", in.ID, in.ReleaseNumber, b)
+		}
+	}
+
+	// Production needs an approval that never comes.
+	w.commit(t, map[string]string{pipeline.DefinitionPath: definition("production", `, approval-timeout: 2s`)})
+	w.gitMust(t, "push", "--quiet", "origin", "main")
+	r, log = waitRun(t, w, 2)
+	if r.Status != pipeline.StatusFailed {
+		t.Fatalf("run #2 %s; want failed:\n%s", r.Status, log)
+	}
+	for _, want := range []string{"release #2 recorded", "awaiting_approval: waiting for 1 approval(s)", "expired: no approval within the step's approval-timeout of 2s"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the step's log lacks %q:\n%s", want, log)
+		}
+	}
+	var env deploy.EnvironmentJSON
+	w.admin.Must(http.StatusOK, "GET", p+"/environments/production", nil).Decode(t, &env)
+	if env.CurrentReleaseID != 0 {
+		t.Errorf("production runs release %d; want nothing", env.CurrentReleaseID)
 	}
 }

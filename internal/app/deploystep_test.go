@@ -262,4 +262,30 @@ jobs:
 	if env.CurrentReleaseID != 0 {
 		t.Errorf("production runs release %d; want nothing", env.CurrentReleaseID)
 	}
+
+	// Images the job did not push, or of another registry, are refused
+	// before any release is recorded.
+	w.commit(t, map[string]string{pipeline.DefinitionPath: `on:
+  push:
+    branches: [main]
+jobs:
+  ship:
+    steps:
+      - deploy: {environment: staging, image: "app:9"}
+        continue-on-error: true
+      - deploy: {environment: staging, image: "registry.example.com/acme/app@sha256:` + strings.Repeat("a", 64) + `"}
+`})
+	w.gitMust(t, "push", "--quiet", "origin", "main")
+	r, log = waitRun(t, w, 3)
+	for _, want := range []string{`deploy: image "app:9" was not pushed by an earlier push-image step of this job`,
+		"is not in this Rampart's registry"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	var rels []deploy.Release
+	w.admin.Must(http.StatusOK, "GET", p+"/releases", nil).Decode(t, &rels)
+	if r.Status != pipeline.StatusFailed || len(rels) != 2 {
+		t.Errorf("run #3 %s with %d releases recorded; want failed, no new release", r.Status, len(rels))
+	}
 }

@@ -45,8 +45,9 @@ const maxRestartWhy = 300
 // as deploy.deployment.restart; it skips approvals and gates (the
 // release already runs there: nothing new reaches the target). An
 // environment with a deployment queued or running is left alone: that
-// rollout starts instances that read the new value. It returns the
-// deployments created.
+// rollout starts instances that read the new value; so is one whose
+// target does not implement Restarter. It returns the deployments
+// created.
 func (s *Service) RestartUsing(ctx context.Context, org, project string, uses func(ref string) bool, why string) ([]Deployment, error) {
 	if uses == nil {
 		return nil, apperr.E(apperr.Invalid, "no secret to restart for")
@@ -71,6 +72,14 @@ func (s *Service) RestartUsing(ctx context.Context, org, project string, uses fu
 			}
 		}
 		if len(refs) == 0 {
+			continue
+		}
+		if _, ok := s.d.Targets[e.Target.Kind].(Restarter); !ok {
+			// A new rollout of the same release would not restart its
+			// workloads there: say so rather than record a restart that
+			// changes nothing.
+			s.log.Warn("secret rotated but this target cannot restart a release; the new value reaches the workload at its next deployment",
+				"environment", e.Name, "target", e.Target.Kind)
 			continue
 		}
 		d, created, err := s.queueRestart(ctx, e, rel, refs, why)

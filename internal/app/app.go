@@ -222,7 +222,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 
-	if a.Vault, err = vault.New(ctx, vault.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, KEK: kek, Logger: log, Clock: opt.Clock}); err != nil {
+	if a.Vault, err = vault.New(ctx, vault.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, KEK: kek, Logger: log, Clock: opt.Clock,
+		Restarter: vaultRestarts{a}}); err != nil {
 		return nil, err
 	}
 	if a.Realms, err = realm.New(realm.Deps{IDs: a.IDs, Logger: log, PublicURL: a.url}); err != nil {
@@ -475,7 +476,7 @@ func (a *App) newPipelines(opt Options) error {
 		s    *scan.Scanner
 		err  error
 	}
-	images, err := imagesteps.New(imagesteps.Deps{Registry: a.OCI, Users: a.IDs, PublicURL: a.url, Logger: a.log, Clock: opt.Clock,
+	images, err := imagesteps.New(imagesteps.Deps{Registry: a.OCI, Users: a.IDs, PublicURL: a.url, Logger: a.log, Clock: opt.Clock, Deployer: deployStep{a},
 		Inventory: func(ctx context.Context) (image.Inventory, error) {
 			inv.once.Do(func() { inv.s, inv.err = scan.New(context.WithoutCancel(ctx), scan.Config{}) })
 			return inv.s, inv.err

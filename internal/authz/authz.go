@@ -498,3 +498,15 @@ var (
 	DeployApprove  = Action{Name: "deploy.deployment.approve", Level: LevelProject, Role: Maintainer, Scope: ScopePipelineWrite}
 	DeployEnvAdmin = Action{Name: "deploy.environment.admin", Level: LevelProject, Role: Owner, Scope: ScopeOrgWrite}
 )
+
+// Pipeline deploy steps (package deploy, through the app's wiring): a
+// run's deploy step acts as the run's user with a credential holding only
+// ScopeDeployStep, which no other action accepts, so the step can record
+// a release and deploy it in the run's project and nothing else. The
+// environment's protection rules (branches, approvals, gates) apply
+// besides.
+const ScopeDeployStep Scope = "deploy:pipeline-step"
+
+var (
+	DeployPipelineStep = Action{Name: "deploy.pipeline_step", Level: LevelProject, Role: Developer, Scope: ScopeDeployStep}
+)

@@ -607,6 +607,9 @@ func (s *Service) resolve(ctx context.Context, sc Scope, rel Release) (map[strin
 func (s *Service) execute(ctx context.Context, e Environment, d Deployment) {
 	ctx = reqinfo.WithActor(ctx, 0, "deploy")
 	log := s.log.With("deployment", d.ID, "environment", e.Name)
+	if !s.gateBeforeRollout(ctx, e, d) {
+		return
+	}
 	s.setEnvStatus(ctx, e.ID, "deploying", fmt.Sprintf("deploying release #%d (deployment %d)", d.ReleaseNumber, d.ID))
 	tgt, ok := s.d.Targets[e.Target.Kind]
 	var err error
@@ -621,7 +624,7 @@ func (s *Service) execute(ctx context.Context, e Environment, d Deployment) {
 			}
 		}
 		p.Record = s.recorder(d.ID)
-		err = tgt.Rollout(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), p)
+		err = rollout(WithPuller(ctx, Puller{Scope: p.Scope, UserID: d.CreatedByID}), tgt, p)
 	}
 	if ctx.Err() != nil {
 		// Rampart is stopping: leave the deployment running; recover

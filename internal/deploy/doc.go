@@ -49,6 +49,25 @@
 // records its current and previous release; Rollback deploys the
 // previous one again.
 //
+// A deployment that waited (for approvals, or over a minute in the queue)
+// asks the gates again right before its rollout, with the evidence of
+// then (gateBeforeRollout): both answers stay on the deployment, the
+// second ones with Stage StageBeforeRollout, and a denial now ends it
+// denied before the target is touched.
+//
+// Pipelines deploy through DeployAndWait: it records the release of the
+// image a job pushed, asks for its deployment like the API does, and
+// follows it until it ends, reporting each step to the job's log; when
+// the step stops waiting (its approval timeout, the job's end) a
+// deployment that has not started is given up (expired).
+//
+// A rotation of a vault secret, in a project that asks for it, reaches
+// RestartUsing: every environment whose running release references the
+// secret gets a new deployment of that same release (strategy rolling,
+// audited as deploy.deployment.restart), which targets implementing
+// Restarter carry out by replacing instances one at a time with fresh
+// ones that read the new value.
+//
 // # Rollout journal and crashes
 //
 // A rollout writes its durable steps to the deployment's journal
@@ -86,6 +105,6 @@
 // Every change is audited: deploy.environment.create/update/delete,
 // deploy.connection.set/delete, deploy.release.create,
 // deploy.deployment.create (with the gate decisions, denied ones
-// included), .approve, .reject, .expire, .succeed, .fail, and
-// deploy.rollback.
+// included), .approve, .reject, .expire, .succeed, .fail, .gate (the
+// gates asked again before a rollout), .restart, and deploy.rollback.
 package deploy

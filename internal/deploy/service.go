@@ -68,6 +68,10 @@ type GateDecision struct {
 	ID      string   `json:"id,omitempty"`
 	Allow   bool     `json:"allow"`
 	Reasons []string `json:"reasons,omitempty"`
+	// Stage is when the gate was asked: empty when the deployment was
+	// requested, StageBeforeRollout when it was asked again right before
+	// the rollout of a deployment that waited (see gateBeforeRollout).
+	Stage string `json:"stage,omitempty"`
 }
 
 // Puller is who a target pulls a release's image for: the person who

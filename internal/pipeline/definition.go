@@ -37,6 +37,7 @@ const (
 	StepPushImage  = "push-image"
 	StepSign       = "sign"
 	StepSBOM       = "sbom"
+	StepDeploy     = "deploy"
 )
 
 // stepParams lists each built-in step type's parameters; required ones
@@ -47,6 +48,7 @@ var stepParams = map[string][]string{
 	StepPushImage:  {"image!", "to!"},
 	StepSign:       {"image!", "key"},
 	StepSBOM:       {"image!", "format"},
+	StepDeploy:     {"environment!", "image!", "strategy", "reason", "approval-timeout"},
 }
 
 // Executors a job may ask for.
@@ -949,7 +951,7 @@ func (p *parseState) step(n *yaml.Node, what string) (Step, bool) {
 		default:
 			params, builtin := stepParams[k]
 			if !builtin {
-				p.errorf(v, "%s: unknown step type or key %q (step types: run, scan, build-image, push-image, sign, sbom; keys: %s)",
+				p.errorf(v, "%s: unknown step type or key %q (step types: run, scan, build-image, push-image, sign, sbom, deploy; keys: %s)",
 					what, k, strings.Join(stepCommon, ", "))
 				continue
 			}
@@ -987,10 +989,13 @@ func (p *parseState) step(n *yaml.Node, what string) (Step, bool) {
 					p.errorf(v, "%s: path %q must be relative, inside the workspace", what, pth)
 				}
 			}
+			if k == StepDeploy {
+				p.deployStep(v, st, what)
+			}
 		}
 	}
 	if st.Type == "" && len(p.errs) == 0 {
-		p.errorf(n, "%s has no step type: add one of run, scan, build-image, push-image, sign, sbom", what)
+		p.errorf(n, "%s has no step type: add one of run, scan, build-image, push-image, sign, sbom, deploy", what)
 	}
 	return st, st.Type != ""
 }

@@ -213,9 +213,9 @@ func TestE2E_PushRunsPipeline(t *testing.T) {
 
 func TestE2E_BadDefinitionRefused(t *testing.T) {
 	w := newWorld(t)
-	sha := w.push(t, map[string]string{pipeline.DefinitionPath: "jobs:\n  a:\n    needs: [b]\n    steps: [{run: x}]\n  b:\n    needs: [a]\n    steps:\n      - deploy: prod\n"})
+	sha := w.push(t, map[string]string{pipeline.DefinitionPath: "jobs:\n  a:\n    needs: [b]\n    steps: [{run: x}]\n  b:\n    needs: [a]\n    steps:\n      - release: prod\n"})
 	r := w.waitRun(t, 1)
-	if r.Status != pipeline.StatusFailed || !strings.Contains(r.Reason, ".rampart/pipeline.yaml:8: ") || !strings.Contains(r.Reason, `unknown step type or key "deploy"`) {
+	if r.Status != pipeline.StatusFailed || !strings.Contains(r.Reason, ".rampart/pipeline.yaml:8: ") || !strings.Contains(r.Reason, `unknown step type or key "release"`) {
 		t.Errorf("run %+v; want failed naming line 8", r)
 	}
 	if len(r.Jobs) != 0 {

@@ -293,7 +293,8 @@ func (s *Service) runStep(ctx context.Context, r Run, repo scm.Repo, j JobRun, i
 			return -1, fmt.Errorf("%s steps are not available on this server (no image builder configured)", spec.Type)
 		}
 		err := s.d.Images.ImageStep(ctx, ImageStep{Type: spec.Type, With: spec.With, Workspace: dir, Env: env, Log: log,
-			Run: RunRef{RunID: r.ID, Number: r.Number, Repo: r.Repo, Commit: r.SHA, Ref: r.Ref, Job: j.Name, URL: s.runURL(repo, r.Number), Actor: r.Actor}, Network: j.Spec.Network})
+			Run: RunRef{RunID: r.ID, Number: r.Number, Repo: r.Repo, Commit: r.SHA, Ref: r.Ref, Job: j.Name, URL: s.runURL(repo, r.Number), Actor: r.Actor,
+				PR: r.PR, Event: r.Event}, Network: j.Spec.Network})
 		if err != nil {
 			return 1, err
 		}

@@ -10,6 +10,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("jobs:\n  a:\n    needs: [b]\n    steps: [{run: x}]\n  b:\n    needs: [a]\n    steps: [{run: x}]\n"))
 	f.Add([]byte("x: &a [*a]\n"))
 	f.Add([]byte("on: [push, manual]\njobs: {a: {matrix: {x: [1, 2]}, steps: [{scan: {}}]}}"))
+	f.Add([]byte("jobs: {a: {steps: [{deploy: {environment: staging, image: app:1, strategy: canary, approval-timeout: 10m, reason: r}}]}}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse(data)
 		if err == nil {

@@ -79,11 +79,15 @@ type RunRef struct {
 	// Actor is the user the run acts for (SystemActor for scheduled
 	// runs): image steps reach Rampart's registry as them.
 	Actor string
+	// PR is the run's pull request (0: none); Event its trigger.
+	PR    int64
+	Event string
 }
 
-// ImageStep is a build-image, push-image, sign or sbom step to carry out.
+// ImageStep is a build-image, push-image, sign, sbom or deploy step to
+// carry out.
 type ImageStep struct {
-	Type      string            // StepBuildImage, StepPushImage, StepSign, StepSBOM
+	Type      string            // StepBuildImage, StepPushImage, StepSign, StepSBOM, StepDeploy
 	With      map[string]string // the step's validated parameters
 	Workspace string            // host directory of the job's checkout
 	Env       map[string]string // the job's environment, secrets included

@@ -1,5 +1,5 @@
 // Package imagesteps carries out the image steps of pipeline jobs
-// (build-image, push-image, sign, sbom): it implements
+// (build-image, push-image, sign, sbom, deploy): it implements
 // pipeline.ImageBuilder on top of package image and Rampart's registry.
 //
 // # Concepts
@@ -30,6 +30,12 @@
 //     the job environment variable `key` names (a secret).
 //   - sbom writes the CycloneDX SBOM of an image this job built to
 //     .rampart/sbom/TAG.cdx.json in the workspace, for `artifacts:`.
+//   - deploy resolves its image to a digest this job pushed to Rampart's
+//     registry (or takes HOST/REPOSITORY@sha256:… of that registry) and
+//     hands it with the run to the Deployer (the wiring: the run's user,
+//     with a credential limited to deploying in the run's project, waits
+//     for the registry's scan, records the release and deploys it through
+//     package deploy, following it in the job's log).
 //
 // Base images come from oci-layout: and tarball: paths of the workspace,
 // from Rampart's registry (with a pull token for the run's actor) and,

@@ -71,6 +71,9 @@ type Deps struct {
 	ToolVersion string
 	// MaxJobs bounds how many jobs' builds are remembered (default 256).
 	MaxJobs int
+	// Deployer carries out deploy steps (nil: they fail with a clear
+	// error).
+	Deployer Deployer
 }
 
 // Builder implements pipeline.ImageBuilder.
@@ -152,6 +155,8 @@ func (b *Builder) ImageStep(ctx context.Context, s pipeline.ImageStep) error {
 		err = b.sign(ctx, s)
 	case pipeline.StepSBOM:
 		err = b.sbom(ctx, s)
+	case pipeline.StepDeploy:
+		err = b.deploy(ctx, s)
 	default:
 		err = apperr.E(apperr.Invalid, "unknown image step %q", s.Type)
 	}

@@ -1,13 +1,11 @@
 package waf
 
 import (
-	"os"
 	"regexp"
 	"regexp/syntax"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
@@ -18,15 +16,11 @@ import (
 
 var registerOnce sync.Once
 
-var dbgRx func(*rx, time.Duration)
-
 // registerOperators replaces Coraza's operators with faster ones where
 // Rampart has them (once per process: Coraza's operator table is global).
 func registerOperators() {
 	registerOnce.Do(func() {
-		if os.Getenv("RAMPART_WAF_CORAZA_RX") == "" {
-			plugins.RegisterOperator("rx", newRx)
-		}
+		plugins.RegisterOperator("rx", newRx)
 	})
 }
 
@@ -92,9 +86,6 @@ func newRx(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 
 // useRE2 reports whether pattern's Go program is large enough for RE2.
 func useRE2(pattern string) bool {
-	if os.Getenv("RAMPART_WAF_NO_RE2") != "" {
-		return false
-	}
 	parsed, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return false
@@ -115,10 +106,6 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	if o.pre != nil && !o.pre.mayMatch(value) {
 		return false
-	}
-	if dbgRx != nil {
-		t0 := time.Now()
-		defer func() { dbgRx(o, time.Since(t0)) }()
 	}
 	// RE2 stops at invalid UTF-8 where Go reads U+FFFD: such inputs
 	// stay on Go's regexp.

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -94,4 +96,46 @@ func BenchmarkServe_JSON8K(b *testing.B) {
 		r.Header.Set("Content-Type", "application/json")
 		return r
 	})
+}
+
+// TestServeConcurrent sends benign requests and SQL injections through one
+// WAF from several goroutines at once: the @rx operator's compiled
+// patterns (Go's regexp and RE2) are shared between transactions.
+func TestServeConcurrent(t *testing.T) {
+	w, err := waf.NewEngine(waf.Options{}).For(waf.Settings{Mode: waf.Block, Paranoia: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const body = `{"name": "widget", "tags": ["alpha", "beta"], "price": 1.5}`
+	errs := make(chan error, 64)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 6 {
+				var r *http.Request
+				attack := (g+i)%2 == 1
+				switch {
+				case attack:
+					r = httptest.NewRequest(http.MethodGet, "http://waf.test/search?q="+url.QueryEscape("1' UNION SELECT password FROM users--"), nil)
+				case i%3 == 0:
+					r = httptest.NewRequest(http.MethodPost, "http://waf.test/items", strings.NewReader(body))
+					r.Header.Set("Content-Type", "application/json")
+				default:
+					r = httptest.NewRequest(http.MethodGet, "http://waf.test/search?q=hello&page=2", nil)
+				}
+				r.Header.Set("User-Agent", "concurrency-test")
+				out := w.Serve(httptest.NewRecorder(), r, "t", okBackend, deny)
+				if out.Blocked != attack {
+					errs <- fmt.Errorf("goroutine %d request %d (attack %v): blocked %v, rule %d", g, i, attack, out.Blocked, out.RuleID)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"bytes"
 	"regexp/syntax"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ const (
 // matches.
 type prefilter struct {
 	lits []string
+	litb [][]byte // lits as bytes, for lower-cased copies of inputs
 }
 
 // newPrefilter analyses the regular expression re (Go syntax, as the
@@ -50,7 +52,11 @@ func newPrefilter(re string) *prefilter {
 		// Many one-character literals cost more to test than they save.
 		return nil
 	}
-	return &prefilter{lits: req}
+	p := &prefilter{lits: req}
+	for _, l := range req {
+		p.litb = append(p.litb, []byte(l))
+	}
+	return p
 }
 
 // mayMatch reports whether s passes the prefilter: false only when the
@@ -81,12 +87,13 @@ func (p *prefilter) mayMatch(s string) bool {
 			}
 			b[i] = c
 		}
-		return p.containsAny(string(b)) // does not escape: no allocation
+		for _, l := range p.litb {
+			if bytes.Contains(b, l) {
+				return true
+			}
+		}
+		return false
 	}
-	return p.containsAny(s)
-}
-
-func (p *prefilter) containsAny(s string) bool {
 	for _, l := range p.lits {
 		if strings.Contains(s, l) {
 			return true
@@ -153,10 +160,7 @@ func asciiSet(r rune, fold bool) []string {
 	var out []string
 	add := func(r rune) {
 		if r < utf8.RuneSelf {
-			c := string(rune(unicode.ToLower(r)))
-			if r >= 'A' && r <= 'Z' {
-				c = string(r + 'a' - 'A')
-			}
+			c := string(unicode.ToLower(r)) // ASCII: plain ASCII lower case
 			if !slices.Contains(out, c) {
 				out = append(out, c)
 			}

@@ -182,8 +182,8 @@ func TestRxOnCRS(t *testing.T) {
 	patterns := crsPatterns(t)
 	payloads := crsPayloads(t)
 	step := 1
-	if testing.Short() || len(payloads) > 400 {
-		step = max(1, len(payloads)/400)
+	if testing.Short() || len(payloads) > 250 {
+		step = max(1, len(payloads)/250)
 	}
 	withRE2, withPre := 0, 0
 	for _, p := range patterns {

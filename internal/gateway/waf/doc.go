@@ -21,4 +21,26 @@
 // is one ModSecurity-style line ("[id "942100"] … [unique_id "REQID"]")
 // on the match log; the Outcome says whether the request was blocked and
 // by which rule.
+//
+// Rampart registers its own @rx operator in Coraza's operator table (once
+// per process, before the first rule set compiles). It keeps Coraza's
+// semantics — the pattern with the s and m flags on Go's regexp syntax, up
+// to nine captures, binaryregexp for patterns spelling non-UTF-8 bytes —
+// and adds two things that change no verdict:
+//
+//   - a literal prefilter (prefilter.go), derived from the parsed pattern:
+//     a set of lower-case literals one of which every ASCII input the
+//     pattern matches contains. Inputs without any of them are rejected
+//     without running the expression; inputs with a byte ≥ 0x80 always run
+//     it (the analysis only reasons about ASCII case folding). Coraza's own
+//     prefilter (SecRxPreFilter) stays off: it misses matches of two CRS
+//     regression tests.
+//   - RE2 (github.com/wasilibs/go-re2, compiled to Go without cgo) for
+//     patterns whose Go program has re2MinInst instructions or more, where
+//     Go's backtracker and NFA are slow; valid UTF-8 inputs only (RE2 stops
+//     at invalid UTF-8 where Go reads U+FFFD), the others stay on Go's
+//     regexp.
+//
+// TestRxOnCRS and FuzzRxCRS compare the operator with Go's regexp on every
+// CRS pattern; FuzzPrefilter checks the prefilter of random patterns.
 package waf

@@ -39,13 +39,17 @@ func BenchmarkDecide(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			input, err := in.regoValue()
+			if err != nil {
+				b.Fatal(err)
+			}
 			q := e.gates[tt.gate].query
 			var m latencies
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			for b.Loop() {
 				start, cpu := time.Now(), threadCPU()
-				if _, err := q.Eval(b.Context(), rego.EvalParsedInput(in.value)); err != nil {
+				if _, err := q.Eval(b.Context(), rego.EvalParsedInput(input)); err != nil {
 					b.Fatal(err)
 				}
 				m.add(start, cpu)

@@ -118,13 +118,14 @@ func (s *Service) Admit(ctx context.Context, org identity.Org, env string, body 
 	case uid == "":
 		return AdmissionReview{}, apperr.E(apperr.Invalid, "the AdmissionReview has no request uid")
 	}
+	subject := admissionSubject(env, req) // before checkInput hides generated names
 	doc, err := checkInput(GateAdmission, review)
 	if err != nil {
 		return AdmissionReview{}, err
 	}
 	resp := &AdmissionResponse{UID: uid}
 	out := AdmissionReview{APIVersion: admissionAPIVersion, Kind: "AdmissionReview", Response: resp}
-	d, err := s.decide(ctx, GateAdmission, Input{OrgID: org.ID, Subject: admissionSubject(env, req), Environment: env}, doc)
+	d, err := s.decide(ctx, GateAdmission, Input{OrgID: org.ID, Subject: subject, Environment: env}, doc)
 	switch {
 	case err != nil && d.ID == "":
 		// The review does not fit the gate (a malformed object): that is

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strings"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -29,8 +30,10 @@ import (
 // not see: the request's uid (new for every review) and the parts of the
 // object's metadata the API server sets for each stored version (uid,
 // resourceVersion, managedFields, creationTimestamp), of object and
-// oldObject. Everything else — names, namespaces, labels, specs, the user
-// — stays in the input and in the cache key.
+// oldObject; stripVolatile also hides generated names. Everything else —
+// names given by the user, generateName, namespaces, labels, owner
+// references, specs, the user asking — stays in the input and in the
+// cache key.
 var admissionVolatile = [][]string{
 	{"request", "uid"},
 	{"request", "object", "metadata", "uid"},
@@ -100,7 +103,10 @@ func sha256Hex(b []byte) string {
 }
 
 // stripVolatile removes the admissionVolatile fields from review, in
-// place.
+// place, and the names the API server generated: an object whose name is
+// its generateName and a suffix (a ReplicaSet's pods, a Job's) is shown
+// to the policies by its generateName alone — the suffix is random, and
+// the replicas of one ReplicaSet are then the same input.
 func stripVolatile(review map[string]any) {
 	for _, path := range admissionVolatile {
 		m := review
@@ -109,6 +115,20 @@ func stripVolatile(review map[string]any) {
 		}
 		if m != nil {
 			delete(m, path[len(path)-1])
+		}
+	}
+	req, _ := review["request"].(map[string]any)
+	for _, o := range []string{"object", "oldObject"} {
+		obj, _ := req[o].(map[string]any)
+		meta, _ := obj["metadata"].(map[string]any)
+		gen, _ := meta["generateName"].(string)
+		name, _ := meta["name"].(string)
+		if gen == "" || len(name) <= len(gen) || !strings.HasPrefix(name, gen) {
+			continue
+		}
+		delete(meta, "name")
+		if n, _ := req["name"].(string); n == name {
+			delete(req, "name")
 		}
 	}
 }

@@ -70,7 +70,9 @@ func TestAdmissionCache_SharesOnlyWhatPoliciesCannotTell(t *testing.T) {
 		{"image", func(_, _, _, c map[string]any) { c["image"] = "registry.example/shop/web@sha256:00" }, false},
 		{"privileged", func(_, _, _, c map[string]any) { c["securityContext"].(map[string]any)["privileged"] = false }, false},
 		{"container name", func(_, _, _, c map[string]any) { c["name"] = "sidecar" }, false},
-		{"limits", func(_, _, _, c map[string]any) { delete(c["resources"].(map[string]any)["limits"].(map[string]any), "cpu") }, false},
+		{"limits", func(_, _, _, c map[string]any) {
+			delete(c["resources"].(map[string]any)["limits"].(map[string]any), "cpu")
+		}, false},
 		{"labels", func(_, _, meta, _ map[string]any) { meta["labels"] = map[string]any{} }, false},
 		{"owner", func(_, _, meta, _ map[string]any) { meta["ownerReferences"] = []any{} }, false},
 		{"host network", func(_, obj, _, _ map[string]any) { obj["spec"].(map[string]any)["hostNetwork"] = true }, false},

@@ -3,7 +3,10 @@
 # admission webhook, end to end: `rampart up` serving HTTPS on loopback
 # (its own CA), a service-account token with policy:decide, and the load
 # generator bench/admission sending AdmissionReview v1 requests for pods
-# (half admitted, half denied by the built-in policies) from CLIENTS
+# (half admitted, half denied by the built-in policies) — first the
+# replicas of two ReplicaSets, as a cluster sends them (they share the
+# admission gate's cached result), then pods that all differ (every
+# review evaluated) — from CLIENTS
 # concurrent keep-alive connections for DURATION, RUNS times. Every review
 # is authenticated, authorised, judged by every admission policy and
 # recorded in the decision log, as in production. The generator runs on the
@@ -47,6 +50,7 @@ hz=$(getconf CLK_TCK)
 load() {
   local before after out n w flag=()
   [ "$1" = baseline ] && flag=(-baseline)
+  [ "$1" = distinct ] && flag=(-distinct)
   before=$(cpu_ticks)
   out=$(./.cache/bin/admission-load -server "https://localhost:$port" -ca "$data/tls/ca.crt" -c "$2" -d "$DURATION" "${flag[@]}")
   after=$(cpu_ticks)
@@ -66,6 +70,9 @@ for run in $(seq 1 "$RUNS"); do
     load baseline "$c"; brate=$rate bcpu=$cpu
     load admission "$c"
     awk -v br="$brate" -v ar="$rate" -v bc="$bcpu" -v ac="$cpu" \
-      'BEGIN { printf "  admission / baseline: %.2f of the requests per second, %.2f times the CPU per request\n", ar / br, ac / bc }'
+      'BEGIN { printf "  replicas / baseline: %.2f of the requests per second, %.2f times the CPU per request\n", ar / br, ac / bc }'
+    load distinct "$c"
+    awk -v br="$brate" -v ar="$rate" -v bc="$bcpu" -v ac="$cpu" \
+      'BEGIN { printf "  distinct pods / baseline: %.2f of the requests per second, %.2f times the CPU per request\n", ar / br, ac / bc }'
   done
 done

@@ -35,8 +35,9 @@ func main() {
 	dur := flag.Duration("d", 10*time.Second, "how long to send")
 	warm := flag.Duration("warmup", 2*time.Second, "how long to send before measuring")
 	baseline := flag.Bool("baseline", false, "send the peer request instead: an authenticated, authorised GET of a small static document (the admission gate's schema) through the same server")
+	distinct := flag.Bool("distinct", false, "make every pod different (a label of its own), so that no two reviews share a cached result; by default the pods are the replicas of two ReplicaSets, as a cluster sends them")
 	flag.Parse()
-	if err := run(*server, *caFile, *adminPW, *conc, *dur, *warm, *baseline); err != nil {
+	if err := run(*server, *caFile, *adminPW, *conc, *dur, *warm, *baseline, *distinct); err != nil {
 		fmt.Fprintln(os.Stderr, "admission:", err)
 		os.Exit(1)
 	}
@@ -80,7 +81,7 @@ func (a *api) do(method, path string, in, out any) error {
 	return nil
 }
 
-func run(server, caFile, adminPW string, conc int, dur, warm time.Duration, baseline bool) error {
+func run(server, caFile, adminPW string, conc int, dur, warm time.Duration, baseline, distinct bool) error {
 	if server == "" || caFile == "" || adminPW == "" {
 		return errors.New("-server, -ca and -admin-password are required")
 	}
@@ -154,7 +155,7 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration, base
 					err = get(client, schema, tok.Secret)
 					allowed = !deny
 				} else {
-					body := review(fmt.Sprintf("%d-%d", w, i), registry, deny)
+					body := review(fmt.Sprintf("%d-%d", w, i), registry, deny, distinct)
 					start = time.Now()
 					allowed, err = post(client, webhook, tok.Secret, body)
 				}
@@ -194,7 +195,10 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration, base
 		}
 		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
 	}
-	what := "admission"
+	what := "admission (replicas)"
+	if distinct {
+		what = "admission (distinct pods)"
+	}
 	if baseline {
 		what = "baseline"
 	}
@@ -208,25 +212,41 @@ func run(server, caFile, adminPW string, conc int, dur, warm time.Duration, base
 }
 
 // review is an AdmissionReview for a pod: one the built-in policies admit,
-// or (deny) a privileged one from Docker Hub.
-func review(uid, registry string, deny bool) []byte {
+// or (deny) a privileged one from Docker Hub. By default the pod is a
+// replica of a ReplicaSet (web-…, or debug-… when denied): named by the
+// API server from its generateName, with a resourceVersion of its own, as
+// the replicaset-controller's pods come; distinct pods are named by the
+// user and each carries a label of its own.
+func review(uid, registry string, deny, distinct bool) []byte {
 	container := map[string]any{"name": "app", "image": registry + "/shop/web@sha256:4c1e2a0f3b8d9e7c6a5b4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a",
 		"resources":       map[string]any{"limits": map[string]any{"cpu": "100m", "memory": "64Mi"}},
 		"securityContext": map[string]any{"allowPrivilegeEscalation": false}}
 	spec := map[string]any{"securityContext": map[string]any{"runAsNonRoot": true}, "containers": []any{container}}
+	rs := "web-7d9f8b6c5-"
 	if deny {
 		container["image"] = "busybox"
 		container["securityContext"] = map[string]any{"privileged": true}
 		spec["hostNetwork"] = true
+		rs = "debug-5c6b7d8f9-"
 	}
-	name := "web-" + uid
+	labels := map[string]string{"app.kubernetes.io/name": "web"}
+	meta := map[string]any{"namespace": "shop", "labels": labels}
+	var name string
+	if distinct {
+		name = "web-" + uid
+		labels["bench.rampart.dev/pod"] = uid
+	} else {
+		name = rs + uid
+		meta["generateName"] = rs
+		meta["resourceVersion"] = uid
+		labels["pod-template-hash"] = strings.Trim(rs[strings.Index(rs, "-")+1:], "-")
+	}
+	meta["name"] = name
 	b, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
 		"uid": uid, "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
 		"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"}, "namespace": "shop", "name": name,
 		"operation": "CREATE", "userInfo": map[string]any{"username": "system:serviceaccount:kube-system:replicaset-controller"},
-		"object": map[string]any{"apiVersion": "v1", "kind": "Pod",
-			"metadata": map[string]any{"name": name, "namespace": "shop", "labels": map[string]string{"app.kubernetes.io/name": "web"}},
-			"spec":     spec}}})
+		"object": map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}}})
 	return b
 }
 

@@ -100,21 +100,32 @@ func (s *Service) Admit(ctx context.Context, org identity.Org, env string, body 
 	if len(body) > MaxInput {
 		return AdmissionReview{}, apperr.E(apperr.TooLarge, "the AdmissionReview is %d bytes, over the %d-byte limit", len(body), MaxInput)
 	}
-	var review AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
-		return AdmissionReview{}, apperr.Wrap(err, apperr.Invalid, "the body is not an AdmissionReview: "+inputJSONError(err).Error())
+	// The body is decoded once: the same map is checked here, checked
+	// against the gate's schema, and (less the volatile fields) becomes
+	// the policies' input.
+	review, err := parseInput(GateAdmission, body)
+	if err != nil {
+		return AdmissionReview{}, apperr.Wrap(err, apperr.KindOf(err), "the body is not an AdmissionReview: "+apperr.Message(err))
 	}
+	apiVersion, _ := review["apiVersion"].(string)
+	kind, _ := review["kind"].(string)
+	req, _ := review["request"].(map[string]any)
+	uid, _ := req["uid"].(string)
 	switch {
-	case review.APIVersion != admissionAPIVersion || review.Kind != "AdmissionReview":
+	case apiVersion != admissionAPIVersion || kind != "AdmissionReview":
 		return AdmissionReview{}, apperr.E(apperr.Invalid, "want an AdmissionReview of %s (set admissionReviewVersions: [v1]), got kind %q of %q",
-			admissionAPIVersion, clip(review.Kind, 60), clip(review.APIVersion, 60))
-	case review.Request == nil || review.Request.UID == "":
+			admissionAPIVersion, clip(kind, 60), clip(apiVersion, 60))
+	case uid == "":
 		return AdmissionReview{}, apperr.E(apperr.Invalid, "the AdmissionReview has no request uid")
 	}
-	req := review.Request
-	resp := &AdmissionResponse{UID: req.UID}
+	subject := admissionSubject(env, req) // before checkInput hides generated names
+	doc, err := checkInput(GateAdmission, review)
+	if err != nil {
+		return AdmissionReview{}, err
+	}
+	resp := &AdmissionResponse{UID: uid}
 	out := AdmissionReview{APIVersion: admissionAPIVersion, Kind: "AdmissionReview", Response: resp}
-	d, err := s.Decide(ctx, GateAdmission, Input{OrgID: org.ID, Subject: admissionSubject(env, req), Environment: env, Document: body})
+	d, err := s.decide(ctx, GateAdmission, Input{OrgID: org.ID, Subject: subject, Environment: env}, doc)
 	switch {
 	case err != nil && d.ID == "":
 		// The review does not fit the gate (a malformed object): that is
@@ -145,29 +156,28 @@ func (s *Service) Admit(ctx context.Context, org identity.Org, env string, body 
 	return out, nil
 }
 
-// admissionSubject names what a review asks about:
+// admissionSubject names what a review's request asks about:
 // k8s:ENV/NAMESPACE/KIND/NAME.
-func admissionSubject(env string, req *AdmissionRequest) string {
-	name := req.Name
-	if name == "" && len(req.Object) > 0 {
-		var meta struct {
-			Metadata struct {
-				Name         string `json:"name"`
-				GenerateName string `json:"generateName"`
-			} `json:"metadata"`
-		}
-		if json.Unmarshal(req.Object, &meta) == nil {
-			name = meta.Metadata.Name
-			if name == "" && meta.Metadata.GenerateName != "" {
-				name = meta.Metadata.GenerateName + "*"
-			}
+func admissionSubject(env string, req map[string]any) string {
+	str := func(m map[string]any, k string) string {
+		s, _ := m[k].(string)
+		return s
+	}
+	name := str(req, "name")
+	if name == "" {
+		obj, _ := req["object"].(map[string]any)
+		meta, _ := obj["metadata"].(map[string]any)
+		name = str(meta, "name")
+		if g := str(meta, "generateName"); name == "" && g != "" {
+			name = g + "*"
 		}
 	}
-	ns := req.Namespace
+	ns := str(req, "namespace")
 	if ns == "" {
 		ns = "-"
 	}
-	return clip(strings.Join([]string{"k8s:" + env, ns, req.Kind.Kind, name}, "/"), 400)
+	gvk, _ := req["kind"].(map[string]any)
+	return clip(strings.Join([]string{"k8s:" + env, ns, str(gvk, "kind"), name}, "/"), 400)
 }
 
 // readAdmission reads a webhook request's body, up to MaxInput.

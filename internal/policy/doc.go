@@ -72,7 +72,11 @@
 //
 // Service.Decide records every decision — gate, subject, environment,
 // input digest, revision, outcome, reasons, caller and time — through a
-// batching writer before returning it; decisions are listed per org and
+// group committer before returning it (a few writers, each gathering
+// the decisions queued within 2 ms, up to 512, into one transaction; a
+// bounded queue whose callers wait for room rather than lose a decision,
+// and fail closed when their context ends first; Close writes what is
+// queued); decisions are listed per org and
 // per subject (a pull request, a run, an image, a release) by the API,
 // the CLI and the pages, and purged after the retention period. Reloads
 // and exception changes go to the audit log.
@@ -84,7 +88,15 @@
 // ValidatingWebhookConfiguration to /api/v1/orgs/{org}/admission/{env}
 // (authenticated by a service account's policy:decide token): a denial
 // carries every reason, warnings become Kubernetes warnings, and the
-// decision id is an audit annotation. CheckRuntime and WatchRuntime
+// decision id is an audit annotation. The review is decoded once. The
+// policies see it without the fields that change from one review of the
+// same object to the next — the request uid, the object's uid,
+// resourceVersion, managedFields and creationTimestamp, and a name the
+// API server generated from generateName — so the replicas of a
+// ReplicaSet, the resyncs of a controller and repeated applies are the
+// same input, and the engine keeps each input's policy results (bounded,
+// one cache per engine, so a reload starts afresh; errors are not kept;
+// modes and exceptions are applied on every decision). CheckRuntime and WatchRuntime
 // judge what runs in an environment at the runtime gate, listing it
 // through the Workloads interface (package kubeworkloads for a cluster).
 package policy

@@ -3,8 +3,6 @@ package policy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,6 +63,8 @@ type Engine struct {
 	exceptions []exception.Exception
 	timeout    time.Duration
 	compiler   *ast.Compiler
+	// results caches the admission gate's results (see cache.go).
+	results *resultCache
 }
 
 // gateQuery evaluates every policy of a gate at once.
@@ -73,6 +73,8 @@ type gateQuery struct {
 	query    rego.PreparedEvalQuery
 	// single holds one query per policy, to tell which one failed.
 	single []rego.PreparedEvalQuery
+	// vars names each policy's binding: p0, p1, …
+	vars []string
 }
 
 // forbiddenBuiltins reach outside the decision: the network or the
@@ -180,7 +182,7 @@ func NewEngine(ctx context.Context, bundles []*Bundle, opt EngineOptions) (*Engi
 	if len(bundles) == 0 {
 		return nil, errors.New("policy: no bundle to load")
 	}
-	e := &Engine{bundles: bundles, gates: map[Gate]*gateQuery{}, timeout: opt.Timeout, settings: map[string]any{}}
+	e := &Engine{bundles: bundles, gates: map[Gate]*gateQuery{}, timeout: opt.Timeout, settings: map[string]any{}, results: newResultCache()}
 	if e.timeout <= 0 {
 		e.timeout = DefaultTimeout
 	}
@@ -274,6 +276,7 @@ func NewEngine(ctx context.Context, bundles []*Bundle, opt EngineOptions) (*Engi
 				return nil, fmt.Errorf("prepare policy %s: %w", p.ID, err)
 			}
 			gq.policies, gq.single, body = append(gq.policies, p), append(gq.single, single), append(body, q)
+			gq.vars = append(gq.vars, fmt.Sprintf("p%d", len(gq.vars)))
 		}
 		if len(body) == 0 {
 			continue
@@ -417,18 +420,22 @@ type Input struct {
 	Document any
 }
 
-// document is an input document, decoded and checked.
-type document struct {
-	value  ast.Value
-	digest string
-}
-
 // decodeInput reads, limits and checks a gate's input document.
 func decodeInput(gate Gate, doc any) (document, error) {
+	v, err := parseInput(gate, doc)
+	if err != nil {
+		return document{}, err
+	}
+	return checkInput(gate, v)
+}
+
+// parseInput decodes a gate's input document (numbers as json.Number)
+// and checks that it is one JSON object within MaxInput.
+func parseInput(gate Gate, doc any) (map[string]any, error) {
 	var raw []byte
 	switch d := doc.(type) {
 	case nil:
-		return document{}, apperr.InvalidField("input", "no input document: send the %s gate's input as a JSON object", gate)
+		return nil, apperr.InvalidField("input", "no input document: send the %s gate's input as a JSON object", gate)
 	case []byte:
 		raw = d
 	case json.RawMessage:
@@ -438,37 +445,26 @@ func decodeInput(gate Gate, doc any) (document, error) {
 	default:
 		var err error
 		if raw, err = json.Marshal(d); err != nil {
-			return document{}, apperr.Wrap(err, apperr.Invalid, "the input document does not encode as JSON")
+			return nil, apperr.Wrap(err, apperr.Invalid, "the input document does not encode as JSON")
 		}
 	}
 	if len(raw) > MaxInput {
-		return document{}, apperr.E(apperr.TooLarge, "the input document is %d bytes, over the %d-byte limit", len(raw), MaxInput)
+		return nil, apperr.E(apperr.TooLarge, "the input document is %d bytes, over the %d-byte limit", len(raw), MaxInput)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return document{}, inputJSONError(err)
+		return nil, inputJSONError(err)
 	}
 	if _, err := dec.Token(); err == nil {
-		return document{}, apperr.InvalidField("input", "the input document holds more than one JSON value")
+		return nil, apperr.InvalidField("input", "the input document holds more than one JSON value")
 	}
-	if _, ok := v.(map[string]any); !ok {
-		return document{}, apperr.InvalidField("input", "the input document must be a JSON object")
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, apperr.InvalidField("input", "the input document must be a JSON object")
 	}
-	if err := validateInput(gate, v); err != nil {
-		return document{}, err
-	}
-	canon, err := json.Marshal(v)
-	if err != nil {
-		return document{}, apperr.Wrap(err, apperr.Invalid, "the input document does not encode as JSON")
-	}
-	sum := sha256.Sum256(canon)
-	val, err := ast.InterfaceToValue(v)
-	if err != nil {
-		return document{}, apperr.Wrap(err, apperr.Invalid, "the input document cannot become Rego input")
-	}
-	return document{value: val, digest: "sha256:" + hex.EncodeToString(sum[:])}, nil
+	return m, nil
 }
 
 func inputJSONError(err error) error {
@@ -489,32 +485,53 @@ type rawResult struct {
 	err    error
 }
 
-// evaluate runs every policy of gate on input. When the combined query
+// evaluate runs every policy of gate on doc, or takes what they said from
+// the result cache when the gate caches them. When the combined query
 // fails, each policy runs alone so that one broken policy costs only its
 // own result; a timeout fails every policy not yet evaluated.
-func (e *Engine) evaluate(ctx context.Context, gate Gate, input ast.Value) []rawResult {
+func (e *Engine) evaluate(ctx context.Context, gate Gate, doc *document) []rawResult {
 	gq := e.gates[gate]
 	if gq == nil {
 		return nil
 	}
+	if doc.key != "" {
+		if out, ok := e.results.get(doc.key); ok {
+			return out
+		}
+	}
+	out := e.evaluateQuery(ctx, gq, doc)
+	if doc.key != "" && !slices.ContainsFunc(out, func(r rawResult) bool { return r.err != nil }) {
+		e.results.put(doc.key, out)
+	}
+	return out
+}
+
+func (e *Engine) evaluateQuery(ctx context.Context, gq *gateQuery, doc *document) []rawResult {
+	out := make([]rawResult, len(gq.policies))
+	for i, p := range gq.policies {
+		out[i].policy = p
+	}
+	input, err := doc.regoValue()
+	if err != nil {
+		for i := range out {
+			out[i].err = err
+		}
+		return out
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	out := make([]rawResult, len(gq.policies))
 	bind := func(rs rego.ResultSet, i int) []any {
 		if len(rs) == 0 {
 			return nil
 		}
-		set, _ := rs[0].Bindings[fmt.Sprintf("p%d", i)].([]any)
+		set, _ := rs[0].Bindings[gq.vars[i]].([]any)
 		return set
 	}
 	rs, err := gq.query.Eval(ctx, rego.EvalParsedInput(input))
-	for i, p := range gq.policies {
-		out[i].policy = p
-		if err == nil {
+	if err == nil {
+		for i := range out {
 			out[i].deny = bind(rs, i)
 		}
-	}
-	if err == nil {
 		return out
 	}
 	if ctx.Err() != nil {
@@ -615,7 +632,7 @@ func (e *Engine) decide(ctx context.Context, gate Gate, in Input, doc document, 
 		Revision: e.revision, InputDigest: doc.digest, At: now.UTC(),
 		Deny: []Violation{}, Warnings: []Violation{}, Audited: []Violation{}, Excepted: []Violation{}, Expired: []Violation{}, Errors: []EvalError{}}
 	exceptions := append(slices.Clip(e.exceptions), extra...)
-	for _, r := range e.evaluate(ctx, gate, doc.value) {
+	for _, r := range e.evaluate(ctx, gate, &doc) {
 		mode := e.ModeOf(r.policy, in.Environment)
 		if r.err != nil {
 			d.Errors = append(d.Errors, EvalError{Policy: r.policy.ID, Mode: mode, Message: r.err.Error()})

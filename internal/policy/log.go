@@ -17,13 +17,27 @@ import (
 
 // The decision log: every decision (but dry runs) is stored with its
 // input digest, revision, result, time and caller. Decisions are written
-// by a few goroutines (logWriters) in group commits: each Decide waits until its
-// decision's transaction committed, and the transaction takes every
-// decision queued meanwhile, so thousands of admission reviews a second
-// cost a few transactions.
+// by a few goroutines (logWriters) in group commits: each Decide waits
+// until its decision's transaction committed; a writer that takes a
+// decision from the queue gathers every decision queued for up to
+// flushWindow more (or maxBatch of them) into the same transaction, so
+// thousands of admission reviews a second cost a few hundred
+// transactions. The queue is bounded (queueSize): when it is full,
+// Decide waits for room — back-pressure, never a dropped decision — until
+// its context ends, and then the decision counts as not recorded, which
+// fails the gate closed. Close writes what is queued before it returns.
 
 // maxBatch caps the decisions of one transaction.
 const maxBatch = 512
+
+// flushWindow is how long a writer holding a decision waits for more to
+// join its transaction: a commit's fixed cost (begin, WAL write, commit)
+// is shared by every decision of the window, at the price of at most this
+// much latency.
+const flushWindow = 2 * time.Millisecond
+
+// queueSize bounds the decisions waiting for a writer.
+const queueSize = 4 * maxBatch
 
 type logEntry struct {
 	d    *Decision
@@ -40,7 +54,7 @@ type logWriter struct {
 }
 
 func newLogWriter(db *store.DB, log *slog.Logger) *logWriter {
-	return &logWriter{db: db, log: log, ch: make(chan logEntry, 4*maxBatch)}
+	return &logWriter{db: db, log: log, ch: make(chan logEntry, queueSize)}
 }
 
 var errLogClosed = apperr.E(apperr.Unavailable, "the decision log is shut down")
@@ -81,8 +95,11 @@ func (w *logWriter) close() {
 
 func (w *logWriter) run() {
 	batch := make([]logEntry, 0, maxBatch)
+	window := time.NewTimer(flushWindow)
+	window.Stop()
 	for e := range w.ch {
 		batch = append(batch[:0], e)
+		window.Reset(flushWindow)
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -91,10 +108,11 @@ func (w *logWriter) run() {
 					break fill
 				}
 				batch = append(batch, e)
-			default:
+			case <-window.C:
 				break fill
 			}
 		}
+		window.Stop()
 		err := w.insert(batch)
 		if err != nil {
 			w.log.Error("write policy decisions", "count", len(batch), "err", err)

@@ -326,7 +326,16 @@ func (s *Service) Run(ctx context.Context) error {
 // recorded. When the decision cannot be recorded the error is returned
 // with the decision; callers fail closed.
 func (s *Service) Decide(ctx context.Context, gate Gate, in Input) (Decision, error) {
-	d, err := s.evaluate(ctx, gate, in)
+	doc, err := s.check(gate, in)
+	if err != nil {
+		return Decision{}, err
+	}
+	return s.decide(ctx, gate, in, doc)
+}
+
+// decide is Decide on an input already checked.
+func (s *Service) decide(ctx context.Context, gate Gate, in Input, doc document) (Decision, error) {
+	d, err := s.evaluateDoc(ctx, gate, in, doc)
 	if err != nil {
 		return d, err
 	}
@@ -339,22 +348,28 @@ func (s *Service) Decide(ctx context.Context, gate Gate, in Input) (Decision, er
 
 // Evaluate is Decide without recording: a dry run.
 func (s *Service) Evaluate(ctx context.Context, gate Gate, in Input) (Decision, error) {
-	d, err := s.evaluate(ctx, gate, in)
+	doc, err := s.check(gate, in)
+	if err != nil {
+		return Decision{DryRun: true}, err
+	}
+	d, err := s.evaluateDoc(ctx, gate, in, doc)
 	d.DryRun = true
 	return d, err
 }
 
-func (s *Service) evaluate(ctx context.Context, gate Gate, in Input) (Decision, error) {
+// check checks the gate, the input's names and its document.
+func (s *Service) check(gate Gate, in Input) (document, error) {
 	if _, err := ParseGate(string(gate)); err != nil {
-		return Decision{}, err
+		return document{}, err
 	}
 	if len(in.Subject) > 500 || len(in.Environment) > 200 || len(in.Repository) > 300 {
-		return Decision{}, apperr.E(apperr.Invalid, "subject, environment or repository too long")
+		return document{}, apperr.E(apperr.Invalid, "subject, environment or repository too long")
 	}
-	doc, err := decodeInput(gate, in.Document)
-	if err != nil {
-		return Decision{}, err
-	}
+	return decodeInput(gate, in.Document)
+}
+
+func (s *Service) evaluateDoc(ctx context.Context, gate Gate, in Input, doc document) (Decision, error) {
+	var err error
 	var extra []exception.Exception
 	if in.OrgID != 0 {
 		if extra, err = s.orgExceptions(ctx, in.OrgID); err != nil {

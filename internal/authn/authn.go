@@ -114,11 +114,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 
 func (a *Authenticator) token(ctx context.Context, raw string) (*Principal, error) {
 	if strings.HasPrefix(raw, identity.TokenPrefix) {
-		u, t, err := a.IDs.AuthenticateToken(ctx, raw)
-		if err != nil {
-			return nil, err
-		}
-		sub, err := a.IDs.Subject(ctx, u, t.Scopes, ViaToken)
+		// Cached for a second or two, and forgotten at once when this
+		// process changes the token, its user or their roles.
+		u, t, sub, err := a.IDs.TokenSubject(ctx, raw, ViaToken)
 		if err != nil {
 			return nil, err
 		}

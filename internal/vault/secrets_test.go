@@ -480,3 +480,36 @@ func TestValue_NeverPrints(t *testing.T) {
 		t.Error("Reveal lost the value")
 	}
 }
+
+// TestSecrets_ResolvedScopesFollowIdentity: scopes are resolved to org and
+// project ids through a cache; a project deleted and created again under
+// the same name is the new project on the very next call, and its old
+// secrets are gone.
+func TestSecrets_ResolvedScopesFollowIdentity(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := e.as(context.Background(), e.owner)
+		e.grant(t, "all", []string{"*/*"}, "user:olivia")
+		e.set(t, "acme/web/OLD", "old-value")
+		if got, err := e.read(t, reader(e.owner), "acme/web/OLD", 0); err != nil || got != "old-value" {
+			t.Fatalf("read before: %q, %v", got, err)
+		}
+		if err := e.ids.DeleteProject(ctx, e.project); err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.ids.CreateProject(ctx, e.org.ID, "web", "")
+		if err != nil || p.ID == e.project.ID {
+			t.Fatalf("recreate project: %+v, %v", p, err)
+		}
+		if _, err := e.read(t, reader(e.owner), "acme/web/OLD", 0); !apperr.Is(err, apperr.NotFound) {
+			t.Fatalf("secret of the deleted project: err = %v, want not found", err)
+		}
+		sec, _ := e.set(t, "acme/web/NEW", "new-value")
+		if got, err := e.read(t, reader(e.owner), "acme/web/NEW", 0); err != nil || got != "new-value" || sec.CurrentVersion != 1 {
+			t.Fatalf("read in the new project: %q, %v (version %d)", got, err, sec.CurrentVersion)
+		}
+		var pid int64
+		if err := e.db.QueryRow(context.Background(), "SELECT project_id FROM vault_secrets WHERE id = ?", sec.ID).Scan(&pid); err != nil || pid != p.ID {
+			t.Fatalf("NEW stored under project %d (%v), want %d", pid, err, p.ID)
+		}
+	})
+}

@@ -45,15 +45,13 @@ type verifiedToken struct {
 // before its queries, so a change that commits meanwhile makes it stale.
 type authCache struct {
 	gen     atomic.Uint64
-	ttl     atomic.Int64 // a time.Duration; 0 turns the cache off
+	ttl     time.Duration // 0 turns the cache off
 	mu      sync.RWMutex
 	entries map[tokenKey]*verifiedToken
 }
 
 func newAuthCache(ttl time.Duration) *authCache {
-	c := &authCache{entries: map[tokenKey]*verifiedToken{}}
-	c.ttl.Store(int64(ttl))
-	return c
+	return &authCache{ttl: ttl, entries: map[tokenKey]*verifiedToken{}}
 }
 
 // invalidate forgets every verified token and makes entries being loaded
@@ -66,7 +64,7 @@ func (c *authCache) invalidate() {
 }
 
 func (c *authCache) get(k tokenKey, now time.Time) (*verifiedToken, bool) {
-	if c.ttl.Load() <= 0 {
+	if c.ttl <= 0 {
 		return nil, false
 	}
 	c.mu.RLock()
@@ -79,7 +77,7 @@ func (c *authCache) get(k tokenKey, now time.Time) (*verifiedToken, bool) {
 }
 
 func (c *authCache) put(k tokenKey, e *verifiedToken, now time.Time) {
-	if c.ttl.Load() <= 0 {
+	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
@@ -110,13 +108,6 @@ func (c *authCache) put(k tokenKey, e *verifiedToken, now time.Time) {
 // this process). A cache of anything derived from them stays valid while
 // the generation is unchanged.
 func (s *Service) Generation() uint64 { return s.auth.gen.Load() }
-
-// SetTokenCacheTTL changes how long a verified token is remembered (0
-// turns the cache off). For tests and tuning; call before serving.
-func (s *Service) SetTokenCacheTTL(d time.Duration) {
-	s.auth.ttl.Store(int64(d))
-	s.auth.invalidate()
-}
 
 // writeTx runs fn in a transaction that changes identity, and forgets
 // cached verifications once it is over (committed or not).
@@ -154,7 +145,7 @@ func (s *Service) TokenSubject(ctx context.Context, raw, via string) (User, Toke
 	if err != nil {
 		return User{}, Token{}, authz.Subject{}, err
 	}
-	until := now.Add(time.Duration(s.auth.ttl.Load()))
+	until := now.Add(s.auth.ttl)
 	if !t.ExpiresAt.IsZero() && t.ExpiresAt.Before(until) {
 		until = t.ExpiresAt
 	}

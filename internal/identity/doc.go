@@ -24,6 +24,18 @@
 // with "rpt_" and ends with a checksum, so secret scanners can recognise them
 // and reject typos without a database lookup.
 //
+// TokenSubject (what authn uses) caches a verified token for TokenCacheTTL
+// (two seconds, never past the token's expiry), keyed by the token's
+// SHA-256, with its user, token and subject (roles, grants, MFA status);
+// never the token itself. Every transaction that changes users, tokens,
+// orgs, projects, teams, memberships, grants or second factors goes
+// through writeTx, which moves the service's Generation on and empties the
+// cache when it ends, so in this process a revocation, a disabled user or a
+// role change applies to the very next request. Other replicas on the same
+// PostgreSQL database keep their own cache: there a change takes effect
+// within TokenCacheTTL. Components that cache what they derive from
+// identity (the vault's resolved scopes) compare Generation the same way.
+//
 // # Authorisation
 //
 // identity loads what a user holds (org roles, project grants, MFA status)

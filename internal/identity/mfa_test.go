@@ -15,6 +15,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/vault/keyring"
@@ -333,6 +334,51 @@ func TestVerifyOneTimeCode_Throttled(t *testing.T) {
 		failures := e.audited(t, "user.login")
 		if len(failures) != defaultThrottle.UserFree+1 || failures[0].Outcome != audit.Failure || failures[0].Details["reason"] != "wrong totp code" {
 			t.Errorf("audit user.login = %d entries (first %+v), want %d failures for wrong totp codes", len(failures), failures[0], defaultThrottle.UserFree+1)
+		}
+	}, audit.Migrations, Migrations)
+}
+
+// A token's cached subject follows its user's second factor at once:
+// confirming TOTP makes it MFA, removing it makes it not.
+func TestTokenSubject_FollowsMFA(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newMFAEnv(t, db, "")
+		ctx := t.Context()
+		u := e.user(t, "alice")
+		raw, _, err := e.ids.CreateToken(ctx, u.ID, NewToken{Name: "ci", Scopes: []authz.Scope{authz.ScopeAdmin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mfa := func() bool {
+			t.Helper()
+			_, _, sub, err := e.ids.TokenSubject(ctx, raw, "token")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sub.MFA
+		}
+		if mfa() {
+			t.Fatal("MFA before enrolment")
+		}
+		en, err := e.ids.BeginTOTP(ctx, u.ID, "Rampart (test)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, err := totpCode(en.Secret, e.clock.Now().Unix()/totpPeriod, otp.AlgorithmSHA1, totpDigits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ids.ConfirmTOTP(ctx, u.ID, code); err != nil {
+			t.Fatal(err)
+		}
+		if !mfa() {
+			t.Error("not MFA right after TOTP was confirmed")
+		}
+		if err := e.ids.RemoveTOTP(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if mfa() {
+			t.Error("still MFA right after TOTP was removed")
 		}
 	}, audit.Migrations, Migrations)
 }

@@ -48,7 +48,7 @@ func (s *Service) CreateOrg(ctx context.Context, creatorID int64, name, displayN
 		return Org{}, err
 	}
 	var o Org
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		err := tx.QueryRow(ctx, "INSERT INTO orgs (name, display_name, created_at) VALUES (?, ?, ?) RETURNING id",
 			name, displayName, store.Time(now)).Scan(&o.ID)
@@ -128,7 +128,7 @@ func (s *Service) UpdateOrg(ctx context.Context, orgID int64, u OrgUpdate) (Org,
 		}
 	}
 	var o Org
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if o, err = scanOrg(tx.QueryRow(ctx, selectOrg+" WHERE id = ?", orgID)); err != nil {
 			return err
@@ -156,7 +156,7 @@ func (s *Service) UpdateOrg(ctx context.Context, orgID int64, u OrgUpdate) (Org,
 
 // DeleteOrg deletes an org with its teams, projects and service accounts.
 func (s *Service) DeleteOrg(ctx context.Context, orgID int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		o, err := scanOrg(tx.QueryRow(ctx, selectOrg+" WHERE id = ?", orgID))
 		if err != nil {
 			return err
@@ -210,7 +210,7 @@ func (s *Service) SetMember(ctx context.Context, orgID, userID int64, role authz
 	if role == authz.NoRole {
 		return apperr.InvalidField("role", "a role is required")
 	}
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		o, err := scanOrg(tx.QueryRow(ctx, selectOrg+" WHERE id = ?", orgID))
 		if err != nil {
 			return err
@@ -250,7 +250,7 @@ func (s *Service) SetMember(ctx context.Context, orgID, userID int64, role authz
 
 // RemoveMember removes a user from an org (and its teams).
 func (s *Service) RemoveMember(ctx context.Context, orgID, userID int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE id = ?", userID))
 		if err != nil {
 			return err

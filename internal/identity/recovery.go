@@ -70,7 +70,7 @@ func normalizeRecoveryCode(c string) string {
 // with a second factor enrolled has them.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, userID int64) ([]string, error) {
 	var codes []string
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		st, err := mfaStatus(ctx, tx, userID)
 		if err != nil {
 			return err
@@ -96,7 +96,7 @@ func (s *Service) UseRecoveryCode(ctx context.Context, userID int64, code string
 	if len(c) != 16 {
 		return apperr.E(apperr.Unauthenticated, "wrong or already used recovery code")
 	}
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		n, err := tx.Exec(ctx, "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
 			store.Time(s.now()), userID, hashSecret(c))
 		if err != nil {

@@ -64,6 +64,8 @@ type Service struct {
 	// rp is the WebAuthn relying party; nil when security keys are
 	// unavailable.
 	rp *webauthn.WebAuthn
+	// auth caches verified tokens; writeTx empties it.
+	auth *authCache
 }
 
 // New returns the identity service.
@@ -105,6 +107,7 @@ func New(d Deps) (*Service, error) {
 		sessionIdle:     d.SessionIdle,
 		sessionAbsolute: d.SessionAbsolute,
 		throttle:        defaultThrottle,
+		auth:            newAuthCache(TokenCacheTTL),
 	}, nil
 }
 

@@ -29,7 +29,7 @@ func (s *Service) CreateServiceAccount(ctx context.Context, o Org, name, descrip
 		return User{}, apperr.InvalidField("name", "service account name too long for org %s", o.Name)
 	}
 	var u User
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		err := tx.QueryRow(ctx, `INSERT INTO users (username, display_name, kind, owner_org_id, created_at, updated_at)
 			VALUES (?, ?, 'service', ?, ?, ?) RETURNING id`, username, description, o.ID, store.Time(now), store.Time(now)).Scan(&u.ID)
@@ -71,7 +71,7 @@ func (s *Service) ServiceAccounts(ctx context.Context, orgID int64) ([]User, err
 
 // DeleteServiceAccount deletes a service account and its tokens.
 func (s *Service) DeleteServiceAccount(ctx context.Context, o Org, username string) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE username = ? AND kind = 'service' AND owner_org_id = ?", username, o.ID))
 		if apperr.Is(err, apperr.NotFound) {
 			return apperr.E(apperr.NotFound, "service account %q not found in %s", username, o.Name)

@@ -42,7 +42,7 @@ func (s *Service) CreateTeam(ctx context.Context, orgID int64, name, description
 		return Team{}, err
 	}
 	t := Team{OrgID: orgID, Name: name, Description: description}
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		err := tx.QueryRow(ctx, "INSERT INTO teams (org_id, name, description, created_at) VALUES (?, ?, ?, ?) RETURNING id",
 			orgID, name, description, store.Time(now)).Scan(&t.ID)
@@ -87,7 +87,7 @@ func (s *Service) Teams(ctx context.Context, orgID int64) ([]Team, error) {
 
 // DeleteTeam deletes a team; its members keep their org membership.
 func (s *Service) DeleteTeam(ctx context.Context, t Team) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		n, err := tx.Exec(ctx, "DELETE FROM teams WHERE id = ?", t.ID)
 		if err != nil {
 			return err
@@ -121,7 +121,7 @@ func (s *Service) TeamMembers(ctx context.Context, teamID int64) ([]User, error)
 
 // AddTeamMember adds an org member to a team.
 func (s *Service) AddTeamMember(ctx context.Context, t Team, userID int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE id = ?", userID))
 		if err != nil {
 			return err
@@ -147,7 +147,7 @@ func (s *Service) AddTeamMember(ctx context.Context, t Team, userID int64) error
 
 // RemoveTeamMember removes a user from a team.
 func (s *Service) RemoveTeamMember(ctx context.Context, t Team, userID int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE id = ?", userID))
 		if err != nil {
 			return err
@@ -200,7 +200,7 @@ func (s *Service) CreateProject(ctx context.Context, orgID int64, name, descript
 		return Project{}, err
 	}
 	p := Project{OrgID: orgID, Name: name, Description: description}
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		err := tx.QueryRow(ctx, "INSERT INTO projects (org_id, name, description, created_at) VALUES (?, ?, ?, ?) RETURNING id",
 			orgID, name, description, store.Time(now)).Scan(&p.ID)
@@ -245,7 +245,7 @@ func (s *Service) Projects(ctx context.Context, orgID int64) ([]Project, error) 
 
 // DeleteProject deletes a project.
 func (s *Service) DeleteProject(ctx context.Context, p Project) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		n, err := tx.Exec(ctx, "DELETE FROM projects WHERE id = ?", p.ID)
 		if err != nil {
 			return err
@@ -319,7 +319,7 @@ func (s *Service) Grants(ctx context.Context, p Project) ([]Grant, error) {
 
 // GrantUser gives a user a role on a project (NoRole revokes it).
 func (s *Service) GrantUser(ctx context.Context, p Project, userID int64, role authz.Role) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE id = ?", userID))
 		if err != nil {
 			return err
@@ -349,7 +349,7 @@ func (s *Service) GrantTeam(ctx context.Context, p Project, t Team, role authz.R
 	if t.OrgID != p.OrgID {
 		return apperr.E(apperr.Invalid, "team %s belongs to another org", t.Name)
 	}
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		if role == authz.NoRole {
 			n, err := tx.Exec(ctx, "DELETE FROM project_team_grants WHERE project_id = ? AND team_id = ?", p.ID, t.ID)
 			if err != nil {

@@ -132,7 +132,7 @@ func (s *Service) CreateToken(ctx context.Context, userID int64, nt NewToken) (s
 	now := s.now().UTC().Truncate(time.Microsecond)
 	t := Token{UserID: userID, Name: nt.Name, Kind: nt.Kind, Hint: raw[len(raw)-4:], Scopes: scopes, CreatedAt: now,
 		ExpiresAt: now.Add(nt.Lifetime)}
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE id = ?", userID))
 		if err != nil {
 			return err
@@ -207,31 +207,7 @@ func (s *Service) AuthenticateToken(ctx context.Context, raw string) (User, Toke
 	if !wellFormedToken(raw) {
 		return User{}, Token{}, errBadToken
 	}
-	t, err := scanToken(s.db.QueryRow(ctx, selectToken+" WHERE hash = ?", hashSecret(raw)))
-	if apperr.Is(err, apperr.NotFound) {
-		return User{}, Token{}, errBadToken
-	}
-	if err != nil {
-		return User{}, Token{}, err
-	}
-	now := s.now()
-	if !t.Active(now) {
-		return User{}, Token{}, errBadToken
-	}
-	u, err := s.User(ctx, t.UserID)
-	if err != nil {
-		return User{}, Token{}, err
-	}
-	if u.Disabled {
-		return User{}, Token{}, errBadToken
-	}
-	if now.Sub(t.LastUsedAt) > time.Minute {
-		if _, err := s.db.Exec(ctx, "UPDATE tokens SET last_used_at = ? WHERE id = ?", store.Time(now), t.ID); err != nil {
-			return User{}, Token{}, err
-		}
-		t.LastUsedAt = now
-	}
-	return u, t, nil
+	return s.authenticateHash(ctx, hashSecret(raw), s.now())
 }
 
 // Tokens lists a user's tokens, newest first, revoked ones included.
@@ -254,7 +230,7 @@ func (s *Service) Tokens(ctx context.Context, userID int64) ([]Token, error) {
 
 // RevokeToken revokes one of a user's tokens.
 func (s *Service) RevokeToken(ctx context.Context, userID, tokenID int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		t, err := scanToken(tx.QueryRow(ctx, selectToken+" WHERE id = ? AND user_id = ?", tokenID, userID))
 		if apperr.Is(err, apperr.NotFound) {
 			return apperr.E(apperr.NotFound, "token %d not found", tokenID)

@@ -91,7 +91,7 @@ func (s *Service) BeginTOTP(ctx context.Context, userID int64, issuer string) (T
 // recovery codes when the user had none left (shown once).
 func (s *Service) ConfirmTOTP(ctx context.Context, userID int64, code string) ([]string, error) {
 	var codes []string
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		secret, confirmed, last, err := s.loadTOTP(ctx, tx, userID)
 		if apperr.Is(err, apperr.NotFound) {
 			return apperr.E(apperr.Invalid, "start enrolment first")
@@ -152,7 +152,7 @@ func (s *Service) VerifyTOTP(ctx context.Context, userID int64, code string) err
 
 // RemoveTOTP removes the user's authenticator app.
 func (s *Service) RemoveTOTP(ctx context.Context, userID int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		n, err := tx.Exec(ctx, "DELETE FROM totp_secrets WHERE user_id = ? AND confirmed = TRUE", userID)
 		if err != nil {
 			return err

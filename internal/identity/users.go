@@ -76,7 +76,7 @@ type NewUser struct {
 // CreateUser creates a person.
 func (s *Service) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	var u User
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		var err error
 		u, err = s.createUserTx(ctx, tx, nu)
 		if err != nil {
@@ -232,7 +232,7 @@ func escapeLike(s string) string {
 // SetDisabled disables or re-enables a user. Disabling ends the user's
 // sessions and stops their tokens from working.
 func (s *Service) SetDisabled(ctx context.Context, id int64, disabled bool) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE id = ?", id))
 		if err != nil {
 			return err
@@ -281,7 +281,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID int64, current, nex
 	if err != nil {
 		return err
 	}
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?", newHash, store.Time(s.now()), userID); err != nil {
 			return err
 		}
@@ -301,7 +301,7 @@ func (s *Service) UpdateProfile(ctx context.Context, userID int64, displayName, 
 	if err != nil {
 		return User{}, err
 	}
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, selectUser+" WHERE id = ?", userID))
 		if err != nil {
 			return err

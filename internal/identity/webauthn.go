@@ -384,7 +384,7 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, u User, bindin
 	now := s.now().UTC().Truncate(time.Microsecond)
 	key := WebAuthnKey{Name: c.Name, CreatedAt: now, Discoverable: cred.Extensions.RK != nil && *cred.Extensions.RK}
 	var codes []string
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		st, err := mfaStatus(ctx, tx, u.ID)
 		if err != nil {
 			return err
@@ -416,7 +416,7 @@ func (s *Service) FinishWebAuthnRegistration(ctx context.Context, u User, bindin
 
 // RemoveWebAuthnKey removes one of a user's security keys.
 func (s *Service) RemoveWebAuthnKey(ctx context.Context, userID, keyID int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		var name string
 		err := tx.QueryRow(ctx, "DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ? RETURNING name", keyID, userID).Scan(&name)
 		if apperr.Is(err, apperr.NotFound) {

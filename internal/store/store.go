@@ -115,6 +115,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	db.SetMaxOpenConns(8)
+	// Keep every open connection idle rather than closing all but two
+	// (database/sql's default): a new SQLite connection re-runs the pragmas,
+	// re-reads the schema and re-prepares its statements, which under
+	// concurrent load cost more CPU than the queries themselves.
+	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &DB{sql: db, dialect: SQLite}
 	if err := s.Ping(ctx); err != nil {

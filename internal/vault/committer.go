@@ -79,8 +79,31 @@ func (c *committer) run(ctx context.Context) {
 	}
 }
 
+// commit runs a batch in one durable transaction. It first runs every
+// write straight in the transaction (audit entries of reads, the bulk of
+// the traffic, never fail on their own); when one fails, the transaction
+// is rolled back and the batch runs again with a savepoint per write, so
+// the failed write is undone alone and the others commit.
 func (c *committer) commit(ctx context.Context, batch []*op) {
 	results := make([]error, len(batch))
+	if len(batch) > 1 {
+		failed := false
+		err := c.db.DurableTx(ctx, func(tx *store.Tx) error {
+			for _, o := range batch {
+				if err := o.fn(o.ctx, tx); err != nil {
+					failed = true
+					return err
+				}
+			}
+			return nil
+		})
+		if !failed {
+			for _, o := range batch {
+				o.err <- err
+			}
+			return
+		}
+	}
 	err := c.db.DurableTx(ctx, func(tx *store.Tx) error {
 		clear(results)
 		if len(batch) == 1 {

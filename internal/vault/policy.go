@@ -315,6 +315,12 @@ func (s *Service) policies(ctx context.Context, orgID int64) (policySet, error) 
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return policySet{}, err
 	}
+	return s.policiesAt(ctx, orgID, gen)
+}
+
+// policiesAt is policies when the caller read the org's policy generation
+// (0 when the org has none) in its own query.
+func (s *Service) policiesAt(ctx context.Context, orgID, gen int64) (policySet, error) {
 	s.policyMu.Lock()
 	cached, ok := s.policyCache[orgID]
 	s.policyMu.Unlock()
@@ -407,6 +413,11 @@ func (s *Service) grant(ctx context.Context, org identity.Org, ref Ref, rd Reade
 	if err != nil {
 		return "", err
 	}
+	return s.grantIn(ctx, set, org, ref, rd)
+}
+
+// grantIn is grant with the org's policies already loaded.
+func (s *Service) grantIn(ctx context.Context, set policySet, org identity.Org, ref Ref, rd Reader) (string, error) {
 	for _, p := range set.list {
 		if !p.covers(ref) {
 			continue

@@ -114,6 +114,34 @@ func (s *Service) readAt(ctx context.Context, rd Reader, p place, ref Ref, versi
 	if version < 0 {
 		return Value{}, Secret{}, Version{}, apperr.InvalidField("version", "version must not be negative")
 	}
+	// One query for the secret, the version asked for and the org's policy
+	// generation; the error cases (no such secret or version) take the
+	// slower path that tells them apart.
+	var (
+		sl  sealed
+		gen int64
+	)
+	sec, v, err := s.loadForRead(ctx, p, ref, version, &sl, &gen)
+	if apperr.Is(err, apperr.NotFound) {
+		return s.readSlow(ctx, rd, p, ref, version)
+	}
+	if err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	set, err := s.policiesAt(ctx, p.org.ID, gen)
+	if err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	policy, err := s.grantIn(ctx, set, p.org, ref, rd)
+	if err != nil {
+		return Value{}, Secret{}, Version{}, err
+	}
+	return s.finishRead(ctx, rd, ref, version, sec, policy, func() (Value, Version, error) { return s.openVersion(ctx, sec, v, sl) })
+}
+
+// readSlow is readAt one lookup at a time: the secret, then the policy,
+// then the version.
+func (s *Service) readSlow(ctx context.Context, rd Reader, p place, ref Ref, version int) (Value, Secret, Version, error) {
 	sec, err := s.loadSecret(ctx, s.db, p, ref)
 	if err != nil {
 		return Value{}, Secret{}, Version{}, err
@@ -122,6 +150,31 @@ func (s *Service) readAt(ctx context.Context, rd Reader, p place, ref Ref, versi
 	if err != nil {
 		return Value{}, Secret{}, Version{}, err
 	}
+	return s.finishRead(ctx, rd, ref, version, sec, policy, func() (Value, Version, error) { return s.decryptVersion(ctx, sec, version) })
+}
+
+const selectForRead = "SELECT " + secretColumns + `,
+	v.version, v.format, v.created_at, v.created_by, v.reason, v.deleted_at, v.destroyed, v.leaked_at, v.kek_version,
+	v.ciphertext, v.wrapped_dek,
+	COALESCE((SELECT g.generation FROM vault_policy_generation g WHERE g.org_id = s.org_id), 0)
+	FROM vault_secrets s JOIN vault_versions v ON v.secret_id = s.id
+	WHERE s.scope_key = ? AND v.version = CASE WHEN CAST(? AS INTEGER) = 0 THEN s.current_version ELSE CAST(? AS INTEGER) END`
+
+// loadForRead loads a secret with one of its versions (0: the current one)
+// and its org's policy generation. NotFound when either is missing.
+func (s *Service) loadForRead(ctx context.Context, p place, ref Ref, version int, sl *sealed, gen *int64) (Secret, Version, error) {
+	var v Version
+	sec, err := scanSecret(s.db.QueryRow(ctx, selectForRead, p.scopeKey(ref.Name), version, version), ref.Scope,
+		&v.Version, &v.Format, store.TimeDest(&v.CreatedAt), &v.CreatedBy, &v.Reason, store.TimeDest(&v.DeletedAt),
+		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, &sl.ciphertext, &sl.wrapped, gen)
+	sl.kekVersion = v.KEKVersion
+	return sec, v, err
+}
+
+// finishRead audits a read of sec that policy grants ("" when none does)
+// and returns the value open yields when granted.
+func (s *Service) finishRead(ctx context.Context, rd Reader, ref Ref, version int, sec Secret, policy string,
+	open func() (Value, Version, error)) (Value, Secret, Version, error) {
 	who, behalf := rd.who()
 	details := map[string]any{"reader": who, "on_behalf_of": behalf, "via": rd.via(), "version": version}
 	rec := audit.Record{Action: "vault.secret.read", OrgID: sec.orgID, Target: secretTarget(sec), Details: details}
@@ -134,7 +187,7 @@ func (s *Service) readAt(ctx context.Context, rd Reader, p place, ref Ref, versi
 		return Value{}, Secret{}, Version{}, apperr.E(apperr.Forbidden, "no vault policy lets %s read %s", who, ref)
 	}
 	details["policy"] = policy
-	val, v, err := s.decryptVersion(ctx, sec, version)
+	val, v, err := open()
 	if v.Version != 0 {
 		details["version"] = v.Version
 	}

@@ -99,17 +99,19 @@ func actor(ctx context.Context) string {
 	return "system"
 }
 
-const selectSecret = `SELECT s.id, s.uid, s.org_id, s.project_id, s.env, s.name, s.owner, s.description, s.generator,
-	s.current_version, s.created_at, s.updated_at, s.rotated_at, s.expires_at, s.leaked_at FROM vault_secrets s`
+const secretColumns = `s.id, s.uid, s.org_id, s.project_id, s.env, s.name, s.owner, s.description, s.generator,
+	s.current_version, s.created_at, s.updated_at, s.rotated_at, s.expires_at, s.leaked_at`
 
-func scanSecret(r interface{ Scan(...any) error }, sc Scope) (Secret, error) {
+const selectSecret = "SELECT " + secretColumns + " FROM vault_secrets s"
+
+func scanSecret(r interface{ Scan(...any) error }, sc Scope, more ...any) (Secret, error) {
 	var (
 		sec       Secret
 		projectID *int64
 	)
-	err := r.Scan(&sec.ID, &sec.uid, &sec.orgID, &projectID, &sec.Ref.Env, &sec.Ref.Name, &sec.Owner, &sec.Description,
+	err := r.Scan(append([]any{&sec.ID, &sec.uid, &sec.orgID, &projectID, &sec.Ref.Env, &sec.Ref.Name, &sec.Owner, &sec.Description,
 		&sec.Generator, &sec.CurrentVersion, store.TimeDest(&sec.CreatedAt), store.TimeDest(&sec.UpdatedAt),
-		store.TimeDest(&sec.RotatedAt), store.TimeDest(&sec.ExpiresAt), store.TimeDest(&sec.LeakedAt))
+		store.TimeDest(&sec.RotatedAt), store.TimeDest(&sec.ExpiresAt), store.TimeDest(&sec.LeakedAt)}, more...)...)
 	if projectID != nil {
 		sec.projectID = *projectID
 	}
@@ -491,15 +493,20 @@ func (s *Service) decryptVersion(ctx context.Context, sec Secret, version int) (
 	if err != nil {
 		return Value{}, Version{}, err
 	}
+	return s.openVersion(ctx, sec, v, sl)
+}
+
+// openVersion decrypts a loaded version, unless it is deleted or destroyed.
+func (s *Service) openVersion(ctx context.Context, sec Secret, v Version, sl sealed) (Value, Version, error) {
 	switch {
 	case v.Destroyed:
-		return Value{}, v, apperr.E(apperr.NotFound, "version %d of %s was destroyed", version, sec.Ref)
+		return Value{}, v, apperr.E(apperr.NotFound, "version %d of %s was destroyed", v.Version, sec.Ref)
 	case !v.DeletedAt.IsZero():
-		return Value{}, v, apperr.E(apperr.NotFound, "version %d of %s is deleted (undelete it to read it)", version, sec.Ref)
+		return Value{}, v, apperr.E(apperr.NotFound, "version %d of %s is deleted (undelete it to read it)", v.Version, sec.Ref)
 	}
-	pt, err := s.open(ctx, sl, versionAAD(sec.uid, version))
+	pt, err := s.open(ctx, sl, versionAAD(sec.uid, v.Version))
 	if err != nil {
-		return Value{}, v, fmt.Errorf("decrypt version %d of %s: %w", version, sec.Ref, err)
+		return Value{}, v, fmt.Errorf("decrypt version %d of %s: %w", v.Version, sec.Ref, err)
 	}
 	return Value{b: pt}, v, nil
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -206,6 +207,57 @@ func TestSecrets_ConcurrentWrites(t *testing.T) {
 		}
 		if n := len(e.auditEntries(t, "vault.secret")); n != 40 {
 			t.Errorf("%d write audit entries, want 40", n)
+		}
+	})
+}
+
+// TestSecrets_ConcurrentWritesSomeFail: writes batched together where some
+// fail (check-and-set conflicts on one secret): each failed write is
+// undone alone, every other write of its batch lands.
+func TestSecrets_ConcurrentWritesSomeFail(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := e.as(context.Background(), e.owner)
+		var (
+			wg        sync.WaitGroup
+			conflicts atomic.Int64
+		)
+		errs := make(chan error, 100)
+		for i := range 60 {
+			wg.Go(func() {
+				w := vault.Write{Value: vault.NewValue(fmt.Appendf(nil, "value-%d", i))}
+				ref := mustRef(t, fmt.Sprintf("acme/web/S%d", i%10))
+				if i%3 == 0 {
+					zero := 0 // create only: one of these 20 wins
+					w.CAS, ref = &zero, mustRef(t, "acme/web/ONCE")
+				}
+				_, _, err := e.v.Set(ctx, ref, w)
+				switch {
+				case i%3 == 0 && apperr.Is(err, apperr.Conflict):
+					conflicts.Add(1)
+				case err != nil:
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("concurrent write: %v", err)
+		}
+		if n := conflicts.Load(); n != 19 {
+			t.Errorf("%d check-and-set conflicts, want 19", n)
+		}
+		for i := range 10 {
+			_, hist, err := e.v.History(context.Background(), mustRef(t, fmt.Sprintf("acme/web/S%d", i)))
+			if err != nil || len(hist) != 4 || hist[0].Version != 4 || hist[3].Version != 1 {
+				t.Fatalf("S%d history = %+v, %v", i, hist, err)
+			}
+		}
+		if _, hist, err := e.v.History(context.Background(), mustRef(t, "acme/web/ONCE")); err != nil || len(hist) != 1 {
+			t.Fatalf("ONCE history = %+v, %v", hist, err)
+		}
+		if n := len(e.auditEntries(t, "vault.secret")); n != 41 {
+			t.Errorf("%d write audit entries, want 41", n)
 		}
 	})
 }
@@ -427,4 +479,37 @@ func TestValue_NeverPrints(t *testing.T) {
 	if string(v.Reveal()) != "hunter2-super-secret" {
 		t.Error("Reveal lost the value")
 	}
+}
+
+// TestSecrets_ResolvedScopesFollowIdentity: scopes are resolved to org and
+// project ids through a cache; a project deleted and created again under
+// the same name is the new project on the very next call, and its old
+// secrets are gone.
+func TestSecrets_ResolvedScopesFollowIdentity(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		ctx := e.as(context.Background(), e.owner)
+		e.grant(t, "all", []string{"*/*"}, "user:olivia")
+		e.set(t, "acme/web/OLD", "old-value")
+		if got, err := e.read(t, reader(e.owner), "acme/web/OLD", 0); err != nil || got != "old-value" {
+			t.Fatalf("read before: %q, %v", got, err)
+		}
+		if err := e.ids.DeleteProject(ctx, e.project); err != nil {
+			t.Fatal(err)
+		}
+		p, err := e.ids.CreateProject(ctx, e.org.ID, "web", "")
+		if err != nil || p.ID == e.project.ID {
+			t.Fatalf("recreate project: %+v, %v", p, err)
+		}
+		if _, err := e.read(t, reader(e.owner), "acme/web/OLD", 0); !apperr.Is(err, apperr.NotFound) {
+			t.Fatalf("secret of the deleted project: err = %v, want not found", err)
+		}
+		sec, _ := e.set(t, "acme/web/NEW", "new-value")
+		if got, err := e.read(t, reader(e.owner), "acme/web/NEW", 0); err != nil || got != "new-value" || sec.CurrentVersion != 1 {
+			t.Fatalf("read in the new project: %q, %v (version %d)", got, err, sec.CurrentVersion)
+		}
+		var pid int64
+		if err := e.db.QueryRow(context.Background(), "SELECT project_id FROM vault_secrets WHERE id = ?", sec.ID).Scan(&pid); err != nil || pid != p.ID {
+			t.Fatalf("NEW stored under project %d (%v), want %d", pid, err, p.ID)
+		}
+	})
 }

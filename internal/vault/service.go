@@ -72,6 +72,9 @@ type Service struct {
 	policyMu    sync.Mutex
 	policyCache map[int64]policySet
 
+	placeMu sync.RWMutex
+	places  map[Scope]cachedPlace
+
 	rotating sync.Mutex // one KEK rotation at a time in this process
 	wake     chan struct{}
 }
@@ -97,7 +100,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	s := &Service{db: d.DB, audit: d.Audit, ids: d.IDs, kek: d.KEK, log: d.Logger.With("component", "vault"),
 		now: d.Clock, restarter: d.Restarter, alerts: d.Alerts, commit: newCommitter(d.DB), policyCache: map[int64]policySet{},
-		wake: make(chan struct{}, 1)}
+		places: map[Scope]cachedPlace{},
+		wake:   make(chan struct{}, 1)}
 	key, err := s.internalKey(ctx, "fingerprint")
 	if err != nil {
 		return nil, err
@@ -199,9 +203,33 @@ func (p place) scopeKey(name string) string {
 	return strconv.FormatInt(p.org.ID, 10) + "/" + strconv.FormatInt(p.project.ID, 10) + "/" + p.env + "/" + name
 }
 
+// Resolved scopes are cached: org and project ids and the org's MFA rule
+// change rarely, and every such change goes through identity, whose
+// generation then moves on. Across replicas a change is seen within
+// placeTTL.
+const (
+	placeTTL  = 2 * time.Second
+	maxPlaces = 4096
+)
+
+// cachedPlace is a scope resolved at one identity generation.
+type cachedPlace struct {
+	gen   uint64
+	until time.Time
+	p     place
+}
+
 func (s *Service) resolve(ctx context.Context, sc Scope) (place, error) {
 	if err := sc.Validate(); err != nil {
 		return place{}, err
+	}
+	now := s.now()
+	gen := s.ids.Generation()
+	s.placeMu.RLock()
+	c, ok := s.places[sc]
+	s.placeMu.RUnlock()
+	if ok && c.gen == gen && now.Before(c.until) {
+		return c.p, nil
 	}
 	o, err := s.ids.Org(ctx, sc.Org)
 	if err != nil {
@@ -213,6 +241,12 @@ func (s *Service) resolve(ctx context.Context, sc Scope) (place, error) {
 			return place{}, err
 		}
 	}
+	s.placeMu.Lock()
+	if len(s.places) >= maxPlaces {
+		clear(s.places)
+	}
+	s.places[sc] = cachedPlace{gen: gen, until: now.Add(placeTTL), p: p}
+	s.placeMu.Unlock()
 	return p, nil
 }
 

@@ -26,6 +26,11 @@ type Content struct {
 	root string
 }
 
+// writebackEvery is how many bytes of an upload accumulate before their
+// writeback starts (filesystem driver, Linux): large enough for the disk
+// to get long sequential writes.
+const writebackEvery = 8 << 20
+
 // localPath is where a driver path lives on the local filesystem, or ""
 // when the driver is not the filesystem.
 func (c *Content) localPath(p string) string {

@@ -16,10 +16,6 @@ type writeback struct {
 	done int64 // bytes already handed to the disk
 }
 
-// writebackEvery is how many bytes accumulate before writeback starts on
-// them: large enough for the disk to get long sequential writes.
-const writebackEvery = 8 << 20
-
 // startWriteback opens the file at path for writeback from offset from;
 // it returns nil when that is not possible (the caller then relies on the
 // final fsync alone).

@@ -49,12 +49,28 @@ size=$(stat -c %s "$img")
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 now() { date +%s.%N; }
+# cpu PID: user+system CPU seconds the process has used so far.
+cpu() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+# PERF=1 records a CPU profile (perf, call graphs) of Rampart's server
+# during each push and pull into .cache/bench-registry/perf-*.data and
+# prints the top of it.
+perf_start() { # name
+  [ "${PERF:-}" = 1 ] || return 0
+  perf record -q -F 499 -g -p "$rpid" -o "$root/.cache/bench-registry/perf-$1.data" >/dev/null 2>&1 &
+  perf_pid=$!; sleep 0.2; return 0
+}
+perf_stop() { # name
+  [ "${PERF:-}" = 1 ] || return 0
+  kill -INT "$perf_pid"; wait "$perf_pid" || true
+  echo "--- perf top of rampart during $1:"
+  perf report -q --stdio --no-children -i "$root/.cache/bench-registry/perf-$1.data" --sort symbol -g none 2>/dev/null | grep -v '^$' | head -"${PERF_TOP:-25}" || true
+}
 
 # Rampart, with an org, a developer token and the registry scanning.
 rport=$(free_port)
 RAMPART_ADMIN_PASSWORD=bench-admin-password-1 .cache/rampart up --data "$work/rampart" --addr 127.0.0.1:$rport --tls=off \
-  --log-level warn >"$work/rampart.log" 2>&1 &
-pids+=($!)
+  --ssh-addr '' --gateway-addr '' --log-level warn >"$work/rampart.log" 2>&1 &
+rpid=$!; pids+=($rpid)
 wait_http "http://127.0.0.1:$rport/healthz"
 token=$(curl -sf -H 'Content-Type: application/json' -d '{"username":"admin","password":"bench-admin-password-1","token_name":"bench"}' \
   "http://127.0.0.1:$rport/api/v1/auth/login" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"]["token"])')
@@ -71,7 +87,7 @@ storage:
 http: {addr: 127.0.0.1:$gport}
 YML
 OTEL_TRACES_EXPORTER=none "$refreg" serve "$work/registry.yml" >"$work/reference.log" 2>&1 &
-pids+=($!)
+gpid=$!; pids+=($gpid)
 wait_http "http://127.0.0.1:$gport/v2/"
 
 export GOMODCACHE=$(go env GOMODCACHE) GOCACHE=$(go env GOCACHE) GOPATH=$(go env GOPATH)
@@ -90,14 +106,16 @@ scan_wait() { # digest → seconds until the scanner decided (run in $run)
   echo "timeout"
 }
 
-printf '%-10s %-4s %8s %8s %9s %9s %s\n' registry run push_s pull_s push_MiB/s pull_MiB/s notes
+printf '%-10s %-4s %8s %8s %9s %9s %8s %8s %s\n' registry run push_s pull_s push_MiB/s pull_MiB/s push_cpu pull_cpu notes
 declare -A tot
 for run in $(seq 1 "$runs"); do
   for target in reference rampart; do
-    if [ $target = rampart ]; then host=127.0.0.1:$rport; else host=127.0.0.1:$gport; fi
+    if [ $target = rampart ]; then host=127.0.0.1:$rport pid=$rpid; else host=127.0.0.1:$gport pid=$gpid; fi
     # A fresh repository each run: the whole image is uploaded every time.
     ref=$host/bench/image$run:1
-    t0=$(now); "$crane" push --insecure "$img" "$ref" >/dev/null 2>&1; t1=$(now)
+    if [ $target = rampart ]; then perf_start "push-$run"; fi
+    c0=$(cpu $pid); t0=$(now); "$crane" push --insecure "$img" "$ref" >/dev/null 2>&1; t1=$(now); c1=$(cpu $pid)
+    if [ $target = rampart ]; then perf_stop "push-$run"; fi
     notes=""
     if [ $target = rampart ]; then
       dig=$("$crane" digest --insecure "$ref")
@@ -105,13 +123,16 @@ for run in $(seq 1 "$runs"); do
       notes="scan ${scan_s}s ($status)"
     fi
     out=$work/pulled.tar; rm -f "$out"
-    t2=$(now); "$crane" pull --insecure "$ref" "$out" >/dev/null 2>&1; t3=$(now)
+    if [ $target = rampart ]; then perf_start "pull-$run"; fi
+    c2=$(cpu $pid); t2=$(now); "$crane" pull --insecure "$ref" "$out" >/dev/null 2>&1; t3=$(now); c3=$(cpu $pid)
+    if [ $target = rampart ]; then perf_stop "pull-$run"; fi
     rm -f "$out"
     push=$(echo "$t1 - $t0" | bc -l); pull=$(echo "$t3 - $t2" | bc -l)
     tot[$target.push]=$(echo "${tot[$target.push]:-0} + $push" | bc -l)
     tot[$target.pull]=$(echo "${tot[$target.pull]:-0} + $pull" | bc -l)
-    printf '%-10s %-4s %8.2f %8.2f %9.0f %9.0f %s\n' $target $run "$push" "$pull" \
-      "$(echo "$size / 1048576 / $push" | bc -l)" "$(echo "$size / 1048576 / $pull" | bc -l)" "$notes"
+    printf '%-10s %-4s %8.2f %8.2f %9.0f %9.0f %8.2f %8.2f %s\n' $target $run "$push" "$pull" \
+      "$(echo "$size / 1048576 / $push" | bc -l)" "$(echo "$size / 1048576 / $pull" | bc -l)" \
+      "$(echo "$c1 - $c0" | bc -l)" "$(echo "$c3 - $c2" | bc -l)" "$notes"
   done
 done
 

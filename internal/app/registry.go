@@ -25,22 +25,24 @@ import (
 // registryDriver chooses the registry's storage driver by URL: the
 // filesystem under the data directory by default, a directory given as
 // file:///PATH, or S3 (s3://BUCKET/PREFIX?region=R&endpoint=URL&secure=false).
-func registryDriver(ctx context.Context, cfg config.Config) (storagedriver.StorageDriver, error) {
+// root is the filesystem driver's directory ("" for S3).
+func registryDriver(ctx context.Context, cfg config.Config) (d storagedriver.StorageDriver, root string, err error) {
 	raw := cfg.Registry.Storage
 	if raw == "" {
 		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "registry"))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return filesystem.New(filesystem.DriverParameters{RootDirectory: dir, MaxThreads: 100}), nil
+		return filesystem.New(filesystem.DriverParameters{RootDirectory: dir, MaxThreads: 100}), dir, nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, apperr.E(apperr.Invalid, "registry storage URL is malformed")
+		return nil, "", apperr.E(apperr.Invalid, "registry storage URL is malformed")
 	}
 	switch u.Scheme {
 	case "file":
-		return filesystem.New(filesystem.DriverParameters{RootDirectory: filepath.Clean(u.Path), MaxThreads: 100}), nil
+		dir := filepath.Clean(u.Path)
+		return filesystem.New(filesystem.DriverParameters{RootDirectory: dir, MaxThreads: 100}), dir, nil
 	case "s3":
 		q := u.Query()
 		params := map[string]any{
@@ -60,11 +62,11 @@ func registryDriver(ctx context.Context, cfg config.Config) (storagedriver.Stora
 		}
 		d, err := s3.FromParameters(ctx, params)
 		if err != nil {
-			return nil, apperr.Wrap(err, apperr.Invalid, fmt.Sprintf("registry S3 storage: %v", err))
+			return nil, "", apperr.Wrap(err, apperr.Invalid, fmt.Sprintf("registry S3 storage: %v", err))
 		}
-		return d, nil
+		return d, "", nil
 	}
-	return nil, apperr.E(apperr.Invalid, "registry storage must be file:///PATH or s3://BUCKET/PREFIX")
+	return nil, "", apperr.E(apperr.Invalid, "registry storage must be file:///PATH or s3://BUCKET/PREFIX")
 }
 
 // newRegistry opens the advisory database under the data directory
@@ -79,7 +81,7 @@ func (a *App) newRegistry(ctx context.Context, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	driver, err := registryDriver(ctx, cfg)
+	driver, root, err := registryDriver(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -88,7 +90,7 @@ func (a *App) newRegistry(ctx context.Context, cfg config.Config, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	a.OCI, err = registry.New(ctx, registry.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, Authn: authenticator, Driver: driver,
+	a.OCI, err = registry.New(ctx, registry.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, Authn: authenticator, Driver: driver, LocalRoot: root,
 		Sealer: keys, Logger: log, PublicURL: a.url, Scanner: scanner, Advisories: registry.AdvisoryDBVersion{DB: a.Advisories},
 		Clock: clock, Signer: signer, Policy: imageGate{policy: a.Policy, host: registryHost(a.url), orgID: a.repositoryOrg}})
 	return err

@@ -542,7 +542,9 @@ func (s *Service) appendUpload(ctx context.Context, u *upload, body io.Reader, w
 	}
 	limit := s.maxBlob - u.Size
 	cr := &clientReader{r: &io.LimitedReader{R: body, N: limit + 1}}
-	n, err := io.Copy(io.MultiWriter(fw, hs), cr)
+	wb := startWriteback(s.content.localPath(uploadPath(u.ID)), u.Size)
+	defer wb.close()
+	n, err := receive(fw, hs, cr, wb, u.Size)
 	if err != nil && cr.err != nil {
 		// The client went away or sent less than it announced: what did
 		// arrive is kept (after a restart too) and the client may resume.
@@ -714,6 +716,44 @@ func (s *Service) blobExists(ctx context.Context, d Digest) (bool, error) {
 	var n int
 	err := s.db.QueryRow(ctx, "SELECT COUNT(*) FROM registry_blobs WHERE digest = ? AND state = 'live'", string(d)).Scan(&n)
 	return n > 0, err
+}
+
+// receiveBufSize is the size of the buffers uploads are received through.
+// Measured with BenchmarkBlobPush's CPU profile: 128 KiB costs less CPU
+// per byte than io.Copy's 32 KiB (fewer syscalls) and than 256 KiB or
+// 1 MiB, whose copies into the page cache run several times slower once
+// the buffer no longer fits the CPU's L2 cache.
+const receiveBufSize = 128 << 10
+
+var receiveBufs = sync.Pool{New: func() any { b := make([]byte, receiveBufSize); return &b }}
+
+// receive copies src into dst (the upload's file) and hs (its running
+// hash), filling a pooled buffer as far as the client sends before each
+// write, and starts the writeback of what was written (size is the
+// upload's size before). It returns the bytes copied; a read error is
+// returned as is, io.EOF being the end.
+func receive(dst, hs io.Writer, src io.Reader, wb *writeback, size int64) (int64, error) {
+	bp := receiveBufs.Get().(*[]byte)
+	defer receiveBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := io.ReadFull(src, buf)
+		if m > 0 {
+			if _, err := dst.Write(buf[:m]); err != nil {
+				return n, err
+			}
+			_, _ = hs.Write(buf[:m]) // hash.Hash never fails
+			n += int64(m)
+			wb.wrote(size + n)
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return n, nil
+		case rerr != nil:
+			return n, rerr
+		}
+	}
 }
 
 // clientReader remembers a read error of the request body, to tell a

@@ -55,7 +55,8 @@ func freePort(t *testing.T) int {
 func startRampart(t *testing.T, bin, data string, port int) *rampartProcess {
 	t.Helper()
 	p := &rampartProcess{base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin, "up", "--data", data, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--tls=off", "--log-level", "warn")
+	p.cmd = exec.Command(bin, "up", "--data", data, "--addr", fmt.Sprintf("127.0.0.1:%d", port), "--tls=off",
+		"--ssh-addr", "", "--gateway-addr", "", "--log-level", "warn") // SSH and the gateway off: their default ports may be taken
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RAMPART_") {
 			p.cmd.Env = append(p.cmd.Env, kv)

@@ -13,7 +13,11 @@
 // drivers — the filesystem under the data directory by default, S3 for
 // scale-out (chosen by URL in internal/app). Uploads are written under
 // /uploads/ID and renamed to /blobs/ALG/HH/HEX once their digest is
-// verified, so no partial blob is ever visible. Everything else is
+// verified, so no partial blob is ever visible. Each byte is hashed once,
+// as it arrives (sha256; a sha512 digest re-reads the upload at the end);
+// on the filesystem driver (Deps.LocalRoot) the disk writes of an upload
+// start while it arrives, and blob GETs hand the file to sendfile.
+// Everything else is
 // metadata in the store: repositories, which blobs each repository may
 // see (links), manifests (their bytes too: they are small), tags,
 // subjects for the referrers API, uploads in progress with their sha256

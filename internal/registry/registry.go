@@ -58,6 +58,11 @@ type Deps struct {
 	IDs    directory
 	Authn  authenticator
 	Driver storagedriver.StorageDriver
+	// LocalRoot is Driver's root directory when Driver is distribution's
+	// filesystem driver ("" otherwise). Uploads there get their disk
+	// writes started while they arrive, so that the fsync making a blob
+	// durable does not wait for the whole blob at the end.
+	LocalRoot string
 	// Sealer encrypts the registry's keys at rest (vault/keyring).
 	Sealer identity.Sealer
 	Logger *slog.Logger
@@ -126,7 +131,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	if err != nil || u.Host == "" {
 		return nil, errors.New("registry: PublicURL must be an absolute URL")
 	}
-	s := &Service{db: d.DB, audit: d.Audit, ids: d.IDs, authn: d.Authn, content: &Content{d: d.Driver},
+	s := &Service{db: d.DB, audit: d.Audit, ids: d.IDs, authn: d.Authn, content: &Content{d: d.Driver, root: d.LocalRoot},
 		log: d.Logger.With("component", "registry"), publicURL: strings.TrimSuffix(d.PublicURL, "/"), service: u.Host,
 		scanner: d.Scanner, policy: d.Policy, advisories: d.Advisories, signer: d.Signer, now: d.Clock,
 		maxMan: d.MaxManifestBytes, maxBlob: d.MaxBlobBytes, tokenTTL: d.TokenLifetime, gcGrace: d.GCGrace,

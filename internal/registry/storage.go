@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"path"
+	"path/filepath"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 )
@@ -20,6 +21,23 @@ import (
 // referrers, scan results — is metadata in the store.
 type Content struct {
 	d storagedriver.StorageDriver
+	// root is the directory of the filesystem driver ("" for other
+	// drivers): uploads there get their writeback started early.
+	root string
+}
+
+// writebackEvery is how many bytes of an upload accumulate before their
+// writeback starts (filesystem driver, Linux): large enough for the disk
+// to get long sequential writes.
+const writebackEvery = 8 << 20
+
+// localPath is where a driver path lives on the local filesystem, or ""
+// when the driver is not the filesystem.
+func (c *Content) localPath(p string) string {
+	if c.root == "" {
+		return ""
+	}
+	return filepath.Join(c.root, filepath.FromSlash(p))
 }
 
 func blobPath(d Digest) string {

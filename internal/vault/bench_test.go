@@ -30,7 +30,12 @@ import (
 // Each reports throughput and the 50th and 99th percentile latency.
 // RAMPART_BENCH_STORE=postgres runs them on PostgreSQL
 // (RAMPART_TEST_POSTGRES), else SQLite. RAMPART_BENCH_CLIENTS sets the
-// number of concurrent clients (default 16). BenchmarkPeerVaultRead and
+// number of concurrent clients (default 16). RAMPART_BENCH_RATE=R sends the
+// requests open-loop at R per second instead of as fast as the clients go:
+// request i is due at start+i/R and its latency counts from then, so time
+// spent queueing behind a slow server is counted (no coordinated
+// omission); the clients must be enough to keep R requests in flight.
+// BenchmarkPeerVaultRead and
 // BenchmarkPeerVaultWrite run the same load against a real HashiCorp Vault
 // server. bench/vault.sh runs them all and prints the ratios.
 
@@ -86,6 +91,10 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 		return d
 	}
 	c := clients()
+	var rate float64
+	if _, err := fmt.Sscan(os.Getenv("RAMPART_BENCH_RATE"), &rate); err != nil || rate <= 0 {
+		rate = 0
+	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}, Timeout: 30 * time.Second}
 	lat := make([][]time.Duration, c)
 	var next, failed atomic.Int64
@@ -107,6 +116,10 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 					return
 				}
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+					time.Sleep(time.Until(t0))
+				}
 				resp, err := hc.Do(r)
 				if err != nil {
 					failed.Add(1)

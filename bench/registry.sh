@@ -108,12 +108,19 @@ scan_wait() { # digest → seconds until the scanner decided (run in $run)
 
 printf '%-10s %-4s %8s %8s %9s %9s %8s %8s %s\n' registry run push_s pull_s push_MiB/s pull_MiB/s push_cpu pull_cpu notes
 declare -A tot
-for run in $(seq 1 "$runs"); do
-  for target in reference rampart; do
+# Round 0 warms both servers up (first requests, the scanner's first
+# database load, heap growth) and is printed but not counted.
+for run in $(seq 0 "$runs"); do
+  # Alternate who goes first, and flush dirty pages before each timed
+  # step: the side measured second would otherwise pay for the writeback
+  # of the first side's gigabyte.
+  order="reference rampart"; [ $((run % 2)) = 0 ] && order="rampart reference"
+  for target in $order; do
     if [ $target = rampart ]; then host=127.0.0.1:$rport pid=$rpid; else host=127.0.0.1:$gport pid=$gpid; fi
     # A fresh repository each run: the whole image is uploaded every time.
     ref=$host/bench/image$run:1
     if [ $target = rampart ]; then perf_start "push-$run"; fi
+    sync
     c0=$(cpu $pid); t0=$(now); "$crane" push --insecure "$img" "$ref" >/dev/null 2>&1; t1=$(now); c1=$(cpu $pid)
     if [ $target = rampart ]; then perf_stop "push-$run"; fi
     notes=""
@@ -124,17 +131,35 @@ for run in $(seq 1 "$runs"); do
     fi
     out=$work/pulled.tar; rm -f "$out"
     if [ $target = rampart ]; then perf_start "pull-$run"; fi
+    sync
     c2=$(cpu $pid); t2=$(now); "$crane" pull --insecure "$ref" "$out" >/dev/null 2>&1; t3=$(now); c3=$(cpu $pid)
     if [ $target = rampart ]; then perf_stop "pull-$run"; fi
     rm -f "$out"
     push=$(echo "$t1 - $t0" | bc -l); pull=$(echo "$t3 - $t2" | bc -l)
-    tot[$target.push]=$(echo "${tot[$target.push]:-0} + $push" | bc -l)
-    tot[$target.pull]=$(echo "${tot[$target.pull]:-0} + $pull" | bc -l)
+    if [ "$run" -gt 0 ]; then
+      tot[$target.push]=$(echo "${tot[$target.push]:-0} + $push" | bc -l)
+      tot[$target.pull]=$(echo "${tot[$target.pull]:-0} + $pull" | bc -l)
+    else
+      notes="$notes (warm-up, not counted)"
+    fi
     printf '%-10s %-4s %8.2f %8.2f %9.0f %9.0f %8.2f %8.2f %s\n' $target $run "$push" "$pull" \
       "$(echo "$size / 1048576 / $push" | bc -l)" "$(echo "$size / 1048576 / $pull" | bc -l)" \
       "$(echo "$c1 - $c0" | bc -l)" "$(echo "$c3 - $c2" | bc -l)" "$notes"
   done
 done
+
+# The registries' own serving speed, without crane: crane's pull hashes the
+# image and writes a 1 GiB tarball, which dominates its time and varies with
+# the disk. curl fetches the image's first layer (256 MiB) from each, to
+# /dev/null, alternating, SERVE_RUNS times (last run's repositories).
+layer=$("$crane" manifest --insecure "127.0.0.1:$gport/bench/image$runs:1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"])')
+for i in $(seq 1 "${SERVE_RUNS:-5}"); do
+  t0=$(now); curl -sf -o /dev/null "http://127.0.0.1:$gport/v2/bench/image$runs/blobs/$layer"; t1=$(now)
+  curl -sf -o /dev/null -u "admin:$token" "http://127.0.0.1:$rport/v2/bench/image$runs/blobs/$layer"; t2=$(now)
+  tot[reference.serve]=$(echo "${tot[reference.serve]:-0} + $t1 - $t0" | bc -l)
+  tot[rampart.serve]=$(echo "${tot[rampart.serve]:-0} + $t2 - $t1" | bc -l)
+done
+lsize=$(curl -sfI "http://127.0.0.1:$gport/v2/bench/image$runs/blobs/$layer" | awk 'tolower($1)=="content-length:" {print $2+0}')
 
 # The ceiling: Go's sha256 on this machine, which a verifying registry
 # cannot beat.
@@ -142,6 +167,10 @@ shaMiBs=$(go test ./internal/registry/ -run '^$' -bench '^BenchmarkSHA256$' -ben
 echo
 echo "throughput ratio rampart/reference (higher is better for Rampart), over $runs runs:"
 printf '  push %.2f×   pull %.2f×\n' "$(echo "${tot[reference.push]} / ${tot[rampart.push]}" | bc -l)" "$(echo "${tot[reference.pull]} / ${tot[rampart.pull]}" | bc -l)"
+printf '  serving a 256 MiB layer (curl, %s runs): reference %.0f MiB/s, rampart %.0f MiB/s, %.2f×\n' "${SERVE_RUNS:-5}" \
+  "$(echo "$lsize * ${SERVE_RUNS:-5} / 1048576 / ${tot[reference.serve]}" | bc -l)" \
+  "$(echo "$lsize * ${SERVE_RUNS:-5} / 1048576 / ${tot[rampart.serve]}" | bc -l)" \
+  "$(echo "${tot[reference.serve]} / ${tot[rampart.serve]}" | bc -l)"
 printf 'sha256 ceiling: %.0f MiB/s; rampart push at %.0f%%, pull at %.0f%% of it\n' "$shaMiBs" \
   "$(echo "100 * $size * $runs / 1048576 / ${tot[rampart.push]} / $shaMiBs" | bc -l)" \
   "$(echo "100 * $size * $runs / 1048576 / ${tot[rampart.pull]} / $shaMiBs" | bc -l)"

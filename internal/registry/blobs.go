@@ -97,24 +97,21 @@ func (h *call) blob() error {
 	return nil
 }
 
-// copyOut copies a blob to the client, letting net/http use sendfile when
-// the content is a file (the filesystem driver) by reaching through
-// middleware wrappers.
+// copyOut copies a blob to the client through a pooled 1 MiB buffer.
+// Handing the file to sendfile serves a layer twice as fast to curl, but
+// crane's pulls (which hash and write what they read) measured 8–15 %
+// slower against it than against buffered writes on this machine
+// (bench/registry.sh, quiet, 2026-11-26): the large buffer keeps the
+// server's CPU per pull low (a write per MiB) without the burstiness.
 func copyOut(w http.ResponseWriter, src io.Reader) (int64, error) {
-	var dst io.Writer = w
-	for {
-		if _, ok := dst.(io.ReaderFrom); ok {
-			break
-		}
-		u, ok := dst.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			dst = w
-			break
-		}
-		dst = u.Unwrap()
-	}
-	return io.Copy(dst, src)
+	bp := outBufs.Get().(*[]byte)
+	defer outBufs.Put(bp)
+	// The struct wrappers hide ReadFrom and WriteTo, so io.CopyBuffer
+	// really uses the buffer.
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{src}, *bp)
 }
+
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // parseRange reads a single "bytes=" range against size; it returns
 // [start, end) and whether the response is partial.

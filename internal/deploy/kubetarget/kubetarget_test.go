@@ -119,6 +119,7 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 	owner, dev := reqinfo.WithActor(ctx, 1, "owner"), reqinfo.WithActor(ctx, 2, "dev")
 	env := deploy.EnvironmentSpec{Target: deploy.TargetSpec{Kind: deploy.KindKubernetes, Replicas: 2, Port: 8080,
 		HealthTimeout: deploy.Duration(20 * time.Second), Strategy: deploy.Strategy{Kind: deploy.Rolling}}}
+	tokens := map[string]string{}
 	for name, ns := range map[string]string{"prod": "web-prod", "admin": "web-admin", "custom": "web-custom"} {
 		if _, _, err := svc.PutEnvironment(owner, sc, name, env); err != nil {
 			t.Fatal(err)
@@ -129,6 +130,7 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 		} else {
 			c.Namespace(t, ns, nil)
 		}
+		tokens[name] = token
 		if _, err := svc.PutConnection(owner, sc, name, deploy.ConnectionSpec{Kind: deploy.KindKubernetes, Server: c.URL, Namespace: ns,
 			CACert: string(ca), Token: token}); err != nil {
 			t.Fatal(err)
@@ -250,6 +252,26 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 	e, _ := svc.Environment(owner, sc, "prod")
 	if e.CurrentReleaseID != r2.ID {
 		t.Errorf("environment records release %d as current, want %d", e.CurrentReleaseID, r2.ID)
+	}
+
+	// The target goes down (its API server does not answer): the deployment
+	// fails saying so, and release 2 stays current and running.
+	if _, err := svc.PutConnection(owner, sc, "prod", deploy.ConnectionSpec{Kind: deploy.KindKubernetes, Server: "https://127.0.0.1:9", Namespace: "web-prod",
+		CACert: string(ca), Token: tokens["prod"]}); err != nil {
+		t.Fatal(err)
+	}
+	if d := run("prod", r1); d.State == deploy.StateSucceeded || !strings.Contains(d.Message, "127.0.0.1:9") {
+		t.Errorf("deployment to a target that is down: %s %q, want it failed naming the target", d.State, d.Message)
+	}
+	if e, _ := svc.Environment(owner, sc, "prod"); e.CurrentReleaseID != r2.ID {
+		t.Errorf("after a deployment to a target that is down the environment records release %d, want %d", e.CurrentReleaseID, r2.ID)
+	}
+	if img := read().Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(img, digest2) {
+		t.Errorf("after a deployment to a target that is down the Deployment runs %s, want release 2", img)
+	}
+	if _, err := svc.PutConnection(owner, sc, "prod", deploy.ConnectionSpec{Kind: deploy.KindKubernetes, Server: c.URL, Namespace: "web-prod",
+		CACert: string(ca), Token: tokens["prod"]}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The project's own manifests, with the image by digest put in.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"net/url"
@@ -236,7 +237,7 @@ func review(uid, registry string, deny, distinct bool) []byte {
 		name = "web-" + uid
 		labels["bench.rampart.dev/pod"] = uid
 	} else {
-		name = rs + uid
+		name = rs + generatedSuffix(uid)
 		meta["generateName"] = rs
 		meta["resourceVersion"] = uid
 		labels["pod-template-hash"] = strings.Trim(rs[strings.Index(rs, "-")+1:], "-")
@@ -300,4 +301,19 @@ func get(c *http.Client, url, token string) error {
 		return fmt.Errorf("%s: %s", resp.Status, data)
 	}
 	return nil
+}
+
+// generatedSuffix is five characters of the API server's random-name
+// alphabet derived from s, as a generated pod name ends.
+func generatedSuffix(s string) string {
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789"
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	n := h.Sum64()
+	b := make([]byte, 5)
+	for i := range b {
+		b[i] = alphabet[n%uint64(len(alphabet))]
+		n /= uint64(len(alphabet))
+	}
+	return string(b)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,7 +135,10 @@ func (s *Service) TokenSubject(ctx context.Context, raw, via string) (User, Toke
 		// next caller's.
 		sub.OrgRoles = maps.Clone(e.sub.OrgRoles)
 		sub.ProjectRoles = maps.Clone(e.sub.ProjectRoles)
-		return e.user, e.token, sub, nil
+		sub.Scopes = slices.Clone(e.sub.Scopes)
+		tok := e.token
+		tok.Scopes = slices.Clone(e.token.Scopes)
+		return e.user, tok, sub, nil
 	}
 	gen := s.auth.gen.Load()
 	u, t, err := s.authenticateHash(ctx, hex.EncodeToString(k[:]), now)

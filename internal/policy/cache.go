@@ -123,7 +123,7 @@ func stripVolatile(review map[string]any) {
 		meta, _ := obj["metadata"].(map[string]any)
 		gen, _ := meta["generateName"].(string)
 		name, _ := meta["name"].(string)
-		if gen == "" || len(name) <= len(gen) || !strings.HasPrefix(name, gen) {
+		if !generatedName(name, gen) {
 			continue
 		}
 		delete(meta, "name")
@@ -132,6 +132,31 @@ func stripVolatile(review map[string]any) {
 		}
 	}
 }
+
+// generatedName reports whether name has the shape the API server gives a
+// generateName: the prefix and five characters of its random alphabet
+// (consonants and digits that cannot spell words). Only such names are
+// hidden from the policies; a name the user chose next to a generateName
+// (name "kube-proxy-evil", generateName "kube-") stays, so policies on
+// names cannot be bypassed by adding a generateName. A user may still
+// pick a name of exactly the generated shape; policies then see the
+// generateName, which has the same prefix.
+func generatedName(name, gen string) bool {
+	suffix, ok := strings.CutPrefix(name, gen)
+	if gen == "" || !ok || len(suffix) != 5 {
+		return false
+	}
+	for _, c := range []byte(suffix) {
+		if !strings.ContainsRune(generatedAlphabet, rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// generatedAlphabet is what k8s.io/apimachinery's utilrand.String draws
+// from for generated names.
+const generatedAlphabet = "bcdfghjklmnpqrstvwxz2456789"
 
 // resultCacheSize bounds each generation of the result cache.
 const resultCacheSize = 4096

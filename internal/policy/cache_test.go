@@ -65,6 +65,12 @@ func TestAdmissionCache_SharesOnlyWhatPoliciesCannotTell(t *testing.T) {
 		{"a name that does not come from generateName", func(req, _, meta, _ map[string]any) {
 			meta["name"], req["name"] = "debug", "debug"
 		}, false},
+		{"a chosen name that starts with the generateName", func(req, _, meta, _ map[string]any) {
+			meta["name"], req["name"] = "web-7d9f8b6c5-evil-debug", "web-7d9f8b6c5-evil-debug"
+		}, false},
+		{"a five-letter suffix the generator cannot draw", func(req, _, meta, _ map[string]any) {
+			meta["name"], req["name"] = "web-7d9f8b6c5-debug", "web-7d9f8b6c5-debug"
+		}, false},
 		{"namespace", func(req, _, meta, _ map[string]any) { req["namespace"], meta["namespace"] = "other", "other" }, false},
 		{"request namespace only", func(req, _, _, _ map[string]any) { req["namespace"] = "other" }, false},
 		{"image", func(_, _, _, c map[string]any) { c["image"] = "registry.example/shop/web@sha256:00" }, false},
@@ -252,5 +258,42 @@ func TestAdmissionCache_Bounded(t *testing.T) {
 	}
 	if _, ok := c.get("0"); ok {
 		t.Error("the oldest entry is still there")
+	}
+}
+
+// TestAdmissionCache_TimeDependentPoliciesAreNotCached: a policy whose
+// answer depends on the clock (a change freeze) is evaluated for every
+// review; the first answer is never reused.
+func TestAdmissionCache_TimeDependentPoliciesAreNotCached(t *testing.T) {
+	freeze := bundle("repo", map[string]string{
+		"p.rego": `package rampart.gates.admission.freeze
+
+metadata := {"id": "ACME-9", "title": "Change freeze", "remediation": "wait"}
+
+deny contains "change freeze" if time.now_ns() > 0
+`,
+	})
+	e, err := NewEngine(t.Context(), []*Bundle{builtin(t), freeze}, EngineOptions{Settings: testSettings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := e.Decide(t.Context(), GateAdmission, Input{Environment: "prod", Document: replicaReview(t, nil)}, nil, testNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.results.len(); n != 0 {
+		t.Errorf("%d cache entries with a policy that reads the clock, want 0", n)
+	}
+	// Without it the same reviews are cached.
+	plain, err := NewEngine(t.Context(), []*Bundle{builtin(t)}, EngineOptions{Settings: testSettings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Decide(t.Context(), GateAdmission, Input{Environment: "prod", Document: replicaReview(t, nil)}, nil, testNow); err != nil {
+		t.Fatal(err)
+	}
+	if n := plain.results.len(); n != 1 {
+		t.Errorf("%d cache entries for the built-in policies, want 1", n)
 	}
 }

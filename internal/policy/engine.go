@@ -65,6 +65,32 @@ type Engine struct {
 	compiler   *ast.Compiler
 	// results caches the admission gate's results (see cache.go).
 	results *resultCache
+	// nondeterministic is set when a policy (or a module it may use)
+	// calls a built-in whose answer can change for the same input
+	// (time.now_ns, io.jwt.decode_verify, rand.intn, …): its results
+	// are then never cached.
+	nondeterministic bool
+}
+
+// callsNondeterministic reports whether any compiled module calls a
+// built-in OPA marks non-deterministic.
+func callsNondeterministic(c *ast.Compiler) bool {
+	found := false
+	for _, m := range c.Modules {
+		ast.WalkExprs(m, func(x *ast.Expr) bool {
+			if found || !x.IsCall() {
+				return found
+			}
+			if b, ok := ast.BuiltinMap[x.Operator().String()]; ok && b.Nondeterministic {
+				found = true
+			}
+			return found
+		})
+		if found {
+			break
+		}
+	}
+	return found
 }
 
 // gateQuery evaluates every policy of a gate at once.
@@ -263,6 +289,7 @@ func NewEngine(ctx context.Context, bundles []*Bundle, opt EngineOptions) (*Engi
 		return nil, apperr.E(apperr.Invalid, "policies do not compile:\n%s", strings.Join(regoErrors(c.Errors), "\n"))
 	}
 	e.compiler = c
+	e.nondeterministic = callsNondeterministic(c)
 	for _, g := range Gates() {
 		var gq gateQuery
 		var body []string
@@ -493,6 +520,9 @@ func (e *Engine) evaluate(ctx context.Context, gate Gate, doc *document) []rawRe
 	gq := e.gates[gate]
 	if gq == nil {
 		return nil
+	}
+	if e.nondeterministic {
+		return e.evaluateQuery(ctx, gq, doc)
 	}
 	if doc.key != "" {
 		if out, ok := e.results.get(doc.key); ok {

@@ -53,6 +53,8 @@ type DB struct {
 	stmts     sync.Map // query string → *sql.Stmt
 	nstmts    atomic.Int32
 	preparing sync.Map // query string → struct{}, prepares running in the background
+	noprep    sync.Map // query string → struct{}, queries that failed to prepare: run unprepared
+	closed    atomic.Bool
 }
 
 // maxStmts bounds the statement cache: queries built at run time (IN lists
@@ -168,6 +170,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes the database; with SQLite it checkpoints the WAL first so the
 // data directory is left in one file.
 func (db *DB) Close() error {
+	db.closed.Store(true)
 	db.stmts.Range(func(k, v any) bool {
 		_ = v.(*sql.Stmt).Close()
 		db.stmts.Delete(k)
@@ -202,11 +205,18 @@ func (db *DB) stmt(ctx context.Context, query string) *sql.Stmt {
 	if v, ok := db.stmts.Load(query); ok {
 		return v.(*sql.Stmt)
 	}
-	if db.nstmts.Load() >= maxStmts || strings.Contains(query, ";") {
+	if !db.cacheable(query) {
 		return nil
 	}
 	st, err := db.sql.PrepareContext(ctx, query)
 	if err != nil {
+		// Remembered (within the same bound), so a query that cannot be
+		// prepared on its own — one on a table its transaction created —
+		// is not tried again on every run.
+		if ctx.Err() == nil {
+			db.noprep.Store(query, struct{}{})
+			db.nstmts.Add(1)
+		}
 		return nil
 	}
 	if v, loaded := db.stmts.LoadOrStore(query, st); loaded {
@@ -214,7 +224,20 @@ func (db *DB) stmt(ctx context.Context, query string) *sql.Stmt {
 		return v.(*sql.Stmt)
 	}
 	db.nstmts.Add(1)
+	if db.closed.Load() { // Close ran meanwhile and may have missed it
+		_ = st.Close()
+		return nil
+	}
 	return st
+}
+
+// cacheable reports whether query may be prepared and cached.
+func (db *DB) cacheable(query string) bool {
+	if db.closed.Load() || db.nstmts.Load() >= maxStmts || strings.Contains(query, ";") {
+		return false
+	}
+	_, failed := db.noprep.Load(query)
+	return !failed
 }
 
 // txStmt returns the cached statement for query bound to tx, or nil. A
@@ -230,7 +253,7 @@ func (tx *Tx) txStmt(ctx context.Context, query string) *sql.Stmt {
 	if v, ok := db.stmts.Load(query); ok {
 		return tx.tx.StmtContext(ctx, v.(*sql.Stmt))
 	}
-	if db.nstmts.Load() < maxStmts && !strings.Contains(query, ";") {
+	if db.cacheable(query) {
 		if _, busy := db.preparing.LoadOrStore(query, struct{}{}); !busy {
 			go func() {
 				defer db.preparing.Delete(query)

@@ -89,6 +89,7 @@ func (c *committer) commit(ctx context.Context, batch []*op) {
 	if len(batch) > 1 {
 		failed := false
 		err := c.db.DurableTx(ctx, func(tx *store.Tx) error {
+			failed = false // DurableTx may run this again after a retryable error
 			for _, o := range batch {
 				if err := o.fn(o.ctx, tx); err != nil {
 					failed = true
@@ -97,7 +98,7 @@ func (c *committer) commit(ctx context.Context, batch []*op) {
 			}
 			return nil
 		})
-		if !failed {
+		if err == nil || !failed {
 			for _, o := range batch {
 				o.err <- err
 			}

@@ -19,6 +19,9 @@ type accessLog struct {
 	w   io.Writer
 	mu  sync.Mutex
 	buf []byte // complete lines not yet written
+	// stopped: the gateway stopped, no flusher runs any more; lines are
+	// written at once.
+	stopped bool
 }
 
 const (
@@ -58,6 +61,9 @@ func (a *accessLog) log(rec *accessRecord) {
 		a.writeLocked()
 	}
 	a.buf = append(a.buf, line...)
+	if a.stopped {
+		a.writeLocked()
+	}
 	a.mu.Unlock()
 	if cap(line) <= accessLineMax*4 {
 		*bp = line
@@ -68,6 +74,14 @@ func (a *accessLog) log(rec *accessRecord) {
 // flush writes out what is buffered.
 func (a *accessLog) flush() {
 	a.mu.Lock()
+	a.writeLocked()
+	a.mu.Unlock()
+}
+
+// stop flushes the buffer and makes later lines go out at once.
+func (a *accessLog) stop() {
+	a.mu.Lock()
+	a.stopped = true
 	a.writeLocked()
 	a.mu.Unlock()
 }

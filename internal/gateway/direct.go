@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -22,8 +23,11 @@ import (
 // hands every exchange to two more goroutines (the connection's read
 // and write loops), clones the request twice and its headers once; the
 // direct path does none of that, which roughly halves the gateway's CPU
-// per request. Everything else — bodies, upgrades, https backends, WAF
-// routes — goes through httputil.ReverseProxy.
+// per request. Everything else — bodies, upgrades, https backends —
+// goes through httputil.ReverseProxy. WAF routes take the direct path too
+// (the forwarder behind the WAF sends their bodyless GETs and HEADs
+// here); only the fast path in serve.go, which skips the WAF handler
+// chain, is limited to routes without WAF and required auth.
 //
 // The direct path keeps the proxy's rules: hop-by-hop headers and those
 // named in Connection are dropped both ways; X-Forwarded-For, -Host and
@@ -49,15 +53,81 @@ func directable(l *live, r *http.Request) bool {
 // upConn is a keep-alive connection to a backend.
 type upConn struct {
 	c    net.Conn
+	lr   limitReader // under br: bounds the response heads
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	idle int64 // unix nanoseconds it went idle
+	// stop unregisters the exchange's context.AfterFunc, which aborts
+	// the connection's I/O when the client goes away.
+	stop func() bool
+	// rc and peekFn check an idle connection before reuse (alive).
+	rc       syscall.RawConn
+	peekFn   func(fd uintptr) bool
+	peekN    int
+	peekErr  error
+	peekByte [1]byte
 }
 
-// Limits of a backend's idle connections (as the transport's).
+// limitReader reads from c, failing with errHeadTooLarge once n bytes
+// have been read (n is lifted while a body is read).
+type limitReader struct {
+	c net.Conn
+	n int64
+}
+
+const noLimit = 1 << 62
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeadTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.c.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// Limits of a backend's response heads: the status line and headers of
+// the final response and of the interim (1xx) ones before it, together
+// (http.Transport's MaxResponseHeaderBytes), and the number of interim
+// responses.
+const (
+	maxResponseHeadBytes = 1 << 20
+	maxInterimResponses  = 10
+)
+
+var (
+	errHeadTooLarge   = errors.New("backend response headers too large")
+	errTooManyInterim = errors.New("too many interim (1xx) responses from the backend")
+)
+
+// alive reports whether an idle connection may carry a request: nothing
+// arrived on it while it was idle (no stray bytes, no EOF). One
+// non-blocking recv(MSG_PEEK) system call.
+func (uc *upConn) alive() bool {
+	if uc.br.Buffered() > 0 {
+		return false
+	}
+	if uc.rc == nil {
+		return true
+	}
+	uc.peekN, uc.peekErr = 0, nil
+	if err := uc.rc.Read(uc.peekFn); err != nil {
+		return false
+	}
+	// EAGAIN: nothing to read, the connection is open and quiet.
+	return errors.Is(uc.peekErr, syscall.EAGAIN)
+}
+
+// Limits of idle connections (as the transport's): per backend, over
+// all backends of a gateway, and in time.
 const (
 	maxIdlePerBackend = 1024
+	maxIdleTotal      = 4096
 	idleConnTimeout   = 90 * time.Second
+	reapEvery         = 30 * time.Second
 	upBufferSize      = 16 << 10
 )
 
@@ -66,42 +136,93 @@ type connPool struct {
 	mu     sync.Mutex
 	idle   []*upConn
 	closed bool
+	// total counts the idle connections of all the gateway's pools
+	// (nil: no global cap).
+	total *atomic.Int64
 }
 
-// get returns an idle connection younger than idleConnTimeout, or nil.
+func (p *connPool) countIdle(d int64) {
+	if p.total != nil {
+		p.total.Add(d)
+	}
+}
+
+// reapLocked takes the connections idle longer than idleConnTimeout
+// out of the pool (oldest first) and appends them to stale.
+func (p *connPool) reapLocked(now int64, stale []*upConn) []*upConn {
+	k := 0
+	for k < len(p.idle) && now-p.idle[k].idle > int64(idleConnTimeout) {
+		stale = append(stale, p.idle[k])
+		p.idle[k] = nil
+		k++
+	}
+	if k > 0 {
+		p.idle = p.idle[k:]
+		p.countIdle(-int64(k))
+	}
+	return stale
+}
+
+// get returns an idle connection younger than idleConnTimeout on which
+// nothing arrived while it was idle, or nil.
 func (p *connPool) get(now int64) *upConn {
-	p.mu.Lock()
-	var stale []*upConn
-	for len(p.idle) > 0 && now-p.idle[0].idle > int64(idleConnTimeout) {
-		stale = append(stale, p.idle[0])
-		p.idle[0] = nil
-		p.idle = p.idle[1:]
+	for {
+		p.mu.Lock()
+		var stale []*upConn
+		if len(p.idle) > 0 && now-p.idle[0].idle > int64(idleConnTimeout) {
+			stale = p.reapLocked(now, nil)
+		}
+		var uc *upConn
+		if n := len(p.idle); n > 0 {
+			uc = p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+			p.countIdle(-1)
+		}
+		p.mu.Unlock()
+		for _, s := range stale {
+			s.discard()
+		}
+		if uc == nil || uc.alive() {
+			return uc
+		}
+		// The backend closed it or sent bytes nobody asked for (a
+		// body after a HEAD answer, a 408): never a next answer.
+		uc.discard()
 	}
-	var uc *upConn
-	if n := len(p.idle); n > 0 {
-		uc = p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-	}
-	p.mu.Unlock()
-	for _, s := range stale {
-		_ = s.c.Close()
-	}
-	return uc
 }
 
-// put returns a connection for reuse (closing it when the pool is full
-// or closed).
+// put returns a connection for reuse (closing it when the pool, or all
+// pools together, are full, or the pool is closed), reaping expired ones.
 func (p *connPool) put(uc *upConn, now int64) {
 	uc.idle = now
 	p.mu.Lock()
-	if p.closed || len(p.idle) >= maxIdlePerBackend {
-		p.mu.Unlock()
-		_ = uc.c.Close()
-		return
+	var stale []*upConn
+	if len(p.idle) > 0 && now-p.idle[0].idle > int64(idleConnTimeout) {
+		stale = p.reapLocked(now, nil)
 	}
-	p.idle = append(p.idle, uc)
+	full := p.closed || len(p.idle) >= maxIdlePerBackend || p.total != nil && p.total.Load() >= maxIdleTotal
+	if !full {
+		p.idle = append(p.idle, uc)
+		p.countIdle(1)
+	}
 	p.mu.Unlock()
+	if full {
+		uc.discard()
+	}
+	for _, s := range stale {
+		s.discard()
+	}
+}
+
+// reap closes the connections idle longer than idleConnTimeout.
+func (p *connPool) reap(now int64) {
+	p.mu.Lock()
+	stale := p.reapLocked(now, nil)
+	p.mu.Unlock()
+	for _, s := range stale {
+		s.discard()
+	}
 }
 
 // close closes the idle connections; later puts close theirs.
@@ -109,9 +230,10 @@ func (p *connPool) close() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
+	p.countIdle(-int64(len(idle)))
 	p.mu.Unlock()
 	for _, uc := range idle {
-		_ = uc.c.Close()
+		uc.discard()
 	}
 }
 
@@ -126,11 +248,21 @@ func (g *Gateway) dial(ctx context.Context, b *backend) (*upConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(c)
-	bw := writerPool.Get().(*bufio.Writer)
-	bw.Reset(c)
-	return &upConn{c: c, br: br, bw: bw}, nil
+	uc := &upConn{c: c, lr: limitReader{c: c, n: noLimit}}
+	uc.br = readerPool.Get().(*bufio.Reader)
+	uc.br.Reset(&uc.lr)
+	uc.bw = writerPool.Get().(*bufio.Writer)
+	uc.bw.Reset(c)
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			uc.rc = rc
+			uc.peekFn = func(fd uintptr) bool {
+				uc.peekN, _, uc.peekErr = syscall.Recvfrom(int(fd), uc.peekByte[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+				return true
+			}
+		}
+	}
+	return uc, nil
 }
 
 // discard closes uc for good.
@@ -259,20 +391,28 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 	}
 }
 
-// roundTrip writes the request on uc and reads the response headers.
+// roundTrip writes the request on uc and reads the response headers. On
+// success uc.stop unregisters the context.AfterFunc that aborts the
+// connection's I/O when the client goes away: it stays registered while
+// relay copies the body.
 func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, uc *upConn, uri string, deadline time.Time, fresh bool) (*http.Response, error) {
 	_ = uc.c.SetDeadline(deadline)
-	var canceled atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
-		canceled.Store(true)
 		_ = uc.c.SetDeadline(aLongTimeAgo)
 	})
-	defer stop()
+	ok := false
+	defer func() {
+		if !ok {
+			stop()
+		}
+	}()
 	classify := func(err error, sent bool) error {
 		var ne net.Error
 		switch {
-		case canceled.Load():
+		case ctx.Err() != nil:
 			return context.Canceled
+		case errors.Is(err, errHeadTooLarge):
+			return err
 		case errors.As(err, &ne) && ne.Timeout():
 			return errTimeout
 		case !fresh && !sent && (isReset(err) || errors.Is(err, syscall.EPIPE)):
@@ -284,10 +424,22 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 	if err := uc.bw.Flush(); err != nil {
 		return nil, classify(err, false)
 	}
+	// The response heads are read through a limit (a backend sending
+	// endless headers gets a 502, not the gateway's memory).
+	uc.lr.n = maxResponseHeadBytes
 	if _, err := uc.br.Peek(1); err != nil {
 		return nil, classify(err, false)
 	}
-	for {
+	for interim := 0; ; interim++ {
+		// head is the buffered response head when it is all there: it
+		// tells whether the backend sent both Transfer-Encoding and
+		// Content-Length (net/http drops the latter).
+		head, _ := uc.br.Peek(uc.br.Buffered())
+		if end := bytes.Index(head, crlfcrlf); end >= 0 {
+			head = head[:end+2]
+		} else {
+			head = nil
+		}
 		resp, err := http.ReadResponse(uc.br, r)
 		if err != nil {
 			return nil, classify(err, true)
@@ -296,15 +448,44 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				return nil, errors.New("backend switched protocols unasked")
 			}
+			if interim >= maxInterimResponses {
+				return nil, errTooManyInterim
+			}
 			continue // interim responses (103 Early Hints) are not relayed
 		}
-		if !stop() { // the client went away meanwhile
-			resp.Body.Close()
-			return nil, context.Canceled
+		uc.lr.n = noLimit
+		if len(resp.TransferEncoding) > 0 && (head == nil || hasHeaderLine(head, "content-length:")) {
+			// Both framings (or a head not seen whole): the response
+			// is read as chunked, the connection is not reused.
+			resp.Close = true
 		}
 		_ = uc.c.SetDeadline(time.Time{})
+		if ctx.Err() != nil { // the client went away meanwhile (the deadline just cleared may be the AfterFunc's)
+			return nil, context.Canceled
+		}
+		ok = true
+		uc.stop = stop
 		return resp, nil
 	}
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// hasHeaderLine reports whether the response head (lines ending in
+// CRLF) has a line starting with name (lower case, with the colon).
+func hasHeaderLine(head []byte, name string) bool {
+	for len(head) > 0 {
+		i := bytes.IndexByte(head, '\n')
+		if i < 0 {
+			i = len(head) - 1
+		}
+		line := head[:i+1]
+		head = head[i+1:]
+		if len(line) >= len(name) && strings.EqualFold(string(line[:len(name)]), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // aLongTimeAgo is a deadline in the past: it wakes blocked I/O at once.
@@ -355,6 +536,9 @@ func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, 
 			continue
 		}
 		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				continue // never a header line of the value's making (net/http lets none through; defence in depth)
+			}
 			bw.WriteString(k)
 			bw.WriteString(": ")
 			bw.WriteString(v)
@@ -424,18 +608,26 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
 	buf := g.bufs.Get()
+	// The AfterFunc registered in roundTrip is still on: a client going
+	// away sets a past deadline on the connection, which ends a read
+	// from a backend that streams forever.
 	err := copyBody(w, resp.Body, buf, streaming)
 	g.bufs.Put(buf)
+	aborted := !uc.stop()
+	uc.stop = nil
 	if err != nil {
-		resp.Body.Close()
+		// Never resp.Body.Close here: it would read the rest of the
+		// body (an endless stream, gigabytes nobody wants). releaseConn
+		// closes the connection.
 		panic(http.ErrAbortHandler) // the client gets a cut-off response, as from ReverseProxy
 	}
 	// The body is read to its end: the connection carries the next
 	// request unless the backend asked to close it or sent more than
 	// this response (bytes no request asked for must never become the
-	// answer to the next one).
+	// answer to the next one), or the client went away (the deadline
+	// is in the past).
 	resp.Body.Close()
-	if !resp.Close && uc.br.Buffered() == 0 {
+	if !resp.Close && !aborted && uc.br.Buffered() == 0 {
 		b.conns.put(uc, time.Now().UnixNano())
 		done = true
 	}
@@ -452,6 +644,10 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 
 // releaseConn discards uc unless relay handed it back to the pool.
 func releaseConn(b *backend, uc *upConn, done *bool) {
+	if uc.stop != nil { // relay panicked before the copy ended
+		uc.stop()
+		uc.stop = nil
+	}
 	if !*done {
 		uc.discard()
 	}

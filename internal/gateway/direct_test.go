@@ -370,3 +370,252 @@ func TestGateway_DirectPathDropsConnectionsWithStrayBytes(t *testing.T) {
 		t.Errorf("GET after a HEAD answered with stray bytes: %d %q, want 200 \"ok\"", status, body)
 	}
 }
+
+// rawBackend serves every connection with serve until the test ends,
+// and returns its URL.
+func rawBackend(t *testing.T, serve func(c net.Conn, br *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				serve(c, bufio.NewReader(c))
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestGateway_DirectPathClientGoneMidBody: a client that leaves while the
+// backend's body streams must end the exchange — the gateway closes the
+// backend connection instead of reading the rest (an endless stream, or
+// one that goes quiet) — and the gateway still stops at once.
+func TestGateway_DirectPathClientGoneMidBody(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		name := "streaming"
+		if quiet {
+			name = "quiet"
+		}
+		t.Run(name, func(t *testing.T) {
+			closed := make(chan struct{}, 1)
+			be := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+				for start := time.Now(); time.Since(start) < 30*time.Second; {
+					if quiet {
+						_, _ = io.WriteString(c, "6\r\ndata:\n\r\n")
+						_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+						if _, err := c.Read(make([]byte, 1)); err != nil {
+							break // the gateway closed the connection
+						}
+						continue
+					}
+					if _, err := io.WriteString(c, "6\r\ndata:\n\r\n"); err != nil {
+						break
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				closed <- struct{}{}
+			})
+			gw := startGateway(t, nil, []gateway.Route{route(1, "sse", "sse.test", "/", be)})
+			c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.WriteString(c, "GET /events HTTP/1.1\r\nHost: sse.test\r\n\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(resp.Body, make([]byte, 6)); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			select {
+			case <-closed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the backend connection was still read 5 s after the client left")
+			}
+		})
+	}
+}
+
+// TestGateway_DirectPathBackendHeadLimits: a backend sending endless
+// header lines, or too many interim responses, gets the client a 502
+// with the request id (not an unbounded read); a few 103s are fine.
+func TestGateway_DirectPathBackendHeadLimits(t *testing.T) {
+	be := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		switch req.URL.Path {
+		case "/endless":
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+			line := "X-Pad: " + strings.Repeat("a", 1000) + "\r\n"
+			for start := time.Now(); time.Since(start) < 30*time.Second; {
+				if _, err := io.WriteString(c, line); err != nil {
+					return
+				}
+			}
+		case "/longline":
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Pad: ")
+			chunk := strings.Repeat("a", 64<<10)
+			for start := time.Now(); time.Since(start) < 30*time.Second; {
+				if _, err := io.WriteString(c, chunk); err != nil {
+					return
+				}
+			}
+		case "/interim":
+			for range 50 {
+				_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		case "/hints":
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\n")
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	// A route per case: a failing backend is ejected from its route.
+	paths := []string{"/endless", "/longline", "/interim", "/hints"}
+	var routes []gateway.Route
+	for i, p := range paths {
+		routes = append(routes, route(int64(i+1), "r"+p[1:], p[1:]+".test", "/", be))
+	}
+	gw := startGateway(t, nil, routes)
+	for _, path := range paths[:3] {
+		start := time.Now()
+		status, h, body := get(t, gw.URL+path, path[1:]+".test")
+		if status != http.StatusBadGateway || !strings.Contains(body, h.Get("X-Request-Id")) || h.Get("X-Request-Id") == "" {
+			t.Errorf("%s: %d %q, want 502 with the request id", path, status, body)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s took %v", path, d)
+		}
+	}
+	if status, _, body := get(t, gw.URL+"/hints", "hints.test"); status != 200 || body != "ok" {
+		t.Errorf("two 103s, then 200: %d %q", status, body)
+	}
+}
+
+// TestGateway_DirectPathIdleConnectionPoisoned: bytes a backend sends on
+// a connection after it went idle (here a fake response some 50 ms after
+// its answer to a HEAD) must never answer the next request.
+func TestGateway_DirectPathIdleConnectionPoisoned(t *testing.T) {
+	be := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.Method == http.MethodHead {
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+				time.Sleep(50 * time.Millisecond)
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\npoisoned")
+				continue
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
+		}
+	})
+	gw := startGateway(t, nil, []gateway.Route{route(1, "r", "r.test", "/", be)})
+	for i := range 3 {
+		req, _ := http.NewRequest(http.MethodHead, gw.URL+"/", nil)
+		req.Host = "r.test"
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		time.Sleep(200 * time.Millisecond)
+		if status, _, body := get(t, gw.URL+"/", "r.test"); status != 200 || body != "real" {
+			t.Fatalf("round %d: GET after a HEAD whose connection got stray bytes while idle: %d %q, want 200 \"real\"", i, status, body)
+		}
+	}
+}
+
+// TestGateway_DirectPathBothFramingsNotReused: a response with both
+// Transfer-Encoding and Content-Length is relayed (as chunked) but its
+// connection is not used again.
+func TestGateway_DirectPathBothFramingsNotReused(t *testing.T) {
+	var conns atomic.Int64
+	be := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		for {
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+		}
+	})
+	gw := startGateway(t, nil, []gateway.Route{route(1, "r", "r.test", "/", be)})
+	for i := range 3 {
+		if status, _, body := get(t, gw.URL+"/", "r.test"); status != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("3 responses with both framings took %d backend connections, want 3 (none reused)", n)
+	}
+}
+
+// TestGateway_DirectPathDropsHeaderValuesWithNewlines: a header value with
+// CR or LF (net/http's servers let none through; the handler may be
+// called otherwise) never becomes header lines of its own to the backend.
+func TestGateway_DirectPathDropsHeaderValuesWithNewlines(t *testing.T) {
+	got := make(chan http.Header, 1)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(be.Close)
+	gw := startGateway(t, nil, []gateway.Route{route(1, "r", "r.test", "/", be.URL)})
+	req := httptest.NewRequest(http.MethodGet, "http://r.test/", nil)
+	req.Header.Set("X-Evil", "a\r\nX-Injected: 1")
+	req.Header.Set("X-Fine", "b")
+	rec := httptest.NewRecorder()
+	gw.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("status %d %q", rec.Code, rec.Body.String())
+	}
+	h := <-got
+	if h.Get("X-Injected") != "" || h.Get("X-Evil") != "" || h.Get("X-Fine") != "b" {
+		t.Errorf("backend saw X-Injected %q, X-Evil %q, X-Fine %q", h.Get("X-Injected"), h.Get("X-Evil"), h.Get("X-Fine"))
+	}
+}
+
+// TestGateway_AccessLogAfterStop: Close flushes the buffered access log,
+// and lines of requests that end after it are written at once.
+func TestGateway_AccessLogAfterStop(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	g, err := gateway.New(gateway.Options{Listener: ln, Logger: logging.New(testWriter{t}, "warn"), Registry: prometheus.NewRegistry(),
+		WAF: waf.NewEngine(waf.Options{}), AccessLog: true, AccessLogWriter: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "http://nowhere.test/before", nil))
+	_ = g.Close()
+	if !strings.Contains(out.String(), "/before") {
+		t.Errorf("after Close the access log holds %q, want the line of /before", out.String())
+	}
+	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "http://nowhere.test/after", nil))
+	if !strings.Contains(out.String(), "/after") {
+		t.Errorf("a request after Close: access log %q, want the line of /after", out.String())
+	}
+}

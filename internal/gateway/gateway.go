@@ -80,7 +80,8 @@ type Gateway struct {
 	m         *metrics
 	tbl       atomic.Pointer[table]
 	transport *http.Transport
-	dialer    *net.Dialer // the direct path's
+	dialer    *net.Dialer  // the direct path's
+	idleConns atomic.Int64 // idle direct-path connections, all backends
 	bufs      *bufferPool
 	events    *eventQueue
 	access    *accessLog // nil: access lines go through log
@@ -184,9 +185,11 @@ func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
 	evDone := make(chan struct{})
 	evCtx, evCancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { defer close(evDone); g.events.run(evCtx) }()
+	reapDone := make(chan struct{})
+	go func() { defer close(reapDone); g.reapIdle(evCtx) }()
 	if g.access != nil {
 		flushDone := make(chan struct{})
-		defer func() { <-flushDone; g.access.flush() }()
+		defer func() { <-flushDone; g.access.stop() }()
 		go func() {
 			defer close(flushDone)
 			t := time.NewTicker(accessFlushEvery)
@@ -232,6 +235,7 @@ func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
 	g.checksWG.Wait()
 	evCancel()
 	<-evDone
+	<-reapDone
 	g.transport.CloseIdleConnections()
 	g.closeBackendConns()
 	return err
@@ -242,7 +246,31 @@ func (g *Gateway) Run(ctx context.Context, grace time.Duration) error {
 func (g *Gateway) Close() error {
 	err := g.srv.Close()
 	g.closeBackendConns()
+	if g.access != nil {
+		g.access.stop()
+	}
 	return err
+}
+
+// reapIdle closes the direct path's expired idle connections every
+// reapEvery until ctx ends (get and put reap too, but only the pools
+// they are called on).
+func (g *Gateway) reapIdle(ctx context.Context) {
+	t := time.NewTicker(reapEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			now := time.Now().UnixNano()
+			g.mu.Lock()
+			for _, b := range g.backends {
+				b.conns.reap(now)
+			}
+			g.mu.Unlock()
+		}
+	}
 }
 
 // closeBackendConns closes the direct path's idle backend connections;

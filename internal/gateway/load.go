@@ -52,6 +52,7 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 			b := g.backends[key]
 			if b == nil || b.version != version || b.weight != sb.W() {
 				nb := newBackend(u, key, version, sb.W())
+				nb.conns.total = &g.idleConns
 				if b != nil { // keep the health it had, not its connections
 					retired = append(retired, b)
 					nb.down.Store(b.down.Load())

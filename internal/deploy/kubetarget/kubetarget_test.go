@@ -105,8 +105,9 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 		PullAuth: func(ctx context.Context, image string) (string, deploy.Value, bool) {
 			return "rampart-pull", "rpt_pulltoken", true
 		}}
+	secs := secrets{"web/db#password": "hunter2-but-longer"}
 	svc, err := deploy.New(deploy.Deps{DB: db, Audit: audit.New(db, nil), Sealer: keys, Logger: log, Hook: hook, Poll: 50 * time.Millisecond,
-		Targets: map[string]deploy.Target{deploy.KindKubernetes: kt}, Secrets: secrets{"web/db#password": "hunter2-but-longer"}})
+		Targets: map[string]deploy.Target{deploy.KindKubernetes: kt}, Secrets: secs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +273,42 @@ func TestKubernetes_ApplyRolloutRollback(t *testing.T) {
 	if _, err := svc.PutConnection(owner, sc, "prod", deploy.ConnectionSpec{Kind: deploy.KindKubernetes, Server: c.URL, Namespace: "web-prod",
 		CACert: string(ca), Token: tokens["prod"]}); err != nil {
 		t.Fatal(err)
+	}
+
+	// The secret is rotated and the project restarts on rotation: the
+	// running release's pods are replaced, rolling, and read the new value
+	// from the release's Secret; the release stays the same.
+	secs["web/db#password"] = "rotated-and-longer-still"
+	restarts, err := svc.RestartUsing(owner, "acme", "web", func(ref string) bool { return ref == "web/db#password" }, "vault: web/db rotated")
+	if err != nil || len(restarts) != 1 {
+		t.Fatalf("RestartUsing: %d deployments, %v; want one (prod)", len(restarts), err)
+	}
+	kubetest.Eventually(t, 120*time.Second, "restart ends", func() bool {
+		restarts[0], _ = svc.Deployment(owner, sc, restarts[0].ID)
+		return restarts[0].State != deploy.StateQueued && restarts[0].State != deploy.StateRunning
+	})
+	if restarts[0].State != deploy.StateSucceeded || restarts[0].ReleaseID != r2.ID {
+		t.Errorf("restart: %s %q of release %d, want succeeded with release %d", restarts[0].State, restarts[0].Message, restarts[0].ReleaseID, r2.ID)
+	}
+	_ = json.Unmarshal(c.Must(t, http.StatusOK, "GET", "/api/v1/namespaces/web-prod/secrets/web-secrets", nil).Body, &secret)
+	if string(secret.Data["DB_PASSWORD"]) != "rotated-and-longer-still" {
+		t.Errorf("after the restart the Secret holds %q, want the rotated value", secret.Data["DB_PASSWORD"])
+	}
+	var restarted struct {
+		Spec struct {
+			Template struct {
+				Metadata struct {
+					Annotations map[string]string `json:"annotations"`
+				} `json:"metadata"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	_ = json.Unmarshal(c.Must(t, http.StatusOK, "GET", "/apis/apps/v1/namespaces/web-prod/deployments/web", nil).Body, &restarted)
+	if restarted.Spec.Template.Metadata.Annotations["rampart.dev/restarted-at"] == "" {
+		t.Errorf("pod template annotations %v: no restart, so the pods keep the old value", restarted.Spec.Template.Metadata.Annotations)
+	}
+	if got := read(); !strings.HasSuffix(got.Spec.Template.Spec.Containers[0].Image, digest2) || got.Status.AvailableReplicas != 2 {
+		t.Errorf("after the restart the Deployment runs %s with %d available, want release 2 with 2", got.Spec.Template.Spec.Containers[0].Image, got.Status.AvailableReplicas)
 	}
 
 	// The project's own manifests, with the image by digest put in.

@@ -16,8 +16,8 @@
 // verified, so no partial blob is ever visible. Each byte is hashed once,
 // as it arrives (sha256; a sha512 digest re-reads the upload at the end);
 // on the filesystem driver (Deps.LocalRoot) the disk writes of an upload
-// start while it arrives, and blob GETs go out through a pooled 1 MiB
-// buffer (crane pulled faster from it than from sendfile).
+// start while it arrives, and blob GETs go out through a pooled 32 KiB
+// buffer (crane pulls fastest from 32 KiB writes: see copyOut).
 // Everything else is
 // metadata in the store: repositories, which blobs each repository may
 // see (links), manifests (their bytes too: they are small), tags,

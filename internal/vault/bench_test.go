@@ -97,6 +97,7 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}, Timeout: 30 * time.Second}
 	lat := make([][]time.Duration, c)
+	late := make([][]time.Duration, c)
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	b.ResetTimer()
@@ -119,6 +120,7 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 				if rate > 0 {
 					t0 = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 					time.Sleep(time.Until(t0))
+					late[g] = append(late[g], time.Since(t0))
 				}
 				resp, err := hc.Do(r)
 				if err != nil {
@@ -155,6 +157,15 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(cpuUsed.Microseconds())/float64(b.N), "cpu-µs/req")
+	if rate > 0 {
+		// How late the clients sent: time the load generator itself lost
+		// (timers, scheduling), which the latencies above include.
+		l := slices.Concat(late...)
+		slices.Sort(l)
+		if len(l) > 0 {
+			b.ReportMetric(float64(l[min(len(l)-1, len(l)*99/100)].Microseconds())/1000, "send-late-p99-ms")
+		}
+	}
 	b.ReportMetric(0, "ns/op") // throughput and latency say it; ns/op of a concurrent run misleads
 }
 

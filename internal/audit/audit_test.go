@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/reqinfo"
@@ -133,6 +134,74 @@ func TestLog_ListFiltersAndExport(t *testing.T) {
 		var first audit.Entry
 		if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.Seq != 1 || first.Hash == "" {
 			t.Fatalf("first exported line %q: %v", lines[0], err)
+		}
+	}, audit.Migrations)
+}
+
+// TestLog_HashFormatIsStable pins the chain's hash of a known entry: logs
+// written by earlier versions must still verify, so the hashed encoding
+// may never change.
+func TestLog_HashFormatIsStable(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	if err := db.Migrate(t.Context(), audit.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 26, 4, 5, 6, 789012000, time.UTC)
+	l := audit.New(db, func() time.Time { return at })
+	ctx := reqinfo.With(t.Context(), reqinfo.Info{RequestID: "req-1", RemoteIP: "192.0.2.7", UserAgent: "ua/1", ActorID: 7, ActorName: "ann"})
+	if err := l.Append(ctx, audit.Record{Action: "vault.secret.read", OrgID: 3,
+		Target: audit.Target{Type: "secret", ID: "12", Name: "acme/web/prod/DB ü"}, Details: map[string]any{"version": 2}}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := l.Export(t.Context(), &buf, audit.Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	var e audit.Entry
+	if err := json.Unmarshal(buf.Bytes(), &e); err != nil {
+		t.Fatal(err)
+	}
+	const want = "0fb2d8eda1a3ee656003a001290588eff9873b1abf71477dec640117f5ea3d91"
+	if e.Hash != want {
+		t.Fatalf("hash of the known entry = %s, want %s", e.Hash, want)
+	}
+}
+
+// TestLog_AppendEachTx appends a batch in one transaction: one chain,
+// in order, each entry with its own request's details.
+func TestLog_AppendEachTx(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		l := audit.New(db, nil)
+		appendN(t, l, 2)
+		var recs []audit.Pending
+		for i := range 3 {
+			ctx := reqinfo.With(t.Context(), reqinfo.Info{RequestID: fmt.Sprintf("batch-%d", i), RemoteIP: "192.0.2.9", ActorName: fmt.Sprintf("u%d", i)})
+			recs = append(recs, audit.Pending{Ctx: ctx, Record: audit.Record{Action: "vault.secret.read", Target: audit.Target{Type: "secret", ID: fmt.Sprint(i)}}})
+		}
+		if err := db.Tx(t.Context(), func(tx *store.Tx) error { return l.AppendEachTx(tx, recs...) }); err != nil {
+			t.Fatal(err)
+		}
+		bad := append(recs[:1:1], audit.Pending{Ctx: t.Context(), Record: audit.Record{}})
+		if err := db.Tx(t.Context(), func(tx *store.Tx) error { return l.AppendEachTx(tx, bad...) }); err == nil {
+			t.Fatal("a batch with a record without action was appended")
+		}
+		rep, err := l.Verify(t.Context())
+		if err != nil || !rep.OK() || rep.Entries != 5 {
+			t.Fatalf("verify: %+v, %v", rep, err)
+		}
+		var buf bytes.Buffer
+		if _, err := l.Export(t.Context(), &buf, audit.Filter{AfterSeq: 2}); err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(&buf)
+		for i := range 3 {
+			var e audit.Entry
+			if err := dec.Decode(&e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Seq != int64(3+i) || e.RequestID != fmt.Sprintf("batch-%d", i) || e.ActorName != fmt.Sprintf("u%d", i) {
+				t.Fatalf("entry %d = seq %d, request %s, actor %s", i, e.Seq, e.RequestID, e.ActorName)
+			}
 		}
 	}, audit.Migrations)
 }

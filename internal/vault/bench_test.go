@@ -1,7 +1,9 @@
 package vault_test
 
 import (
+	"bufio"
 	"bytes"
+	"net"
 	"fmt"
 	"io"
 	"net/http"
@@ -96,6 +98,13 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 		rate = 0
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c}, Timeout: 30 * time.Second}
+	var conns []*rawConn
+	if os.Getenv("XRAW") != "" {
+		conns = make([]*rawConn, c)
+		for i := range conns {
+			conns[i] = &rawConn{}
+		}
+	}
 	lat := make([][]time.Duration, c)
 	late := make([][]time.Duration, c)
 	var next, failed atomic.Int64
@@ -122,7 +131,12 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 					time.Sleep(time.Until(t0))
 					late[g] = append(late[g], time.Since(t0))
 				}
-				resp, err := hc.Do(r)
+				var resp *http.Response
+				if conns != nil {
+					resp, err = conns[g].do(r)
+				} else {
+					resp, err = hc.Do(r)
+				}
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -246,4 +260,37 @@ func BenchmarkPeerVaultWrite(b *testing.B) {
 		}
 		return r, err
 	}, http.StatusOK, cpu)
+}
+
+// rawConn is a lean HTTP/1.1 keep-alive client: one connection, the
+// request written as bytes, the response read with net/http's parser.
+type rawConn struct {
+	c  net.Conn
+	br *bufio.Reader
+	wb bytes.Buffer
+}
+
+func (rc *rawConn) do(r *http.Request) (*http.Response, error) {
+	if rc.c == nil {
+		c, err := net.Dial("tcp", r.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		rc.c, rc.br = c, bufio.NewReaderSize(c, 16<<10)
+	}
+	rc.wb.Reset()
+	if err := r.Write(&rc.wb); err != nil {
+		return nil, err
+	}
+	if _, err := rc.c.Write(rc.wb.Bytes()); err != nil {
+		rc.c.Close()
+		rc.c = nil
+		return nil, err
+	}
+	resp, err := http.ReadResponse(rc.br, r)
+	if err != nil {
+		rc.c.Close()
+		rc.c = nil
+	}
+	return resp, err
 }

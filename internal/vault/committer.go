@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -13,9 +14,11 @@ import (
 // of the batch. Each write runs inside a savepoint of its own, so one that
 // fails is undone alone and the others commit. Audit entries of reads go
 // through it too, so a read returns its value only once its audit entry is
-// durable.
+// durable; a batch appends them all with one read and one move of the
+// audit chain's head.
 type committer struct {
 	db       *store.DB
+	audit    *audit.Log
 	ops      chan *op
 	maxBatch int
 	running  atomic.Bool
@@ -24,20 +27,32 @@ type committer struct {
 type op struct {
 	ctx context.Context
 	fn  func(ctx context.Context, tx *store.Tx) error
+	rec *audit.Record // an audit entry alone (fn appends it)
 	err chan error
 }
 
-func newCommitter(db *store.DB) *committer {
-	return &committer{db: db, ops: make(chan *op, 1024), maxBatch: 128}
+func newCommitter(db *store.DB, log *audit.Log) *committer {
+	return &committer{db: db, audit: log, ops: make(chan *op, 1024), maxBatch: 128}
+}
+
+// appendAudit appends rec durably, batched with concurrent writes.
+func (c *committer) appendAudit(ctx context.Context, rec audit.Record) error {
+	return c.submit(ctx, &op{ctx: ctx, rec: &rec, fn: func(ctx context.Context, tx *store.Tx) error {
+		return c.audit.AppendTx(ctx, tx, rec)
+	}})
 }
 
 // do runs fn in a durable transaction, batched with concurrent writes, and
 // returns its error once the batch committed (or failed).
 func (c *committer) do(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error {
+	return c.submit(ctx, &op{ctx: ctx, fn: fn})
+}
+
+func (c *committer) submit(ctx context.Context, o *op) error {
 	if !c.running.Load() {
-		return c.db.DurableTx(ctx, func(tx *store.Tx) error { return fn(ctx, tx) })
+		return c.db.DurableTx(ctx, func(tx *store.Tx) error { return o.fn(ctx, tx) })
 	}
-	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	o.err = make(chan error, 1)
 	select {
 	case c.ops <- o:
 	case <-ctx.Done():
@@ -80,17 +95,31 @@ func (c *committer) run(ctx context.Context) {
 }
 
 // commit runs a batch in one durable transaction. It first runs every
-// write straight in the transaction (audit entries of reads, the bulk of
-// the traffic, never fail on their own); when one fails, the transaction
+// write straight in the transaction, the audit entries alone first and
+// together (those of reads, the bulk of the traffic, never fail on their
+// own); when one fails, the transaction
 // is rolled back and the batch runs again with a savepoint per write, so
 // the failed write is undone alone and the others commit.
 func (c *committer) commit(ctx context.Context, batch []*op) {
 	results := make([]error, len(batch))
 	if len(batch) > 1 {
+		var recs []audit.Pending
+		for _, o := range batch {
+			if o.rec != nil {
+				recs = append(recs, audit.Pending{Ctx: o.ctx, Record: *o.rec})
+			}
+		}
 		failed := false
 		err := c.db.DurableTx(ctx, func(tx *store.Tx) error {
 			failed = false // DurableTx may run this again after a retryable error
+			if err := c.audit.AppendEachTx(tx, recs...); err != nil {
+				failed = true
+				return err
+			}
 			for _, o := range batch {
+				if o.rec != nil {
+					continue
+				}
 				if err := o.fn(o.ctx, tx); err != nil {
 					failed = true
 					return err

@@ -207,7 +207,7 @@ func (s *Service) finishRead(ctx context.Context, rd Reader, ref Ref, version in
 
 // appendAudit appends an audit entry through the group committer.
 func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
-	return s.commit.do(ctx, func(ctx context.Context, tx *store.Tx) error { return s.audit.AppendTx(ctx, tx, rec) })
+	return s.commit.appendAudit(ctx, rec)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -99,7 +99,7 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		d.Clock = time.Now
 	}
 	s := &Service{db: d.DB, audit: d.Audit, ids: d.IDs, kek: d.KEK, log: d.Logger.With("component", "vault"),
-		now: d.Clock, restarter: d.Restarter, alerts: d.Alerts, commit: newCommitter(d.DB), policyCache: map[int64]policySet{},
+		now: d.Clock, restarter: d.Restarter, alerts: d.Alerts, commit: newCommitter(d.DB, d.Audit), policyCache: map[int64]policySet{},
 		places: map[Scope]cachedPlace{},
 		wake:   make(chan struct{}, 1)}
 	key, err := s.internalKey(ctx, "fingerprint")

@@ -52,5 +52,5 @@ func BenchmarkServiceRead(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64((cpu() - c0).Microseconds())/float64(b.N), "cpu-µs/read")
+	b.ReportMetric(float64((cpu()-c0).Microseconds())/float64(b.N), "cpu-µs/read")
 }

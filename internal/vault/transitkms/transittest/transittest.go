@@ -124,8 +124,12 @@ func (s *Server) Stop() {
 
 // CPUTime is the CPU time (user and system) the server process has used,
 // from /proc (Linux; clock ticks of 1/100 s).
-func (s *Server) CPUTime() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+func (s *Server) CPUTime() (time.Duration, error) { return ProcessCPU(s.cmd.Process.Pid) }
+
+// ProcessCPU is the CPU time (user and system) process pid has used, from
+// /proc (Linux; clock ticks of 1/100 s).
+func ProcessCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}

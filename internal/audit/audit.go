@@ -91,7 +91,7 @@ func (l *Log) Append(ctx context.Context, r Record) error {
 // AppendTx appends r inside the caller's transaction, so the action and its
 // audit entry commit together.
 func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, r Record) error {
-	return l.AppendEachTx(tx, Pending{Ctx: ctx, Record: r})
+	return l.AppendEachTx(ctx, tx, Pending{Ctx: ctx, Record: r})
 }
 
 // Pending is a record to append and the context of the request it
@@ -104,8 +104,9 @@ type Pending struct {
 // AppendEachTx appends records in order inside the caller's transaction,
 // reading and moving the chain's head once for all of them: what a group
 // commit of many requests' entries costs per entry is then one insert.
-// Nothing is written when any record is invalid.
-func (l *Log) AppendEachTx(tx *store.Tx, recs ...Pending) error {
+// Nothing is written when any record is invalid. ctx is the statements'
+// context (a group committer passes one no request can cancel).
+func (l *Log) AppendEachTx(ctx context.Context, tx *store.Tx, recs ...Pending) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -123,7 +124,6 @@ func (l *Log) AppendEachTx(tx *store.Tx, recs ...Pending) error {
 		}
 		details[i] = d
 	}
-	ctx := recs[0].Ctx
 	q := "SELECT seq, hash FROM audit_head WHERE id = 1"
 	if tx.Dialect() == store.Postgres {
 		q += " FOR UPDATE"

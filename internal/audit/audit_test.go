@@ -178,11 +178,11 @@ func TestLog_AppendEachTx(t *testing.T) {
 			ctx := reqinfo.With(t.Context(), reqinfo.Info{RequestID: fmt.Sprintf("batch-%d", i), RemoteIP: "192.0.2.9", ActorName: fmt.Sprintf("u%d", i)})
 			recs = append(recs, audit.Pending{Ctx: ctx, Record: audit.Record{Action: "vault.secret.read", Target: audit.Target{Type: "secret", ID: fmt.Sprint(i)}}})
 		}
-		if err := db.Tx(t.Context(), func(tx *store.Tx) error { return l.AppendEachTx(tx, recs...) }); err != nil {
+		if err := db.Tx(t.Context(), func(tx *store.Tx) error { return l.AppendEachTx(t.Context(), tx, recs...) }); err != nil {
 			t.Fatal(err)
 		}
 		bad := append(recs[:1:1], audit.Pending{Ctx: t.Context(), Record: audit.Record{}})
-		if err := db.Tx(t.Context(), func(tx *store.Tx) error { return l.AppendEachTx(tx, bad...) }); err == nil {
+		if err := db.Tx(t.Context(), func(tx *store.Tx) error { return l.AppendEachTx(t.Context(), tx, bad...) }); err == nil {
 			t.Fatal("a batch with a record without action was appended")
 		}
 		rep, err := l.Verify(t.Context())

@@ -38,7 +38,9 @@ func newCommitter(db *store.DB, log *audit.Log) *committer {
 // appendAudit appends rec durably, batched with concurrent writes.
 func (c *committer) appendAudit(ctx context.Context, rec audit.Record) error {
 	return c.submit(ctx, &op{ctx: ctx, rec: &rec, fn: func(ctx context.Context, tx *store.Tx) error {
-		return c.audit.AppendTx(ctx, tx, rec)
+		// The request's context names the actor; its statements need
+		// no cancellation (which costs the driver a goroutine each).
+		return c.audit.AppendEachTx(context.WithoutCancel(ctx), tx, audit.Pending{Ctx: ctx, Record: rec})
 	}})
 }
 
@@ -112,7 +114,7 @@ func (c *committer) commit(ctx context.Context, batch []*op) {
 		failed := false
 		err := c.db.DurableTx(ctx, func(tx *store.Tx) error {
 			failed = false // DurableTx may run this again after a retryable error
-			if err := c.audit.AppendEachTx(tx, recs...); err != nil {
+			if err := c.audit.AppendEachTx(ctx, tx, recs...); err != nil {
 				failed = true
 				return err
 			}

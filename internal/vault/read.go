@@ -164,7 +164,9 @@ const selectForRead = "SELECT " + secretColumns + `,
 // and its org's policy generation. NotFound when either is missing.
 func (s *Service) loadForRead(ctx context.Context, p place, ref Ref, version int, sl *sealed, gen *int64) (Secret, Version, error) {
 	var v Version
-	sec, err := scanSecret(s.db.QueryRow(ctx, selectForRead, p.scopeKey(ref.Name), version, version), ref.Scope,
+	// One row by primary key: nothing to interrupt, and a context that
+	// cannot end spares the driver a watcher goroutine per query.
+	sec, err := scanSecret(s.db.QueryRow(context.WithoutCancel(ctx), selectForRead, p.scopeKey(ref.Name), version, version), ref.Scope,
 		&v.Version, &v.Format, store.TimeDest(&v.CreatedAt), &v.CreatedBy, &v.Reason, store.TimeDest(&v.DeletedAt),
 		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, &sl.ciphertext, &sl.wrapped, gen)
 	sl.kekVersion = v.KEKVersion

@@ -224,10 +224,22 @@ func writeKV(w http.ResponseWriter, status int, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// envelope wraps data in Vault's response shape.
-func envelope(r *http.Request, data any) map[string]any {
-	return map[string]any{"request_id": reqinfo.From(r.Context()).RequestID, "lease_id": "", "renewable": false,
-		"lease_duration": 0, "data": data, "wrap_info": nil, "warnings": nil, "auth": nil, "mount_type": "kv"}
+// envelope wraps data in Vault's response shape. Its fields are in
+// alphabetical order, as encoding/json writes a map's keys.
+func envelope(r *http.Request, data any) kvEnvelope {
+	return kvEnvelope{RequestID: reqinfo.From(r.Context()).RequestID, Data: data, MountType: "kv"}
+}
+
+type kvEnvelope struct {
+	Auth          any    `json:"auth"`
+	Data          any    `json:"data"`
+	LeaseDuration int    `json:"lease_duration"`
+	LeaseID       string `json:"lease_id"`
+	MountType     string `json:"mount_type"`
+	Renewable     bool   `json:"renewable"`
+	RequestID     string `json:"request_id"`
+	Warnings      any    `json:"warnings"`
+	WrapInfo      any    `json:"wrap_info"`
 }
 
 func kvTime(t time.Time) string {
@@ -237,9 +249,18 @@ func kvTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func versionMeta(v Version) map[string]any {
-	return map[string]any{"created_time": kvTime(v.CreatedAt), "custom_metadata": nil, "deletion_time": kvTime(v.DeletedAt),
-		"destroyed": v.Destroyed, "version": v.Version}
+func versionMeta(v Version) kvVersionMeta {
+	return kvVersionMeta{CreatedTime: kvTime(v.CreatedAt), DeletionTime: kvTime(v.DeletedAt), Destroyed: v.Destroyed, Version: v.Version}
+}
+
+// kvVersionMeta is a version's metadata in Vault's shape (fields in
+// alphabetical order, as for a map).
+type kvVersionMeta struct {
+	CreatedTime    string `json:"created_time"`
+	CustomMetadata any    `json:"custom_metadata"`
+	DeletionTime   string `json:"deletion_time"`
+	Destroyed      bool   `json:"destroyed"`
+	Version        int    `json:"version"`
 }
 
 // kvData is a value as KV data: a JSON value's object, or {"value": raw}.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -355,4 +356,24 @@ func (rc *rawConn) do(r *http.Request) (*http.Response, error) {
 		rc.c = nil
 	}
 	return resp, err
+}
+
+// BenchmarkLoadFloor is the load generator against a server that only
+// burns RAMPART_BENCH_SPIN (a duration, default 0) of CPU per request and
+// answers a small JSON body: the latency this harness measures on this
+// machine for a server of a given cost, whatever the server does. With
+// RAMPART_BENCH_RATE it shows how the open-loop tail grows with the CPU a
+// request costs when clients and server share two cores.
+func BenchmarkLoadFloor(b *testing.B) {
+	spin, _ := time.ParseDuration(os.Getenv("RAMPART_BENCH_SPIN"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for t0 := time.Now(); time.Since(t0) < spin; {
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"data":{"data":{"value":"bench-secret-value-000"}}}`))
+	}))
+	b.Cleanup(srv.Close)
+	load(b, "reads", func(i int) (*http.Request, error) {
+		return http.NewRequest("GET", srv.URL+"/v1/secret/data/acme/web/prod/S000", nil)
+	}, http.StatusOK, nil)
 }

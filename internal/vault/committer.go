@@ -3,7 +3,7 @@ package vault
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
+	"sync"
 
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/store"
@@ -16,23 +16,34 @@ import (
 // through it too, so a read returns its value only once its audit entry is
 // durable; a batch appends them all with one read and one move of the
 // audit chain's head.
+//
+// There is no committer goroutine: the first write to arrive when no
+// commit is running commits itself, and whatever arrives meanwhile waits
+// for the next commit, which the first of those waiting writes leads
+// (leader/follower group commit). A write alone is committed on its own
+// goroutine without a hand-off, and under load each batch costs one
+// goroutine wake-up per waiting write, as before, and none for a
+// committer.
 type committer struct {
 	db       *store.DB
 	audit    *audit.Log
-	ops      chan *op
 	maxBatch int
-	running  atomic.Bool
+
+	mu      sync.Mutex
+	queue   []*op
+	leading bool // a commit runs or leadership is being handed over
 }
 
 type op struct {
-	ctx context.Context
-	fn  func(ctx context.Context, tx *store.Tx) error
-	rec *audit.Record // an audit entry alone (fn appends it)
-	err chan error
+	ctx  context.Context
+	fn   func(ctx context.Context, tx *store.Tx) error
+	rec  *audit.Record // an audit entry alone (fn appends it)
+	err  chan error    // the result
+	lead chan struct{} // closed when this write is to lead the next commit
 }
 
 func newCommitter(db *store.DB, log *audit.Log) *committer {
-	return &committer{db: db, audit: log, ops: make(chan *op, 1024), maxBatch: 128}
+	return &committer{db: db, audit: log, maxBatch: 128}
 }
 
 // appendAudit appends rec durably, batched with concurrent writes.
@@ -51,49 +62,49 @@ func (c *committer) do(ctx context.Context, fn func(ctx context.Context, tx *sto
 }
 
 func (c *committer) submit(ctx context.Context, o *op) error {
-	if !c.running.Load() {
-		return c.db.DurableTx(ctx, func(tx *store.Tx) error { return o.fn(ctx, tx) })
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	o.err = make(chan error, 1)
-	select {
-	case c.ops <- o:
-	case <-ctx.Done():
-		return ctx.Err()
+	o.err, o.lead = make(chan error, 1), make(chan struct{})
+	c.mu.Lock()
+	c.queue = append(c.queue, o)
+	if c.leading {
+		c.mu.Unlock()
+		// Once queued the write is committed whatever happens to its
+		// request: waiting is not cancelled, and a write told to lead
+		// leads (the others in its batch depend on it).
+		select {
+		case err := <-o.err:
+			return err
+		case <-o.lead:
+		}
+	} else {
+		c.leading = true
+		c.mu.Unlock()
 	}
+	c.lead()
 	return <-o.err
 }
 
-// run commits batches until ctx ends; writes queued at that point are
-// still committed.
-func (c *committer) run(ctx context.Context) {
-	c.running.Store(true)
-	defer c.running.Store(false)
-	for {
-		var first *op
-		select {
-		case first = <-c.ops:
-		case <-ctx.Done():
-			for {
-				select {
-				case o := <-c.ops:
-					c.commit(context.WithoutCancel(ctx), []*op{o})
-				default:
-					return
-				}
-			}
-		}
-		batch := []*op{first}
-	fill:
-		for len(batch) < c.maxBatch {
-			select {
-			case o := <-c.ops:
-				batch = append(batch, o)
-			default:
-				break fill
-			}
-		}
-		c.commit(context.WithoutCancel(ctx), batch)
+// lead commits the queue's first batch, then hands leadership to the first
+// write still waiting, if any.
+func (c *committer) lead() {
+	c.mu.Lock()
+	n := min(len(c.queue), c.maxBatch)
+	batch := make([]*op, n)
+	copy(batch, c.queue)
+	k := copy(c.queue, c.queue[n:])
+	clear(c.queue[k:])
+	c.queue = c.queue[:k]
+	c.mu.Unlock()
+	c.commit(context.Background(), batch)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		c.leading = false
+		return
 	}
+	close(c.queue[0].lead)
 }
 
 // commit runs a batch in one durable transaction. It first runs every

@@ -145,16 +145,9 @@ func (s *Service) internalKey(ctx context.Context, name string) ([]byte, error) 
 	return nil, apperr.E(apperr.Internal, "the vault's %s key could not be created", name)
 }
 
-// Run commits batched writes and runs the background work (resuming an
-// interrupted key rotation, delivering rotation events) until ctx ends.
+// Run runs the background work (resuming an interrupted key rotation,
+// delivering rotation events) until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.commit.run(ctx)
-	}()
-	defer wg.Wait()
 	if err := s.resumeRotation(ctx); err != nil && ctx.Err() == nil {
 		s.log.ErrorContext(ctx, "resume key-encryption key rotation", "err", err)
 	}

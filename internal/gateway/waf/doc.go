@@ -26,8 +26,21 @@
 // per process, before the first rule set compiles). It keeps Coraza's
 // semantics — the pattern with the s and m flags on Go's regexp syntax, up
 // to nine captures, binaryregexp for patterns spelling non-UTF-8 bytes —
-// and adds two things that change no verdict:
+// and adds three things that change no verdict:
 //
+//   - an alphabet filter (alphabet.go): an ASCII input can only match if
+//     the pattern can match some string made of the bytes the input
+//     contains (every match is a substring of it). That is decided from
+//     the compiled program alone, walking it with rune instructions
+//     restricted to the byte set and assertions taken as true (an
+//     over-approximation: it may let a non-match through, never reject a
+//     match), and remembered per byte set in a fixed lock-free table of
+//     each pattern. Byte sets are widened to every digit when they have
+//     one, which is still sound and gives the values of a benign JSON body
+//     a handful of sets: on the 8 KB document of bench/gateway.sh 94% of
+//     the CRS patterns' evaluations end there. Patterns that match the
+//     empty string have no alphabet filter; inputs with a byte ≥ 0x80, or
+//     whose set finds no free slot, skip it.
 //   - a literal prefilter (prefilter.go), derived from the parsed pattern:
 //     a set of lower-case literals one of which every ASCII input the
 //     pattern matches contains. Inputs without any of them are rejected
@@ -42,5 +55,6 @@
 //     regexp.
 //
 // TestRxOnCRS and FuzzRxCRS compare the operator with Go's regexp on every
-// CRS pattern; FuzzPrefilter checks the prefilter of random patterns.
+// CRS pattern; FuzzPrefilter and FuzzAlphabet check the two filters on
+// random patterns.
 package waf

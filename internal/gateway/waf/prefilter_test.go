@@ -241,6 +241,9 @@ func checkRx(t *testing.T, pattern string, std *regexp.Regexp, o *rx, in string)
 	if o.pre != nil && !o.pre.mayMatch(in) && want != nil {
 		t.Errorf("prefilter of %q rejects %q, which matches", pattern, in)
 	}
+	if set, ascii := alphabetOf(in); o.alpha != nil && ascii && !o.alpha.mayMatch(set) && want != nil {
+		t.Errorf("alphabet filter of %q rejects %q, which matches", pattern, in)
+	}
 	tx := &captureTx{capturing: true}
 	got := o.Evaluate(tx, in)
 	if got != (want != nil) {

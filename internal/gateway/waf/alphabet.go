@@ -65,8 +65,8 @@ const (
 // by every transaction without locks: a slot holds a pointer to an
 // immutable answer, written once.
 type alphabet struct {
-	prog  *syntax.Prog
-	runes []byteSet // per instruction: the ASCII bytes a rune instruction matches
+	start uint32
+	nodes []node // the program, reduced to what the walk needs
 	slots [alphabetSlots]atomic.Pointer[answer]
 }
 
@@ -74,6 +74,23 @@ type answer struct {
 	set byteSet
 	can bool // whether the program can match over set
 }
+
+// node is one instruction of the program as the walk sees it.
+type node struct {
+	kind     nodeKind
+	out, arg uint32
+	runes    byteSet // for runeNode: the ASCII bytes the instruction matches
+}
+
+type nodeKind uint8
+
+const (
+	failNode  nodeKind = iota // no way on
+	matchNode                 // a match
+	passNode                  // on to out (captures, no-ops, assertions taken as true)
+	altNode                   // on to out and to arg
+	runeNode                  // on to out when runes meets the set
+)
 
 // newAlphabet compiles re (Go syntax, as the operator compiles it) for
 // the alphabet filter, or returns nil when it cannot reject any ASCII
@@ -88,16 +105,29 @@ func newAlphabet(re string) *alphabet {
 	if err != nil {
 		return nil
 	}
-	a := &alphabet{prog: prog, runes: make([]byteSet, len(prog.Inst))}
+	a := &alphabet{start: uint32(prog.Start), nodes: make([]node, len(prog.Inst))}
 	for pc := range prog.Inst {
 		inst := &prog.Inst[pc]
+		n := &a.nodes[pc]
+		n.out, n.arg = inst.Out, inst.Arg
 		switch inst.Op {
+		case syntax.InstMatch:
+			n.kind = matchNode
+		case syntax.InstFail:
+			n.kind = failNode
+		case syntax.InstAlt, syntax.InstAltMatch:
+			n.kind = altNode
+		case syntax.InstCapture, syntax.InstNop, syntax.InstEmptyWidth:
+			n.kind = passNode
 		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
+			n.kind = runeNode
 			for c := rune(0); c < 0x80; c++ {
 				if inst.MatchRune(c) {
-					a.runes[pc][c>>6] |= 1 << (c & 63)
+					n.runes[c>>6] |= 1 << (c & 63)
 				}
 			}
+		default:
+			return nil // an instruction this analysis does not know: no filter
 		}
 	}
 	if a.reach(byteSet{}) {
@@ -129,13 +159,12 @@ func (a *alphabet) mayMatch(set byteSet) bool {
 	return true
 }
 
-// reach reports whether the program's match instruction is reachable from
-// its start, following rune instructions only on bytes of set and every
-// other instruction unconditionally.
+// reach reports whether a match node is reachable from the start,
+// following rune nodes only on bytes of set.
 func (a *alphabet) reach(set byteSet) bool {
-	seen := make([]bool, len(a.prog.Inst))
-	stack := []uint32{uint32(a.prog.Start)}
-	seen[a.prog.Start] = true
+	seen := make([]bool, len(a.nodes))
+	stack := []uint32{a.start}
+	seen[a.start] = true
 	push := func(pc uint32) {
 		if !seen[pc] {
 			seen[pc] = true
@@ -143,24 +172,20 @@ func (a *alphabet) reach(set byteSet) bool {
 		}
 	}
 	for len(stack) > 0 {
-		pc := stack[len(stack)-1]
+		n := &a.nodes[stack[len(stack)-1]]
 		stack = stack[:len(stack)-1]
-		inst := &a.prog.Inst[pc]
-		switch inst.Op {
-		case syntax.InstMatch:
+		switch n.kind {
+		case matchNode:
 			return true
-		case syntax.InstFail:
-		case syntax.InstAlt, syntax.InstAltMatch:
-			push(inst.Out)
-			push(inst.Arg)
-		case syntax.InstCapture, syntax.InstNop, syntax.InstEmptyWidth:
-			push(inst.Out)
-		case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
-			if a.runes[pc].meets(set) {
-				push(inst.Out)
+		case altNode:
+			push(n.out)
+			push(n.arg)
+		case passNode:
+			push(n.out)
+		case runeNode:
+			if n.runes.meets(set) {
+				push(n.out)
 			}
-		default:
-			return true // an instruction this analysis does not know: assume a match
 		}
 	}
 	return false

@@ -54,6 +54,19 @@
 //     at invalid UTF-8 where Go reads U+FFFD), the others stay on Go's
 //     regexp.
 //
+// Large JSON bodies cost what Coraza's rule loop costs: each of their
+// values is an ARGS entry and its name an ARGS_NAMES entry, and about a
+// hundred PL1 rules walk both, so the 8 KB document of bench/gateway.sh
+// (633 values) is 124,000 operator evaluations against a GET's few
+// hundred. Most of that time is Coraza's, not the operators': its
+// per-phase transformation cache keys an argument by its position in the
+// collection's FindAll result, which comes out of a Go map in a new
+// order for every rule, so on ARGS and ARGS_NAMES it almost never hits,
+// grows to tens of megabytes and makes each evaluation a few cache-missing
+// map probes (corazawaf/coraza#1681). No plugin or directive reaches it;
+// BenchmarkServe_JSON8K and BenchmarkRxJSON8K measure the whole request
+// and the operators' share.
+//
 // TestRxOnCRS and FuzzRxCRS compare the operator with Go's regexp on every
 // CRS pattern; FuzzPrefilter and FuzzAlphabet check the two filters on
 // random patterns.

@@ -29,9 +29,10 @@ func registerOperators() {
 // captures, patterns matching non-UTF-8 bytes on binaryregexp), with a
 // literal prefilter that skips the expression for inputs it cannot match.
 type rx struct {
-	re  *regexp.Regexp
-	re2 *re2.Regexp // the same pattern on RE2, for large programs; nil for small ones
-	pre *prefilter
+	re    *regexp.Regexp
+	re2   *re2.Regexp // the same pattern on RE2, for large programs; nil for small ones
+	pre   *prefilter
+	alpha *alphabet
 }
 
 type binaryRx struct {
@@ -39,9 +40,10 @@ type binaryRx struct {
 }
 
 type rxCompiled struct {
-	re  *regexp.Regexp
-	re2 *re2.Regexp
-	pre *prefilter
+	re    *regexp.Regexp
+	re2   *re2.Regexp
+	pre   *prefilter
+	alpha *alphabet
 }
 
 // re2MinInst is the size (instructions of Go's compiled program) from which
@@ -69,7 +71,7 @@ func newRx(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &rxCompiled{re: re, pre: newPrefilter(pattern)}
+		c := &rxCompiled{re: re, pre: newPrefilter(pattern), alpha: newAlphabet(pattern)}
 		if useRE2(pattern) {
 			if c.re2, err = re2.Compile(pattern); err != nil {
 				c.re2 = nil // RE2 refuses what Go accepts: Go's regexp alone
@@ -81,7 +83,7 @@ func newRx(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		return nil, err
 	}
 	rc := c.(*rxCompiled)
-	return &rx{re: rc.re, re2: rc.re2, pre: rc.pre}, nil
+	return &rx{re: rc.re, re2: rc.re2, pre: rc.pre, alpha: rc.alpha}, nil
 }
 
 // useRE2 reports whether pattern's Go program is large enough for RE2.
@@ -104,6 +106,11 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 // Evaluate reports whether value matches, capturing up to nine groups
 // when the rule captures.
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if o.alpha != nil {
+		if set, ascii := alphabetOf(value); ascii && !o.alpha.mayMatch(set) {
+			return false
+		}
+	}
 	if o.pre != nil && !o.pre.mayMatch(value) {
 		return false
 	}

@@ -185,7 +185,7 @@ func TestRxOnCRS(t *testing.T) {
 	if testing.Short() || len(payloads) > 250 {
 		step = max(1, len(payloads)/250)
 	}
-	withRE2, withPre := 0, 0
+	withRE2, withPre, withAlpha := 0, 0, 0
 	for _, p := range patterns {
 		op, err := newRx(optionsFor(p))
 		if err != nil {
@@ -201,6 +201,9 @@ func TestRxOnCRS(t *testing.T) {
 		if o.pre != nil {
 			withPre++
 		}
+		if o.alpha != nil {
+			withAlpha++
+		}
 		std := regexp.MustCompile("(?sm)" + p)
 		for i := 0; i < len(payloads); i += step {
 			in := payloads[i]
@@ -208,9 +211,13 @@ func TestRxOnCRS(t *testing.T) {
 			checkRx(t, p, std, o, strings.ToLower(in))
 		}
 	}
-	t.Logf("%d patterns: %d with a prefilter, %d on RE2; %d payloads", len(patterns), withPre, withRE2, len(payloads)/step)
+	t.Logf("%d patterns: %d with a prefilter, %d with an alphabet filter, %d on RE2; %d payloads",
+		len(patterns), withPre, withAlpha, withRE2, len(payloads)/step)
 	if withPre < len(patterns)/2 {
 		t.Errorf("only %d of %d CRS patterns have a prefilter", withPre, len(patterns))
+	}
+	if withAlpha < len(patterns)*9/10 {
+		t.Errorf("only %d of %d CRS patterns have an alphabet filter", withAlpha, len(patterns))
 	}
 }
 
@@ -240,6 +247,9 @@ func checkRx(t *testing.T, pattern string, std *regexp.Regexp, o *rx, in string)
 	want := std.FindStringSubmatchIndex(in)
 	if o.pre != nil && !o.pre.mayMatch(in) && want != nil {
 		t.Errorf("prefilter of %q rejects %q, which matches", pattern, in)
+	}
+	if set, ascii := alphabetOf(in); o.alpha != nil && ascii && !o.alpha.mayMatch(set) && want != nil {
+		t.Errorf("alphabet filter of %q rejects %q, which matches", pattern, in)
 	}
 	tx := &captureTx{capturing: true}
 	got := o.Evaluate(tx, in)

@@ -2,6 +2,7 @@ package waf
 
 import (
 	"regexp"
+	"strconv"
 	"testing"
 
 	re2 "github.com/wasilibs/go-re2"
@@ -67,4 +68,63 @@ func BenchmarkRx(b *testing.B) {
 			}
 		}
 	})
+}
+
+// jsonArgs are the ARGS and ARGS_NAMES values Coraza's JSON body
+// processor makes of the 8 KB document bench/gateway.sh posts (see
+// json8K in bench_test.go): about 633 names and as many values.
+func jsonArgs() []string {
+	var out []string
+	add := func(k, v string) { out = append(out, k, v) }
+	add("json.items", "105")
+	for i := range 105 {
+		p := "json.items." + strconv.Itoa(i)
+		add(p+".id", strconv.Itoa(i))
+		add(p+".name", "item "+strconv.Itoa(i))
+		add(p+".tags", "2")
+		add(p+".tags.0", "alpha")
+		add(p+".tags.1", "beta")
+		add(p+".price", strconv.FormatFloat(float64(i)*1.5, 'f', -1, 64))
+	}
+	return out
+}
+
+// BenchmarkRxJSON8K runs every @rx pattern of the CRS on the values of
+// the 8 KB JSON document, through the operator with the literal
+// prefilter only (as before the alphabet filter) and with both.
+func BenchmarkRxJSON8K(b *testing.B) {
+	patterns := crsPatterns(b)
+	values := jsonArgs()
+	var ops []*rx
+	for _, p := range patterns {
+		op, err := newRx(optionsFor(p))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if o, ok := op.(*rx); ok {
+			ops = append(ops, o)
+		}
+	}
+	for _, variant := range []string{"literal", "alphabet"} {
+		b.Run(variant, func(b *testing.B) {
+			run := make([]*rx, len(ops))
+			for i, o := range ops {
+				c := *o
+				if variant == "literal" {
+					c.alpha = nil
+				}
+				run[i] = &c
+			}
+			tx := &captureTx{}
+			b.ResetTimer()
+			for b.Loop() {
+				for _, o := range run {
+					for _, v := range values {
+						o.Evaluate(tx, v)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(run)*len(values)), "ns/eval")
+		})
+	}
 }

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -87,7 +88,9 @@ func (c *committer) submit(ctx context.Context, o *op) error {
 }
 
 // lead commits the queue's first batch, then hands leadership to the first
-// write still waiting, if any.
+// write still waiting, if any. A write that panics fails its whole batch
+// (the panic goes on up its own request) without leaving the others
+// waiting or the committer without a leader.
 func (c *committer) lead() {
 	c.mu.Lock()
 	n := min(len(c.queue), c.maxBatch)
@@ -97,14 +100,26 @@ func (c *committer) lead() {
 	clear(c.queue[k:])
 	c.queue = c.queue[:k]
 	c.mu.Unlock()
+	committed := false
+	defer func() {
+		if !committed {
+			for _, o := range batch {
+				select {
+				case o.err <- errors.New("vault: a write in the same commit failed unexpectedly; nothing was written"):
+				default:
+				}
+			}
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.queue) == 0 {
+			c.leading = false
+			return
+		}
+		close(c.queue[0].lead)
+	}()
 	c.commit(context.Background(), batch)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.queue) == 0 {
-		c.leading = false
-		return
-	}
-	close(c.queue[0].lead)
+	committed = true
 }
 
 // commit runs a batch in one durable transaction. It first runs every

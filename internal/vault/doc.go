@@ -37,7 +37,7 @@
 // # Lifecycle
 //
 // New opens the vault's own keys through the KEK (failing fast on a wrong
-// or missing one); Run commits batched writes (group commit: one fsync per
-// batch of writes and read-audit entries) and does background work until
-// its context ends.
+// or missing one). Writes and read-audit entries are group-committed (one
+// fsync per batch, led by the first waiting write: see committer.go);
+// Run does the background work until its context ends.
 package vault

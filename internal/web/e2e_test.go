@@ -178,6 +178,7 @@ func TestE2E_SecondFactors(t *testing.T) {
 		chromedp.Navigate(a.URL+"/account"),
 		chromedp.WaitVisible(chromedp.CSS("#webauthn-register")),
 		chromedp.SetValue(chromedp.CSS("#webauthn-name"), "Laptop key"),
+		chromedp.WaitVisible(chromedp.CSS("html[data-js-ready]")),
 		chromedp.Click(chromedp.CSS("#webauthn-register")),
 		chromedp.WaitVisible(chromedp.CSS("#webauthn-keys")),
 	)
@@ -201,6 +202,7 @@ func TestE2E_SecondFactors(t *testing.T) {
 	c.password(a.URL, "admin", apptest.AdminPassword)
 	c.do("use the security key",
 		chromedp.WaitVisible(chromedp.CSS("#webauthn-login")),
+		chromedp.WaitVisible(chromedp.CSS("html[data-js-ready]")),
 		chromedp.Click(chromedp.CSS("#webauthn-login")),
 	)
 	c.signedInAs("admin", "Welcome, admin")
@@ -209,6 +211,7 @@ func TestE2E_SecondFactors(t *testing.T) {
 	// A passkey, without a user name or password.
 	c.do("sign in with the passkey",
 		chromedp.WaitVisible(chromedp.CSS("#passkey-button")),
+		chromedp.WaitVisible(chromedp.CSS("html[data-js-ready]")),
 		chromedp.Click(chromedp.CSS("#passkey-button")),
 	)
 	c.signedInAs("admin", "Welcome, admin")
@@ -245,6 +248,7 @@ func TestE2E_SecondFactors(t *testing.T) {
 		chromedp.Navigate(a.URL+"/account"),
 		chromedp.WaitVisible(chromedp.CSS("#webauthn-register")),
 		chromedp.SetValue(chromedp.CSS("#webauthn-name"), "Phone"),
+		chromedp.WaitVisible(chromedp.CSS("html[data-js-ready]")),
 		chromedp.Click(chromedp.CSS("#webauthn-register")),
 		chromedp.WaitVisible(chromedp.CSS("#webauthn-codes")),
 	)

@@ -208,4 +208,7 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   }
+  // Every handler above is attached: browser tests wait for this before
+  // clicking buttons that only work through them.
+  document.documentElement.dataset.jsReady = "1";
 });

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -174,6 +175,8 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	var next, failed atomic.Int64
 	var firstErr atomic.Value
 	b.ResetTimer()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuNow()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -214,6 +217,7 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	wg.Wait()
 	elapsed := time.Since(start)
 	cpuUsed := cpuNow() - cpu0
+	runtime.ReadMemStats(&ms1)
 	b.StopTimer()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d requests failed; first: %v", n, b.N, firstErr.Load())
@@ -230,6 +234,9 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(cpuUsed.Microseconds())/float64(b.N), "cpu-µs/req")
+	// What this process allocated per request (the clients' share too):
+	// what the garbage collector has to keep up with.
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(b.N), "alloc-B/req")
 	if rate > 0 {
 		// How late the clients sent: time the load generator itself lost
 		// (timers, scheduling), which the latencies above include.

@@ -296,8 +296,7 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, st *reqSta
 		resp, uc, err := g.exchange(r, st, b, target, l.route.Spec.Timeout.D())
 		if err == nil {
 			b.succeeded()
-			defer b.inflight.Add(-1) // relay panics when the body breaks off
-			g.relay(w, r, resp, uc, b)
+			g.relayCounted(w, r, resp, uc, b)
 			return
 		}
 		b.inflight.Add(-1)
@@ -321,6 +320,14 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, st *reqSta
 		lastErr = context.Canceled
 	}
 	g.backendError(w, r, st, lastErr)
+}
+
+// relayCounted is relay, then b's in-flight count goes down (also when
+// relay panics because the body broke off). A function of its own: a
+// defer inside serveDirect's loop would be allocated on the heap.
+func (g *Gateway) relayCounted(w http.ResponseWriter, r *http.Request, resp *http.Response, uc *upConn, b *backend) {
+	defer b.inflight.Add(-1)
+	g.relay(w, r, resp, uc, b)
 }
 
 // directTarget is the request target to send: the client's path with the
@@ -357,13 +364,13 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 	if target.RawPath != "" {
 		target.RawPath = joinPath(b.escapedPath, target.RawPath)
 	}
-	uri := target.RequestURI()
-	deadline := time.Now().Add(timeout)
+	now := time.Now()
+	deadline := now.Add(timeout)
 	ctx := r.Context()
 	for fresh := false; ; fresh = true {
 		var uc *upConn
 		if !fresh {
-			uc = b.conns.get(time.Now().UnixNano())
+			uc = b.conns.get(now.UnixNano())
 		}
 		if uc == nil {
 			fresh = true
@@ -379,7 +386,7 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 				return nil, nil, err
 			}
 		}
-		resp, err := g.roundTrip(ctx, r, st, uc, uri, deadline, fresh)
+		resp, err := g.roundTrip(ctx, r, st, uc, &target, deadline, fresh)
 		if err == nil {
 			return resp, uc, nil
 		}
@@ -395,7 +402,7 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 // success uc.stop unregisters the context.AfterFunc that aborts the
 // connection's I/O when the client goes away: it stays registered while
 // relay copies the body.
-func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, uc *upConn, uri string, deadline time.Time, fresh bool) (*http.Response, error) {
+func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, uc *upConn, target *url.URL, deadline time.Time, fresh bool) (*http.Response, error) {
 	_ = uc.c.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() {
 		_ = uc.c.SetDeadline(aLongTimeAgo)
@@ -420,7 +427,7 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 		}
 		return err
 	}
-	g.writeRequest(uc.bw, r, st, uri)
+	g.writeRequest(uc.bw, r, st, target)
 	if err := uc.bw.Flush(); err != nil {
 		return nil, classify(err, false)
 	}
@@ -522,11 +529,26 @@ func connectionListed(conn []string, key string) bool {
 	return false
 }
 
+// writeTarget writes target's request target, the string
+// target.RequestURI() returns (target has no opaque part), without
+// building that string.
+func writeTarget(bw *bufio.Writer, target *url.URL) {
+	p := target.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	bw.WriteString(p)
+	if target.ForceQuery || target.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(target.RawQuery)
+	}
+}
+
 // writeRequest writes the request head (the request has no body).
-func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, uri string) {
+func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, target *url.URL) {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(uri)
+	writeTarget(bw, target)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
@@ -607,12 +629,12 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	}
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
-	buf := g.bufs.Get()
+	buf := g.bufs.get()
 	// The AfterFunc registered in roundTrip is still on: a client going
 	// away sets a past deadline on the connection, which ends a read
 	// from a backend that streams forever.
-	err := copyBody(w, resp.Body, buf, streaming)
-	g.bufs.Put(buf)
+	err := copyBody(w, resp.Body, *buf, streaming)
+	g.bufs.put(buf)
 	aborted := !uc.stop()
 	uc.stop = nil
 	if err != nil {

@@ -304,6 +304,12 @@ func newBufferPool() *bufferPool {
 func (p *bufferPool) Get() []byte  { return *(p.p.Get().(*[]byte)) }
 func (p *bufferPool) Put(b []byte) { p.p.Put(&b) }
 
+// get and put lend a buffer by its pointer: Put's &b costs an
+// allocation per call (httputil.BufferPool's interface wants slices),
+// these none.
+func (p *bufferPool) get() *[]byte  { return p.p.Get().(*[]byte) }
+func (p *bufferPool) put(b *[]byte) { p.p.Put(b) }
+
 var (
 	_ = net.ErrClosed
 	_ = url.Parse

@@ -57,8 +57,11 @@ type upConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	idle int64 // unix nanoseconds it went idle
-	// stop unregisters the exchange's context.AfterFunc, which aborts
-	// the connection's I/O when the client goes away.
+	// The exchange's watch on its client, which aborts the connection's
+	// I/O when the client goes away: fs, the client connection's state
+	// when it is HTTP/1 over plain TCP (framing.go: no allocation), else
+	// stop, which unregisters a context.AfterFunc.
+	fs   *framingState
 	stop func() bool
 	// rc and peekFn check an idle connection before reuse (alive).
 	rc       syscall.RawConn
@@ -265,6 +268,37 @@ func (g *Gateway) dial(ctx context.Context, b *backend) (*upConn, error) {
 	return uc, nil
 }
 
+// watchClient has uc's I/O aborted (a deadline in the past) when the
+// client goes away: the request's context is canceled, or, on an HTTP/1
+// connection over plain TCP (fs not nil), a read from the client fails —
+// what makes net/http cancel that context.
+func (uc *upConn) watchClient(ctx context.Context, fs *framingState) {
+	if fs != nil && fs.watch(uc) {
+		uc.fs = fs
+		return
+	}
+	uc.stop = context.AfterFunc(ctx, func() {
+		_ = uc.c.SetDeadline(aLongTimeAgo)
+	})
+}
+
+// unwatch ends watchClient's watch, reporting false when it fired (the
+// connection's deadline may be in the past). After it returns, the
+// watch no longer touches uc.
+func (uc *upConn) unwatch() bool {
+	switch {
+	case uc.fs != nil:
+		ok := uc.fs.unwatch(uc)
+		uc.fs = nil
+		return ok
+	case uc.stop != nil:
+		ok := uc.stop()
+		uc.stop = nil
+		return ok
+	}
+	return true
+}
+
 // discard closes uc for good.
 func (uc *upConn) discard() {
 	_ = uc.c.Close()
@@ -301,7 +335,7 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, st *reqSta
 		}
 		b.inflight.Add(-1)
 		lastErr = err
-		if r.Context().Err() != nil {
+		if st.clientGone(r.Context()) {
 			break // the client is gone
 		}
 		b.failed(l.route.Spec.HealthCheck.Unhealthy, now)
@@ -316,7 +350,7 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, st *reqSta
 			g.m.upstream.WithLabelValues(l.route.Name, b.version, kind).Inc()
 		}
 	}
-	if r.Context().Err() != nil && !errors.Is(lastErr, errTimeout) {
+	if st.clientGone(r.Context()) && !errors.Is(lastErr, errTimeout) {
 		lastErr = context.Canceled
 	}
 	g.backendError(w, r, st, lastErr)
@@ -399,24 +433,22 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 }
 
 // roundTrip writes the request on uc and reads the response headers. On
-// success uc.stop unregisters the context.AfterFunc that aborts the
-// connection's I/O when the client goes away: it stays registered while
-// relay copies the body.
+// success the watch on the client (uc.watchClient), which aborts the
+// connection's I/O when the client goes away, stays on while relay
+// copies the body; relay ends it (uc.unwatch).
 func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, uc *upConn, target *url.URL, deadline time.Time, fresh bool) (*http.Response, error) {
 	_ = uc.c.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() {
-		_ = uc.c.SetDeadline(aLongTimeAgo)
-	})
+	uc.watchClient(ctx, st.fs)
 	ok := false
 	defer func() {
 		if !ok {
-			stop()
+			uc.unwatch()
 		}
 	}()
 	classify := func(err error, sent bool) error {
 		var ne net.Error
 		switch {
-		case ctx.Err() != nil:
+		case st.clientGone(ctx):
 			return context.Canceled
 		case errors.Is(err, errHeadTooLarge):
 			return err
@@ -467,11 +499,10 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 			resp.Close = true
 		}
 		_ = uc.c.SetDeadline(time.Time{})
-		if ctx.Err() != nil { // the client went away meanwhile (the deadline just cleared may be the AfterFunc's)
+		if st.clientGone(ctx) { // the client went away meanwhile (the deadline just cleared may be the watch's)
 			return nil, context.Canceled
 		}
 		ok = true
-		uc.stop = stop
 		return resp, nil
 	}
 }
@@ -630,13 +661,12 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
 	buf := g.bufs.get()
-	// The AfterFunc registered in roundTrip is still on: a client going
-	// away sets a past deadline on the connection, which ends a read
-	// from a backend that streams forever.
+	// The watch on the client set in roundTrip is still on: a client
+	// going away sets a past deadline on the connection, which ends a
+	// read from a backend that streams forever.
 	err := copyBody(w, resp.Body, *buf, streaming)
 	g.bufs.put(buf)
-	aborted := !uc.stop()
-	uc.stop = nil
+	aborted := !uc.unwatch()
 	if err != nil {
 		// Never resp.Body.Close here: it would read the rest of the
 		// body (an endless stream, gigabytes nobody wants). releaseConn
@@ -666,10 +696,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 
 // releaseConn discards uc unless relay handed it back to the pool.
 func releaseConn(b *backend, uc *upConn, done *bool) {
-	if uc.stop != nil { // relay panicked before the copy ended
-		uc.stop()
-		uc.stop = nil
-	}
+	uc.unwatch() // relay panicked before the copy ended
 	if !*done {
 		uc.discard()
 	}

@@ -93,7 +93,7 @@ func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, st *reqSt
 		status, kind, detail = http.StatusServiceUnavailable, "no_backend", "no healthy backend for this route; quote request id "+st.id
 	case errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded):
 		status, kind, detail = http.StatusGatewayTimeout, "timeout", "the backend did not answer in time; quote request id "+st.id
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case errors.Is(err, context.Canceled) && st.clientGone(r.Context()):
 		// The client went away: nobody reads the answer.
 		status, kind = 499, "client_closed"
 	case isReset(err):

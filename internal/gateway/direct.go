@@ -529,9 +529,16 @@ func hasHeaderLine(head []byte, name string) bool {
 // aLongTimeAgo is a deadline in the past: it wakes blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// hopHeaders are dropped when a message is forwarded (RFC 9110 7.6.1).
-var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+// hopHeader reports whether the (canonical) header k is dropped when a
+// message is forwarded (RFC 9110 7.6.1).
+func hopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
 
 // dropRequestHeader reports whether a client's request header is not
 // forwarded as it is: hop-by-hop headers and those the gateway sets.
@@ -631,15 +638,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	done := false // the connection is discarded when relay panics
 	defer releaseConn(b, uc, &done)
 	h := resp.Header
-	if conn := h["Connection"]; len(conn) > 0 {
-		for k := range h {
-			if connectionListed(conn, k) {
-				delete(h, k)
-			}
+	// One pass over the backend's few headers rather than a delete per
+	// hop-by-hop name.
+	conn := h["Connection"]
+	for k := range h {
+		if hopHeader(k) || len(conn) > 0 && connectionListed(conn, k) {
+			delete(h, k)
 		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
 	}
 	_ = g.modifyResponse(resp)
 	dst := w.Header()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Request framing checks. net/http resolves a request carrying both
@@ -42,7 +43,7 @@ type framingState struct {
 	// at a time), gone is set once a read from the client failed: up's
 	// I/O is aborted then.
 	up   *upConn
-	gone bool
+	gone atomic.Bool // set under mu; read without it
 }
 
 // watch registers uc, the backend connection of the current request's
@@ -56,7 +57,7 @@ func (f *framingState) watch(uc *upConn) bool {
 		return false
 	}
 	f.up = uc
-	if f.gone {
+	if f.gone.Load() {
 		_ = uc.c.SetDeadline(aLongTimeAgo)
 	}
 	return true
@@ -71,15 +72,13 @@ func (f *framingState) unwatch(uc *upConn) bool {
 	if f.up == uc {
 		f.up = nil
 	}
-	return !f.gone
+	return !f.gone.Load()
 }
 
-// isGone reports whether a read from the client failed.
-func (f *framingState) isGone() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.gone
-}
+// isGone reports whether a read from the client failed. It takes no
+// lock: readFailed sets gone before it aborts the exchange's I/O, so
+// whoever saw the abort (or cleared its deadline after it) sees gone.
+func (f *framingState) isGone() bool { return f.gone.Load() }
 
 // readFailed notes a failed read from the client and aborts the
 // exchange in flight. It mirrors net/http, which cancels the request's
@@ -96,7 +95,7 @@ func (f *framingState) readFailed(err error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.gone = true
+	f.gone.Store(true)
 	if f.up != nil {
 		_ = f.up.c.SetDeadline(aLongTimeAgo)
 	}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -16,9 +17,11 @@ import (
 // system call per request. Lines reach the writer at the latest
 // accessFlushEvery after the request, and when the gateway stops.
 type accessLog struct {
-	w   io.Writer
-	mu  sync.Mutex
-	buf []byte // complete lines not yet written
+	w io.Writer
+	// stamp is the formatted second of the last line's time.
+	stamp atomic.Pointer[timeStamp]
+	mu    sync.Mutex
+	buf   []byte // complete lines not yet written
 	// stopped: the gateway stopped, no flusher runs any more; lines are
 	// written at once.
 	stopped bool
@@ -55,7 +58,7 @@ func newAccessLog(w io.Writer) *accessLog {
 // is full.
 func (a *accessLog) log(rec *accessRecord) {
 	bp := linePool.Get().(*[]byte)
-	line := appendAccessLine((*bp)[:0], rec)
+	line := appendAccessLine((*bp)[:0], rec, &a.stamp)
 	a.mu.Lock()
 	if len(a.buf)+len(line) > accessBufferSize {
 		a.writeLocked()
@@ -94,12 +97,49 @@ func (a *accessLog) writeLocked() {
 	a.buf = a.buf[:0]
 }
 
+// accessTimeLayout is the slog JSON handler's time format.
+const accessTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// timeStamp is one second of access log time, formatted: the lines of
+// that second share it and add their milliseconds.
+type timeStamp struct {
+	sec  int64          // Unix seconds
+	loc  *time.Location // the time's location
+	date []byte         // "2006-01-02T15:04:05"
+	zone []byte         // "Z07:00"
+}
+
+// appendTime appends t as accessTimeLayout formats it, reusing the
+// second's date and zone from cache (nil: no cache) rather than
+// formatting the layout for every line.
+func appendTime(b []byte, t time.Time, cache *atomic.Pointer[timeStamp]) []byte {
+	sec, loc := t.Unix(), t.Location()
+	var ts *timeStamp
+	if cache != nil {
+		ts = cache.Load()
+	}
+	if ts == nil || ts.sec != sec || ts.loc != loc {
+		// A second's offset from UTC is fixed: date and zone hold for
+		// every time of this second in this location.
+		whole := t.Truncate(time.Second)
+		ts = &timeStamp{sec: sec, loc: loc,
+			date: whole.AppendFormat(nil, "2006-01-02T15:04:05"), zone: whole.AppendFormat(nil, "Z07:00")}
+		if cache != nil {
+			cache.Store(ts)
+		}
+	}
+	b = append(b, ts.date...)
+	ms := t.Nanosecond() / 1e6
+	b = append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return append(b, ts.zone...)
+}
+
 // appendAccessLine encodes rec as one JSON line with the keys of the
 // slog JSON handler's records ("time", "level", "msg") and of
-// logging's constants.
-func appendAccessLine(b []byte, r *accessRecord) []byte {
+// logging's constants; cache is appendTime's.
+func appendAccessLine(b []byte, r *accessRecord, cache *atomic.Pointer[timeStamp]) []byte {
 	b = append(b, `{"time":"`...)
-	b = r.at.AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = appendTime(b, r.at, cache)
 	b = append(b, `","level":"INFO","msg":"gateway request","component":"gateway","method":`...)
 	b = appendJSONString(b, r.method)
 	b = append(b, `,"host":`...)

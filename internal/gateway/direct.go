@@ -57,8 +57,11 @@ type upConn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	idle int64 // unix nanoseconds it went idle
-	// stop unregisters the exchange's context.AfterFunc, which aborts
-	// the connection's I/O when the client goes away.
+	// The exchange's watch on its client, which aborts the connection's
+	// I/O when the client goes away: fs, the client connection's state
+	// when it is HTTP/1 over plain TCP (framing.go: no allocation), else
+	// stop, which unregisters a context.AfterFunc.
+	fs   *framingState
 	stop func() bool
 	// rc and peekFn check an idle connection before reuse (alive).
 	rc       syscall.RawConn
@@ -265,6 +268,37 @@ func (g *Gateway) dial(ctx context.Context, b *backend) (*upConn, error) {
 	return uc, nil
 }
 
+// watchClient has uc's I/O aborted (a deadline in the past) when the
+// client goes away: the request's context is canceled, or, on an HTTP/1
+// connection over plain TCP (fs not nil), a read from the client fails —
+// what makes net/http cancel that context.
+func (uc *upConn) watchClient(ctx context.Context, fs *framingState) {
+	if fs != nil && fs.watch(uc) {
+		uc.fs = fs
+		return
+	}
+	uc.stop = context.AfterFunc(ctx, func() {
+		_ = uc.c.SetDeadline(aLongTimeAgo)
+	})
+}
+
+// unwatch ends watchClient's watch, reporting false when it fired (the
+// connection's deadline may be in the past). After it returns, the
+// watch no longer touches uc.
+func (uc *upConn) unwatch() bool {
+	switch {
+	case uc.fs != nil:
+		ok := uc.fs.unwatch(uc)
+		uc.fs = nil
+		return ok
+	case uc.stop != nil:
+		ok := uc.stop()
+		uc.stop = nil
+		return ok
+	}
+	return true
+}
+
 // discard closes uc for good.
 func (uc *upConn) discard() {
 	_ = uc.c.Close()
@@ -296,13 +330,12 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, st *reqSta
 		resp, uc, err := g.exchange(r, st, b, target, l.route.Spec.Timeout.D())
 		if err == nil {
 			b.succeeded()
-			defer b.inflight.Add(-1) // relay panics when the body breaks off
-			g.relay(w, r, resp, uc, b)
+			g.relayCounted(w, r, resp, uc, b)
 			return
 		}
 		b.inflight.Add(-1)
 		lastErr = err
-		if r.Context().Err() != nil {
+		if st.clientGone(r.Context()) {
 			break // the client is gone
 		}
 		b.failed(l.route.Spec.HealthCheck.Unhealthy, now)
@@ -317,10 +350,18 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, st *reqSta
 			g.m.upstream.WithLabelValues(l.route.Name, b.version, kind).Inc()
 		}
 	}
-	if r.Context().Err() != nil && !errors.Is(lastErr, errTimeout) {
+	if st.clientGone(r.Context()) && !errors.Is(lastErr, errTimeout) {
 		lastErr = context.Canceled
 	}
 	g.backendError(w, r, st, lastErr)
+}
+
+// relayCounted is relay, then b's in-flight count goes down (also when
+// relay panics because the body broke off). A function of its own: a
+// defer inside serveDirect's loop would be allocated on the heap.
+func (g *Gateway) relayCounted(w http.ResponseWriter, r *http.Request, resp *http.Response, uc *upConn, b *backend) {
+	defer b.inflight.Add(-1)
+	g.relay(w, r, resp, uc, b)
 }
 
 // directTarget is the request target to send: the client's path with the
@@ -357,13 +398,13 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 	if target.RawPath != "" {
 		target.RawPath = joinPath(b.escapedPath, target.RawPath)
 	}
-	uri := target.RequestURI()
-	deadline := time.Now().Add(timeout)
+	now := time.Now()
+	deadline := now.Add(timeout)
 	ctx := r.Context()
 	for fresh := false; ; fresh = true {
 		var uc *upConn
 		if !fresh {
-			uc = b.conns.get(time.Now().UnixNano())
+			uc = b.conns.get(now.UnixNano())
 		}
 		if uc == nil {
 			fresh = true
@@ -379,7 +420,7 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 				return nil, nil, err
 			}
 		}
-		resp, err := g.roundTrip(ctx, r, st, uc, uri, deadline, fresh)
+		resp, err := g.roundTrip(ctx, r, st, uc, &target, deadline, fresh)
 		if err == nil {
 			return resp, uc, nil
 		}
@@ -392,24 +433,22 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 }
 
 // roundTrip writes the request on uc and reads the response headers. On
-// success uc.stop unregisters the context.AfterFunc that aborts the
-// connection's I/O when the client goes away: it stays registered while
-// relay copies the body.
-func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, uc *upConn, uri string, deadline time.Time, fresh bool) (*http.Response, error) {
+// success the watch on the client (uc.watchClient), which aborts the
+// connection's I/O when the client goes away, stays on while relay
+// copies the body; relay ends it (uc.unwatch).
+func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, uc *upConn, target *url.URL, deadline time.Time, fresh bool) (*http.Response, error) {
 	_ = uc.c.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() {
-		_ = uc.c.SetDeadline(aLongTimeAgo)
-	})
+	uc.watchClient(ctx, st.fs)
 	ok := false
 	defer func() {
 		if !ok {
-			stop()
+			uc.unwatch()
 		}
 	}()
 	classify := func(err error, sent bool) error {
 		var ne net.Error
 		switch {
-		case ctx.Err() != nil:
+		case st.clientGone(ctx):
 			return context.Canceled
 		case errors.Is(err, errHeadTooLarge):
 			return err
@@ -420,7 +459,7 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 		}
 		return err
 	}
-	g.writeRequest(uc.bw, r, st, uri)
+	g.writeRequest(uc.bw, r, st, target)
 	if err := uc.bw.Flush(); err != nil {
 		return nil, classify(err, false)
 	}
@@ -460,11 +499,10 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 			resp.Close = true
 		}
 		_ = uc.c.SetDeadline(time.Time{})
-		if ctx.Err() != nil { // the client went away meanwhile (the deadline just cleared may be the AfterFunc's)
+		if st.clientGone(ctx) { // the client went away meanwhile (the deadline just cleared may be the watch's)
 			return nil, context.Canceled
 		}
 		ok = true
-		uc.stop = stop
 		return resp, nil
 	}
 }
@@ -491,9 +529,16 @@ func hasHeaderLine(head []byte, name string) bool {
 // aLongTimeAgo is a deadline in the past: it wakes blocked I/O at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// hopHeaders are dropped when a message is forwarded (RFC 9110 7.6.1).
-var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+// hopHeader reports whether the (canonical) header k is dropped when a
+// message is forwarded (RFC 9110 7.6.1).
+func hopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
 
 // dropRequestHeader reports whether a client's request header is not
 // forwarded as it is: hop-by-hop headers and those the gateway sets.
@@ -522,11 +567,26 @@ func connectionListed(conn []string, key string) bool {
 	return false
 }
 
+// writeTarget writes target's request target, the string
+// target.RequestURI() returns (target has no opaque part), without
+// building that string.
+func writeTarget(bw *bufio.Writer, target *url.URL) {
+	p := target.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	bw.WriteString(p)
+	if target.ForceQuery || target.RawQuery != "" {
+		bw.WriteByte('?')
+		bw.WriteString(target.RawQuery)
+	}
+}
+
 // writeRequest writes the request head (the request has no body).
-func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, uri string) {
+func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, target *url.URL) {
 	bw.WriteString(r.Method)
 	bw.WriteByte(' ')
-	bw.WriteString(uri)
+	writeTarget(bw, target)
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
@@ -578,15 +638,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	done := false // the connection is discarded when relay panics
 	defer releaseConn(b, uc, &done)
 	h := resp.Header
-	if conn := h["Connection"]; len(conn) > 0 {
-		for k := range h {
-			if connectionListed(conn, k) {
-				delete(h, k)
-			}
+	// One pass over the backend's few headers rather than a delete per
+	// hop-by-hop name.
+	conn := h["Connection"]
+	for k := range h {
+		if hopHeader(k) || len(conn) > 0 && connectionListed(conn, k) {
+			delete(h, k)
 		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
 	}
 	_ = g.modifyResponse(resp)
 	dst := w.Header()
@@ -607,14 +665,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 	}
 	w.WriteHeader(resp.StatusCode)
 	streaming := resp.ContentLength == -1 || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
-	buf := g.bufs.Get()
-	// The AfterFunc registered in roundTrip is still on: a client going
-	// away sets a past deadline on the connection, which ends a read
-	// from a backend that streams forever.
-	err := copyBody(w, resp.Body, buf, streaming)
-	g.bufs.Put(buf)
-	aborted := !uc.stop()
-	uc.stop = nil
+	buf := g.bufs.get()
+	// The watch on the client set in roundTrip is still on: a client
+	// going away sets a past deadline on the connection, which ends a
+	// read from a backend that streams forever.
+	err := copyBody(w, resp.Body, *buf, streaming)
+	g.bufs.put(buf)
+	aborted := !uc.unwatch()
 	if err != nil {
 		// Never resp.Body.Close here: it would read the rest of the
 		// body (an endless stream, gigabytes nobody wants). releaseConn
@@ -644,10 +701,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, resp *http.Respo
 
 // releaseConn discards uc unless relay handed it back to the pool.
 func releaseConn(b *backend, uc *upConn, done *bool) {
-	if uc.stop != nil { // relay panicked before the copy ended
-		uc.stop()
-		uc.stop = nil
-	}
+	uc.unwatch() // relay panicked before the copy ended
 	if !*done {
 		uc.discard()
 	}

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -617,5 +619,59 @@ func TestGateway_AccessLogAfterStop(t *testing.T) {
 	g.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "http://nowhere.test/after", nil))
 	if !strings.Contains(out.String(), "/after") {
 		t.Errorf("a request after Close: access log %q, want the line of /after", out.String())
+	}
+}
+
+// TestGateway_DirectPathClientGoneBeforeHeaders: a client that leaves
+// while the backend has not answered yet ends the exchange at once — the
+// backend connection is closed, not held until the route's timeout —
+// and the request is logged as the client's doing (499, client_closed),
+// not as a backend timeout.
+func TestGateway_DirectPathClientGoneBeforeHeaders(t *testing.T) {
+	got := make(chan struct{}, 1)
+	closed := make(chan struct{}, 1)
+	be := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		got <- struct{}{}
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			closed <- struct{}{} // the gateway closed the connection
+		}
+	})
+	var out syncBuffer
+	gw := startGateway(t, nil, []gateway.Route{route(1, "slow", "slow.test", "/", be)}, func(o *gateway.Options) {
+		o.AccessLog = true
+		o.AccessLogWriter = &out
+	})
+	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: slow.test\r\n\r\n")
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend never got the request")
+	}
+	c.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the backend connection was still open 5 s after the client left")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		line := out.String()
+		if strings.Contains(line, `"path":"/slow"`) {
+			if !strings.Contains(line, `"status":499`) || !strings.Contains(line, `"upstream_error":"client_closed"`) {
+				t.Errorf("access log %q, want status 499 and upstream_error client_closed", line)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no access log line for /slow: %q", line)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

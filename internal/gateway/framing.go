@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // Request framing checks. net/http resolves a request carrying both
@@ -31,11 +32,73 @@ type requestFacts struct {
 	hostEmpty        bool
 }
 
-// framingState is one connection's parser and its queue of facts.
+// framingState is one connection's parser and its queue of facts, and
+// the direct path's watch on the client (direct.go).
 type framingState struct {
 	mu    sync.Mutex
 	p     framingParser
 	queue []requestFacts
+	// up is the backend connection of the direct-path exchange in
+	// flight for the connection's current request (HTTP/1 serves one
+	// at a time), gone is set once a read from the client failed: up's
+	// I/O is aborted then.
+	up   *upConn
+	gone atomic.Bool // set under mu; read without it
+}
+
+// watch registers uc, the backend connection of the current request's
+// exchange, to have its I/O aborted when a read from the client fails
+// (at once when one has). false: another exchange is registered, uc is
+// not.
+func (f *framingState) watch(uc *upConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.up != nil {
+		return false
+	}
+	f.up = uc
+	if f.gone.Load() {
+		_ = uc.c.SetDeadline(aLongTimeAgo)
+	}
+	return true
+}
+
+// unwatch unregisters uc, reporting false when the client went away
+// (uc's I/O was aborted). The abort happens under f.mu: once unwatch
+// returns, uc is left alone, whoever uses it next.
+func (f *framingState) unwatch(uc *upConn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.up == uc {
+		f.up = nil
+	}
+	return !f.gone.Load()
+}
+
+// isGone reports whether a read from the client failed. It takes no
+// lock: readFailed sets gone before it aborts the exchange's I/O, so
+// whoever saw the abort (or cleared its deadline after it) sees gone.
+func (f *framingState) isGone() bool { return f.gone.Load() }
+
+// readFailed notes a failed read from the client and aborts the
+// exchange in flight. It mirrors net/http, which cancels the request's
+// context when a read from the connection fails (the client went away,
+// or the connection was closed) — except for the timeout its own
+// abortPendingRead provokes to end its background read. The gateway
+// sets no read deadline while it serves a request (no ReadTimeout), so
+// a timeout is never the client's doing and is ignored here.
+func (f *framingState) readFailed(err error) {
+	// A type assertion as net/http's own (errors.As would allocate: this
+	// runs for every request, when net/http ends its background read).
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gone.Store(true)
+	if f.up != nil {
+		_ = f.up.c.SetDeadline(aLongTimeAgo)
+	}
 }
 
 // pop returns the facts of the next request (ok false when the parser
@@ -91,6 +154,9 @@ func (c *framingConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.st.feed(b[:n])
+	}
+	if err != nil {
+		c.st.readFailed(err)
 	}
 	return n, err
 }

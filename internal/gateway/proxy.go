@@ -93,7 +93,7 @@ func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, st *reqSt
 		status, kind, detail = http.StatusServiceUnavailable, "no_backend", "no healthy backend for this route; quote request id "+st.id
 	case errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded):
 		status, kind, detail = http.StatusGatewayTimeout, "timeout", "the backend did not answer in time; quote request id "+st.id
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case errors.Is(err, context.Canceled) && st.clientGone(r.Context()):
 		// The client went away: nobody reads the answer.
 		status, kind = 499, "client_closed"
 	case isReset(err):
@@ -303,6 +303,12 @@ func newBufferPool() *bufferPool {
 
 func (p *bufferPool) Get() []byte  { return *(p.p.Get().(*[]byte)) }
 func (p *bufferPool) Put(b []byte) { p.p.Put(&b) }
+
+// get and put lend a buffer by its pointer: Put's &b costs an
+// allocation per call (httputil.BufferPool's interface wants slices),
+// these none.
+func (p *bufferPool) get() *[]byte  { return p.p.Get().(*[]byte) }
+func (p *bufferPool) put(b *[]byte) { p.p.Put(b) }
 
 var (
 	_ = net.ErrClosed

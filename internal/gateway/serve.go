@@ -28,6 +28,16 @@ type reqState struct {
 	user    User
 	waf     waf.Outcome
 	upErr   string
+	// fs is the client connection's state when it is HTTP/1 over plain
+	// TCP (framing.go), else nil.
+	fs *framingState
+}
+
+// clientGone reports whether the client went away: ctx, the request's,
+// is canceled, or a read from its connection failed (net/http cancels
+// ctx for that, a moment later).
+func (st *reqState) clientGone(ctx context.Context) bool {
+	return ctx.Err() != nil || st.fs != nil && st.fs.isGone()
 }
 
 type stateKey struct{}
@@ -101,6 +111,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.ProtoMajor == 1 {
 		if fs, ok := ctx.Value(framingKey{}).(*framingState); ok {
+			st.fs = fs
 			if facts, ok := fs.pop(); ok {
 				if facts.contentLength && facts.transferEncoding {
 					w.Header().Set("Connection", "close")

@@ -48,16 +48,7 @@ func BenchmarkRx(b *testing.B) {
 		}
 	})
 	b.Run("operator", func(b *testing.B) {
-		var ops []*rx
-		for _, p := range patterns {
-			op, err := newRx(optionsFor(p))
-			if err != nil {
-				b.Fatal(err)
-			}
-			if o, ok := op.(*rx); ok {
-				ops = append(ops, o)
-			}
-		}
+		ops := rxOps(b, patterns)
 		tx := &captureTx{}
 		b.ResetTimer()
 		for b.Loop() {
@@ -95,16 +86,7 @@ func jsonArgs() []string {
 func BenchmarkRxJSON8K(b *testing.B) {
 	patterns := crsPatterns(b)
 	values := jsonArgs()
-	var ops []*rx
-	for _, p := range patterns {
-		op, err := newRx(optionsFor(p))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if o, ok := op.(*rx); ok {
-			ops = append(ops, o)
-		}
-	}
+	ops := rxOps(b, patterns)
 	for _, variant := range []string{"literal", "alphabet"} {
 		b.Run(variant, func(b *testing.B) {
 			run := make([]*rx, len(ops))
@@ -127,4 +109,20 @@ func BenchmarkRxJSON8K(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(run)*len(values)), "ns/eval")
 		})
 	}
+}
+
+// rxOps builds our @rx operator for each pattern.
+func rxOps(b *testing.B, patterns []string) []*rx {
+	b.Helper()
+	var ops []*rx
+	for _, p := range patterns {
+		op, err := newRx(optionsFor(p))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if o, ok := op.(*rx); ok {
+			ops = append(ops, o)
+		}
+	}
+	return ops
 }

@@ -133,17 +133,7 @@ func FuzzAlphabet(f *testing.F) {
 		{`\x00`, "a\x00"},
 		{`[^\n]`, "\n"},
 	}
-	for _, s := range seeds {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, pattern, input string) {
-		if len(pattern) > 200 || len(input) > 1000 {
-			return
-		}
-		re, err := regexp.Compile("(?sm)" + pattern)
-		if err != nil {
-			return
-		}
+	fuzzPatterns(f, seeds, func(t *testing.T, pattern string, re *regexp.Regexp, input string) {
 		a := newAlphabet("(?sm)" + pattern)
 		for _, in := range []string{input, strings.ToLower(input)} {
 			set, ascii := alphabetOf(in)

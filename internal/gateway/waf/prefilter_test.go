@@ -293,17 +293,7 @@ func FuzzPrefilter(f *testing.F) {
 		{`[^a-z]+`, "ABC"},
 		{`(?m)^ab$`, "x\nAB\n"},
 	}
-	for _, s := range seeds {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, pattern, input string) {
-		if len(pattern) > 200 || len(input) > 1000 {
-			return
-		}
-		re, err := regexp.Compile("(?sm)" + pattern)
-		if err != nil {
-			return
-		}
+	fuzzPatterns(f, seeds, func(t *testing.T, pattern string, re *regexp.Regexp, input string) {
 		p := newPrefilter("(?sm)" + pattern)
 		if p == nil || p.mayMatch(input) {
 			return
@@ -345,5 +335,24 @@ func FuzzRxCRS(f *testing.F) {
 		for i, o := range ops {
 			checkRx(t, patterns[i], stds[i], o, in)
 		}
+	})
+}
+
+// fuzzPatterns feeds a fuzz test random patterns (compiled as the CRS's
+// are, with (?sm)) and inputs, seeded with seeds; check gets those that
+// compile and are of a sensible size.
+func fuzzPatterns(f *testing.F, seeds [][2]string, check func(t *testing.T, pattern string, re *regexp.Regexp, input string)) {
+	for _, s := range seeds {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, input string) {
+		if len(pattern) > 200 || len(input) > 1000 {
+			return
+		}
+		re, err := regexp.Compile("(?sm)" + pattern)
+		if err != nil {
+			return
+		}
+		check(t, pattern, re, input)
 	})
 }

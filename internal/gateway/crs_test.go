@@ -102,6 +102,11 @@ func TestCRSRegression(t *testing.T) {
 	eng := waf.NewEngine(waf.Options{MatchLog: logFile, ExtraDirectives: crsTestDirectives})
 	rt := route(1, "crs", "", "/", backend.URL)
 	rt.Spec.WAF = waf.Settings{Mode: waf.Block, Paranoia: 4, InspectResponses: true}
+	if w, err := eng.For(rt.Spec.WAF); err != nil {
+		t.Fatal(err)
+	} else if w.Filterable() == 0 {
+		t.Fatal("the suite must run with the rule filter on")
+	}
 	gw := startGateway(t, eng, []gateway.Route{rt})
 	lr, err := ftw.NewLogReader(logPath)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
@@ -33,6 +34,9 @@ type Options struct {
 	// settings and before the CRS setup (the CRS regression suite's
 	// test rules, for example).
 	ExtraDirectives string
+	// NoRuleFilter turns the rule filter (rulefilter.go) off: every rule
+	// runs on every request, as in plain Coraza. For comparisons.
+	NoRuleFilter bool
 }
 
 // Engine compiles rule sets on demand, one per distinct Settings, and
@@ -85,7 +89,7 @@ func (e *Engine) For(s Settings) (*WAF, error) {
 		en.waf, en.err = e.compile(s)
 		if en.err == nil {
 			e.opt.Logger.Info("waf rule set compiled", "mode", string(s.Mode), "paranoia", s.Paranoia,
-				"rules", en.waf.rules, logging.KeyDuration, time.Since(start).Milliseconds())
+				"rules", en.waf.rules, "filterable", en.waf.filtered, logging.KeyDuration, time.Since(start).Milliseconds())
 		}
 	})
 	if en.err != nil {
@@ -119,8 +123,17 @@ func (e *Engine) Forget(inUse []Settings) {
 // Directives returns the SecLang configuration Rampart compiles for s:
 // Coraza's recommended base, Rampart's settings, the CRS setup and rules,
 // then the route's exclusions.
-func (e *Engine) Directives(s Settings) string {
+func (e *Engine) Directives(s Settings) string { return e.directives(s, "") }
+
+// directives is Directives with the rule filter's two SecActions
+// (rulefilter.go) ahead of every other rule of phases 1 and 2 when
+// filterKey is set.
+func (e *Engine) directives(s Settings, filterKey string) string {
 	var b strings.Builder
+	if filterKey != "" {
+		fmt.Fprintf(&b, "SecAction \"id:%d,phase:1,pass,nolog,%s:%s\"\n", ruleFilterID1, ruleFilterAction, filterKey)
+		fmt.Fprintf(&b, "SecAction \"id:%d,phase:2,pass,nolog,%s:%s\"\n", ruleFilterID2, ruleFilterAction, filterKey)
+	}
 	engine := "On"
 	if s.Mode == Detect {
 		engine = "DetectionOnly"
@@ -156,19 +169,42 @@ SecAction "id:900110,phase:1,pass,nolog,setvar:tx.inbound_anomaly_score_threshol
 
 func (e *Engine) compile(s Settings) (*WAF, error) {
 	registerOperators()
+	registerRuleFilter()
+	key, slot := "", (*atomic.Pointer[ruleFilter])(nil)
+	if !e.opt.NoRuleFilter {
+		key, slot = newFilterSlot()
+	}
+	directives := e.directives(s, key)
 	cfg := coraza.NewWAFConfig().
 		WithRootFS(coreruleset.FS).
-		WithDirectives(e.Directives(s)).
+		WithDirectives(directives).
 		WithErrorCallback(e.log.write)
+	compileMu.Lock()
+	var rxs []rxRecord
+	rxLog.Store(&rxs)
 	w, err := coraza.NewWAF(cfg)
+	rxLog.Store(nil)
+	compileMu.Unlock()
 	if err != nil {
+		if key != "" {
+			dropFilterSlot(key)
+		}
 		return nil, fmt.Errorf("compile waf rules: %w", err)
+	}
+	filtered := 0
+	if key != "" {
+		if f, ferr := newRuleFilter(directives, rxs); ferr != nil {
+			e.opt.Logger.Warn("waf rule filter off; every rule runs", "err", ferr)
+		} else {
+			slot.Store(f)
+			filtered = len(f.phase1) + len(f.phase2)
+		}
 	}
 	n := 0
 	if rc, ok := w.(interface{ RulesCount() int }); ok {
 		n = rc.RulesCount()
 	}
-	return &WAF{waf: w, settings: s, rules: n}, nil
+	return &WAF{waf: w, settings: s, rules: n, filtered: filtered}, nil
 }
 
 // WAF is one compiled rule set.
@@ -176,10 +212,15 @@ type WAF struct {
 	waf      coraza.WAF
 	settings Settings
 	rules    int
+	filtered int
 }
 
 // Settings returns the settings the WAF was compiled for.
 func (w *WAF) Settings() Settings { return w.settings }
+
+// Filterable returns how many rules the rule filter may remove from a
+// request (0 when it is off).
+func (w *WAF) Filterable() int { return w.filtered }
 
 // lineLog writes matched rules as ModSecurity-style error-log lines.
 type lineLog struct {

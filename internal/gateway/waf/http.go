@@ -87,6 +87,9 @@ func summarise(tx types.Transaction, out Outcome) Outcome {
 	out.Rules = []int{}
 	for _, m := range tx.MatchedRules() {
 		id := m.Rule().ID()
+		if id == ruleFilterID1 || id == ruleFilterID2 {
+			continue // Rampart's rule filter, not a finding
+		}
 		out.Rules = append(out.Rules, id)
 		if id == out.RuleID && out.Message == "" {
 			out.Message = m.Message()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
@@ -55,7 +56,40 @@ type rxCompiled struct {
 // 200 Go's regexp takes 1.5 to 2.5 µs a value where RE2 still takes 0.17.
 const re2MinInst = 50
 
+// rxRecord is one @rx operator Coraza created while compiling a rule set,
+// in creation order: the rule filter pairs them with the rules it reads.
+type rxRecord struct {
+	arg   string
+	alpha *alphabet // nil when the pattern has no alphabet filter
+}
+
+// rxLog collects the operators of the rule set being compiled (compiles
+// are serialised by compileMu); nil outside a compile.
+var (
+	compileMu sync.Mutex
+	rxLog     atomic.Pointer[[]rxRecord]
+)
+
+func recordRx(arg string, alpha *alphabet) {
+	if l := rxLog.Load(); l != nil {
+		*l = append(*l, rxRecord{arg: arg, alpha: alpha})
+	}
+}
+
 func newRx(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	op, err := compileRx(opt)
+	if err != nil {
+		return nil, err
+	}
+	var alpha *alphabet
+	if o, ok := op.(*rx); ok {
+		alpha = o.alpha
+	}
+	recordRx(opt.Arguments, alpha)
+	return op, nil
+}
+
+func compileRx(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	pattern := "(?sm)" + opt.Arguments
 	if matchesArbitraryBytes(pattern) {
 		re, err := memoize(opt.Memoizer, "rampart-binrx:"+opt.Arguments, func() (any, error) {

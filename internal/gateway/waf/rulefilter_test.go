@@ -1,0 +1,194 @@
+package waf_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/gateway/waf/ftw"
+	"github.com/rampartsec/rampart/internal/testenv"
+)
+
+// detectAllDirectives run every CRS rule on every request (paranoia level
+// 4, detection only), with the regression suite's limits.
+const detectAllDirectives = `SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535"`
+
+// crsRequests returns the requests of the CRS regression suite that
+// net/http can read, with their titles.
+func crsRequests(t *testing.T) ([]string, [][]byte) {
+	t.Helper()
+	dir := filepath.Join(testenv.GoModule(t, "github.com/corazawaf/coraza-coreruleset/v4", "v"+waf.CRSVersion), "tests")
+	var titles []string
+	var raws [][]byte
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f, err := ftw.Parse(b)
+		if err != nil {
+			return err
+		}
+		for _, tt := range f.Tests {
+			for _, st := range tt.Stages {
+				titles = append(titles, f.Title(tt))
+				raws = append(raws, st.Input.Request())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return titles, raws
+}
+
+// TestRuleFilterChangesNoVerdict sends every request of the CRS
+// regression suite through two WAFs of the same settings, one with the
+// rule filter and one without, and wants the same verdict and the same
+// matched rules from both: the filter only removes rules that cannot
+// match.
+func TestRuleFilterChangesNoVerdict(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays the CRS regression requests twice")
+	}
+	titles, raws := crsRequests(t)
+	configs := []struct {
+		name  string
+		extra string
+		s     waf.Settings
+	}{
+		{"PL4-detect", detectAllDirectives, waf.Settings{Mode: waf.Block, Paranoia: 4}},
+		{"PL1-block", "", waf.Settings{Mode: waf.Block, Paranoia: 1}},
+	}
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			with, err := waf.NewEngine(waf.Options{ExtraDirectives: c.extra}).For(c.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			without, err := waf.NewEngine(waf.Options{ExtraDirectives: c.extra, NoRuleFilter: true}).For(c.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if with.Filterable() < 150 || without.Filterable() != 0 {
+				t.Fatalf("filterable rules: %d with the filter, %d without", with.Filterable(), without.Filterable())
+			}
+			compared, differ := 0, 0
+			for i, raw := range raws {
+				a, okA := serveRaw(with, raw)
+				b, okB := serveRaw(without, raw)
+				if !okA || !okB {
+					continue
+				}
+				compared++
+				if a.Blocked != b.Blocked || a.RuleID != b.RuleID || !slices.Equal(sorted(a.Rules), sorted(b.Rules)) {
+					differ++
+					if differ <= 10 {
+						t.Errorf("%s: with the filter blocked=%v rule %d matched %v; without blocked=%v rule %d matched %v",
+							titles[i], a.Blocked, a.RuleID, sorted(a.Rules), b.Blocked, b.RuleID, sorted(b.Rules))
+					}
+				}
+			}
+			if compared < 4000 {
+				t.Fatalf("compared only %d of %d requests", compared, len(raws))
+			}
+			if differ > 0 {
+				t.Fatalf("%d of %d requests differ", differ, compared)
+			}
+			t.Logf("%d requests, same verdicts and matches", compared)
+		})
+	}
+}
+
+func sorted(ids []int) []int {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	return s
+}
+
+// serveRaw runs one raw HTTP request through w, in front of a backend
+// answering a short text; false when net/http cannot read the request.
+func serveRaw(w *waf.WAF, raw []byte) (waf.Outcome, bool) {
+	r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return waf.Outcome{}, false
+	}
+	r.RemoteAddr = "192.0.2.10:40000"
+	r.RequestURI = r.URL.RequestURI()
+	if r.URL.Opaque != "" || strings.HasPrefix(string(raw), r.Method+" http") {
+		r.RequestURI = r.URL.String()
+	}
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	out := w.Serve(httptest.NewRecorder(), r, "t", backend, func(w http.ResponseWriter, _ *http.Request, status int) { w.WriteHeader(status) })
+	return out, true
+}
+
+// FuzzRuleFilter puts a value in the query, a header, a cookie, a
+// form or JSON body and the path, and wants the same verdict and matches
+// with and without the rule filter.
+func FuzzRuleFilter(f *testing.F) {
+	for _, s := range []string{"hello", "1' OR '1'='1", "<script>alert(1)</script>", "%27%20or%201=1", "&lt;svg onload=x&gt;",
+		`\u003cscript`, "../../etc/passwd", "${jndi:ldap://x}", "a+b", "; cat /etc/passwd", "/*!50000select*/", "x\x00y"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	with, err := waf.NewEngine(waf.Options{ExtraDirectives: detectAllDirectives}).For(waf.Settings{Mode: waf.Block, Paranoia: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	without, err := waf.NewEngine(waf.Options{ExtraDirectives: detectAllDirectives, NoRuleFilter: true}).For(waf.Settings{Mode: waf.Block, Paranoia: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, v string, jsonBody bool) {
+		q := url.QueryEscape(v)
+		var body, ctype string
+		if jsonBody {
+			b, _ := json.Marshal(map[string]any{"a": v, "list": []string{v}})
+			body, ctype = string(b), "application/json"
+		} else {
+			body, ctype = "f="+q, "application/x-www-form-urlencoded"
+		}
+		raw := "POST /p/" + url.PathEscape(v) + "?q=" + q + " HTTP/1.1\r\nHost: app.test\r\nUser-Agent: " + headerSafe(v) +
+			"\r\nCookie: c=" + headerSafe(v) + "\r\nContent-Type: " + ctype + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+		a, okA := serveRaw(with, []byte(raw))
+		b, okB := serveRaw(without, []byte(raw))
+		if okA != okB {
+			t.Fatalf("request read by one WAF only")
+		}
+		if a.Blocked != b.Blocked || a.RuleID != b.RuleID || !slices.Equal(sorted(a.Rules), sorted(b.Rules)) {
+			t.Fatalf("%q: with the filter blocked=%v rule %d matched %v; without blocked=%v rule %d matched %v",
+				v, a.Blocked, a.RuleID, sorted(a.Rules), b.Blocked, b.RuleID, sorted(b.Rules))
+		}
+	})
+}
+
+// headerSafe drops the bytes a header value cannot carry.
+func headerSafe(v string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v)
+}

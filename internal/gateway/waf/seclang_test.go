@@ -1,0 +1,112 @@
+package waf
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func TestSplitVars(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"ARGS", []string{"ARGS"}},
+		{"ARGS|ARGS_NAMES|!ARGS:foo", []string{"ARGS", "ARGS_NAMES", "!ARGS:foo"}},
+		{"REQUEST_COOKIES|!REQUEST_COOKIES:/^(?:a|b)$/|ARGS", []string{"REQUEST_COOKIES", "!REQUEST_COOKIES:/^(?:a|b)$/", "ARGS"}},
+		{`ARGS:/a\/|b/|XML:/*`, []string{`ARGS:/a\/|b/`, "XML:/*"}},
+		{"XML:/*|XML://@*|ARGS", []string{"XML:/*", "XML://@*", "ARGS"}},
+		{"ARGS:'/x|y/'|&ARGS", []string{"ARGS:'/x|y/'", "&ARGS"}},
+	} {
+		if got := splitVars(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("splitVars(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestReadSecLang(t *testing.T) {
+	root := fstest.MapFS{
+		"rules/a.conf": {Data: []byte(`SecRule ARGS|REQUEST_HEADERS:User-Agent "@rx (?i)a\"b,c" \
+    "id:10,\
+    phase:2,\
+    t:none,t:urlDecodeUni,t:lowercase,\
+    msg:'a, b: c',\
+    chain"
+    SecRule TX:x "@eq 1" "t:none"
+SecRule ARGS "!@rx x" "id:11,phase:1,skip:1"
+SecRule ARGS "x" "id:12,phase:1"
+SecMarker END
+`)},
+	}
+	cfg, err := readSecLang("Include rules/*.conf\nSecRuleUpdateTargetById 12 \"ARGS_NAMES\"\nSecRuleUpdateTargetById 10 \"!ARGS:foo\"\n", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.rules) != 5 {
+		t.Fatalf("read %d rules, want 5: %+v", len(cfg.rules), cfg.rules)
+	}
+	r := cfg.rules[0]
+	if r.id != 10 || r.phase != 2 || r.op != "rx" || r.arg != `(?i)a"b,c` || !slices.Equal(r.trans, []string{"urldecodeuni", "lowercase"}) || r.vars != "ARGS|REQUEST_HEADERS:User-Agent" {
+		t.Errorf("first rule read as %+v", r)
+	}
+	if !cfg.rules[1].child || cfg.rules[1].op != "eq" {
+		t.Errorf("chain child read as %+v", cfg.rules[1])
+	}
+	if r := cfg.rules[2]; !r.negated || r.skip != 1 || r.phase != 1 {
+		t.Errorf("negated rule read as %+v", r)
+	}
+	if r := cfg.rules[3]; r.op != "rx" || r.arg != "x" {
+		t.Errorf("implicit @rx read as %+v", r)
+	}
+	if cfg.rules[4].kind != secMarkerKind {
+		t.Errorf("marker read as %+v", cfg.rules[4])
+	}
+	if !cfg.updated[12] || cfg.updated[10] {
+		t.Errorf("updated rules %v, want 12 (a target added) and not 10 (one excluded)", cfg.updated)
+	}
+	rx := []rxRecord{{arg: `(?i)a"b,c`, alpha: newAlphabet(`(?sm)(?i)a"b,c`)}, {arg: "x"}, {arg: "x", alpha: newAlphabet("(?sm)x")}}
+	f, err := buildFilter(cfg, rx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 is filtered; 11 is negated; 12 is counted by 11's skip and
+	// widened by an update.
+	if len(f.phase1) != 0 || len(f.phase2) != 1 || f.phase2[0].id != 10 {
+		t.Errorf("filter %+v, want only rule 10 in phase 2", f)
+	}
+	if _, err := buildFilter(cfg, rx[:2]); err == nil {
+		t.Error("filter built with fewer compiled operators than rules")
+	}
+	if _, err := buildFilter(cfg, []rxRecord{{arg: "other"}, rx[1], rx[2]}); err == nil {
+		t.Error("filter built although a compiled pattern differs from the text")
+	}
+	cfg, err = readSecLang(`SecDefaultAction "phase:2,log,t:lowercase"`, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := buildFilter(cfg, nil); err == nil {
+		t.Error("filter built under default transformations")
+	}
+}
+
+// FuzzReadSecLang: any text reads without panicking, and splitVars only
+// cuts at "|".
+func FuzzReadSecLang(f *testing.F) {
+	f.Add(`SecRule ARGS|!ARGS:/a|b/ "@rx x" "id:1,phase:2,t:none,t:lowercase,chain,msg:'a,b'"` + "\n" + `SecRule TX:a "@eq 1" ""`)
+	f.Add("SecAction \"id:2,skip:3\"\nSecMarker X\nSecRuleUpdateTargetById 1-3 \"ARGS\"\nSecRuleUpdateTargetByTag 'x' \"!ARGS\"")
+	f.Add("SecRule A \"\\\"\" \"id:'3',t:'x\\,y'\"\n`\nSecDataset x `\n`")
+	f.Add("Include x.conf\nSecRule \\\n ARGS \"x\"")
+	root := fstest.MapFS{"x.conf": {Data: []byte("Include x.conf\n")}}
+	f.Fuzz(func(t *testing.T, text string) {
+		cfg, err := readSecLang(text, root)
+		if err == nil {
+			for _, r := range cfg.rules {
+				if parts := splitVars(r.vars); strings.Join(parts, "|") != r.vars {
+					t.Fatalf("splitVars(%q) = %q", r.vars, parts)
+				}
+			}
+			_, _ = buildFilter(cfg, nil)
+		}
+	})
+}

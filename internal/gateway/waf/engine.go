@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,8 +35,9 @@ type Options struct {
 	// settings and before the CRS setup (the CRS regression suite's
 	// test rules, for example).
 	ExtraDirectives string
-	// NoRuleFilter turns the rule filter (rulefilter.go) off: every rule
-	// runs on every request, as in plain Coraza. For comparisons.
+	// NoRuleFilter turns pruning (prune.go) and the rule filter
+	// (rulefilter.go) off: every rule runs on every request, as in plain
+	// Coraza. For comparisons.
 	NoRuleFilter bool
 }
 
@@ -89,7 +91,7 @@ func (e *Engine) For(s Settings) (*WAF, error) {
 		en.waf, en.err = e.compile(s)
 		if en.err == nil {
 			e.opt.Logger.Info("waf rule set compiled", "mode", string(s.Mode), "paranoia", s.Paranoia,
-				"rules", en.waf.rules, "filterable", en.waf.filtered, logging.KeyDuration, time.Since(start).Milliseconds())
+				"rules", en.waf.rules, "pruned", en.waf.pruned, "filterable", en.waf.filtered, logging.KeyDuration, time.Since(start).Milliseconds())
 		}
 	})
 	if en.err != nil {
@@ -175,6 +177,21 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 		key, slot = newFilterSlot()
 	}
 	directives := e.directives(s, key)
+	// The configuration as the pruning and the filter read it; without
+	// it every rule runs (slower, never less safe).
+	sec, serr := readSecLang(directives, coreruleset.FS)
+	if serr != nil {
+		e.opt.Logger.Warn("waf rule set not analysed; every rule runs", "err", serr)
+	}
+	pruned := 0
+	if key != "" && serr == nil {
+		dead := deadRules(sec, s.Paranoia)
+		directives += removeByID(dead)
+		for _, id := range dead {
+			sec.removed[id] = true
+		}
+		pruned = len(dead)
+	}
 	cfg := coraza.NewWAFConfig().
 		WithRootFS(coreruleset.FS).
 		WithDirectives(directives).
@@ -191,20 +208,44 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 		}
 		return nil, fmt.Errorf("compile waf rules: %w", err)
 	}
-	filtered := 0
-	if key != "" {
-		if f, ferr := newRuleFilter(directives, rxs); ferr != nil {
+	out := &WAF{waf: w, settings: s, pruned: pruned, quiet: map[int]bool{}}
+	if serr == nil {
+		for _, r := range sec.rules {
+			if r.nolog && r.id > 0 {
+				out.quiet[r.id] = true
+			}
+		}
+	}
+	if key != "" && serr == nil {
+		if f, ferr := buildFilter(sec, rxs); ferr != nil {
 			e.opt.Logger.Warn("waf rule filter off; every rule runs", "err", ferr)
 		} else {
 			slot.Store(f)
-			filtered = len(f.phase1) + len(f.phase2)
+			out.filtered = len(f.phase1) + len(f.phase2)
 		}
 	}
-	n := 0
 	if rc, ok := w.(interface{ RulesCount() int }); ok {
-		n = rc.RulesCount()
+		out.rules = rc.RulesCount()
 	}
-	return &WAF{waf: w, settings: s, rules: n, filtered: filtered}, nil
+	return out, nil
+}
+
+// removeByID returns SecRuleRemoveById directives for ids, a few dozen
+// to a line.
+func removeByID(ids []int) string {
+	var b strings.Builder
+	for i, id := range ids {
+		switch {
+		case i%50 == 0:
+			b.WriteString("\nSecRuleRemoveById")
+		}
+		b.WriteString(" ")
+		b.WriteString(strconv.Itoa(id))
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // WAF is one compiled rule set.
@@ -213,6 +254,9 @@ type WAF struct {
 	settings Settings
 	rules    int
 	filtered int
+	pruned   int
+	// quiet are the rules with nolog: their matches are not findings.
+	quiet map[int]bool
 }
 
 // Settings returns the settings the WAF was compiled for.
@@ -221,6 +265,10 @@ func (w *WAF) Settings() Settings { return w.settings }
 // Filterable returns how many rules the rule filter may remove from a
 // request (0 when it is off).
 func (w *WAF) Filterable() int { return w.filtered }
+
+// Pruned returns how many rules pruning (prune.go) took out of the rule
+// set (0 when it is off).
+func (w *WAF) Pruned() int { return w.pruned }
 
 // lineLog writes matched rules as ModSecurity-style error-log lines.
 type lineLog struct {

@@ -57,7 +57,7 @@ func (w *WAF) Serve(rw http.ResponseWriter, r *http.Request, id string, next htt
 		// Phase 5 (logging) runs before the handler returns, so its
 		// match lines are written before the client has the response.
 		tx.ProcessLogging()
-		out = summarise(tx, out)
+		out = w.summarise(tx, out)
 		_ = tx.Close()
 	}()
 	if it := processRequest(tx, r); it != nil {
@@ -83,12 +83,12 @@ func block(rw http.ResponseWriter, r *http.Request, deny Deny, it *types.Interru
 
 // summarise fills the rule list, and in detect mode the evaluation rule
 // that would have blocked.
-func summarise(tx types.Transaction, out Outcome) Outcome {
+func (w *WAF) summarise(tx types.Transaction, out Outcome) Outcome {
 	out.Rules = []int{}
 	for _, m := range tx.MatchedRules() {
 		id := m.Rule().ID()
-		if id == ruleFilterID1 || id == ruleFilterID2 {
-			continue // Rampart's rule filter, not a finding
+		if w.quiet[id] {
+			continue // a nolog rule (Rampart's rule filter, the CRS's set-up and guards): not a finding
 		}
 		out.Rules = append(out.Rules, id)
 		if id == out.RuleID && out.Message == "" {

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types/variables"
@@ -376,16 +375,6 @@ var closures = map[string]closure{
 	"cmdline":            func(b byteSet) (byteSet, bool) { return lowerOf(b).or(space), true },
 }
 
-// newRuleFilter reads the configuration Coraza compiled and picks its
-// removable rules.
-func newRuleFilter(directives string, rxs []rxRecord) (*ruleFilter, error) {
-	cfg, err := readSecLang(directives, coreruleset.FS)
-	if err != nil {
-		return nil, fmt.Errorf("rule filter off: %w", err)
-	}
-	return buildFilter(cfg, rxs)
-}
-
 // buildFilter picks the removable rules of cfg. rxs are the @rx operators
 // Coraza created, in order; they must be the @rx rules of cfg one for
 // one, or nothing is filtered.
@@ -428,7 +417,7 @@ func buildFilter(cfg *secConfig, rxs []rxRecord) (*ruleFilter, error) {
 	f := &ruleFilter{}
 	for i, r := range cfg.rules {
 		if r.kind != secRuleKind || r.child || r.broken || r.negated || r.id <= 0 ||
-			alphas[i] == nil || protected[i] || cfg.updated[r.id] || (r.phase != 1 && r.phase != 2) {
+			alphas[i] == nil || protected[i] || cfg.updated[r.id] || cfg.removed[r.id] || (r.phase != 1 && r.phase != 2) {
 			continue
 		}
 		fr, ok := filterFor(r, alphas[i])

@@ -45,6 +45,15 @@ type secRule struct {
 	chain      bool // the next SecRule is this rule's child
 	child      bool // this rule is the previous chain's child
 	skip       int  // the skip:N action, 0 without one
+	skipAfter  string
+	marker     string // a SecMarker's name
+	nolog      bool
+	// paranoia says the rule's setvar actions touch a paranoia level.
+	paranoia bool
+	tags     []string
+	hasMsg   bool
+	// ctl are the rule's ctl actions ("ruleRemoveById=1"), as written.
+	ctl []string
 	// broken says the directive was not understood: such a rule is never
 	// filtered.
 	broken bool
@@ -57,6 +66,10 @@ type secConfig struct {
 	// widens or changes (SecRuleUpdateTargetById without "!",
 	// SecRuleUpdateActionById): they are never filtered.
 	updated map[int]bool
+	// removed are the rules SecRuleRemoveById takes out.
+	removed map[int]bool
+	// removesByTag says SecRuleRemoveByTag or …ByMsg takes rules out.
+	removesByTag bool
 	// unsafe says a directive changes rules in a way the filter does not
 	// follow (targets added by tag or message, default actions with
 	// transformations): nothing is filtered.
@@ -69,7 +82,7 @@ const maxIncludeDepth = 8
 // readSecLang reads directives, resolving Include against root as Coraza
 // does (glob patterns in lexical order).
 func readSecLang(directives string, root fs.FS) (*secConfig, error) {
-	c := &secConfig{updated: map[int]bool{}}
+	c := &secConfig{updated: map[int]bool{}, removed: map[int]bool{}}
 	if err := c.read(directives, root, 0); err != nil {
 		return nil, err
 	}
@@ -134,7 +147,11 @@ func (c *secConfig) directive(line string, root fs.FS, depth int) error {
 		parseActions(&r, unquote(strings.TrimSpace(opts)))
 		c.addRule(r)
 	case "secmarker":
-		c.addRule(secRule{kind: secMarkerKind})
+		c.addRule(secRule{kind: secMarkerKind, marker: unquote(strings.TrimSpace(opts))})
+	case "secruleremovebyid":
+		c.markIDs(opts, c.removed)
+	case "secruleremovebytag", "secruleremovebymsg":
+		c.removesByTag = true
 	case "secdefaultaction":
 		if strings.Contains(strings.ToLower(opts), "t:") {
 			c.unsafe = "SecDefaultAction with transformations"
@@ -142,11 +159,11 @@ func (c *secConfig) directive(line string, root fs.FS, depth int) error {
 	case "secruleupdatetargetbyid":
 		ids, targets, _ := strings.Cut(strings.TrimSpace(opts), " ")
 		if widens(targets) {
-			c.markUpdated(ids)
+			c.markIDs(ids, c.updated)
 		}
 	case "secruleupdateactionbyid":
 		ids, _, _ := strings.Cut(strings.TrimSpace(opts), " ")
-		c.markUpdated(ids)
+		c.markIDs(ids, c.updated)
 	case "secruleupdatetargetbytag", "secruleupdatetargetbymsg":
 		if widens(lastField(opts)) {
 			c.unsafe = name + " adding targets"
@@ -197,7 +214,8 @@ func (c *secConfig) addRule(r secRule) {
 	c.rules = append(c.rules, r)
 }
 
-func (c *secConfig) markUpdated(ids string) {
+// markIDs adds the ids and ranges ("1 2 10-20") of a directive to set.
+func (c *secConfig) markIDs(ids string, set map[int]bool) {
 	for _, f := range strings.FieldsFunc(ids, func(r rune) bool { return r == ',' || r == ' ' }) {
 		lo, hi, isRange := strings.Cut(f, "-")
 		a, err1 := strconv.Atoi(lo)
@@ -210,7 +228,7 @@ func (c *secConfig) markUpdated(ids string) {
 			return
 		}
 		for id := a; id <= b; id++ {
-			c.updated[id] = true
+			set[id] = true
 		}
 	}
 }
@@ -374,6 +392,22 @@ func action(r *secRule, a string) {
 		r.chain = true
 	case "multimatch":
 		r.multiMatch = true
+	case "tag":
+		r.tags = append(r.tags, val)
+	case "msg":
+		r.hasMsg = true
+	case "ctl":
+		r.ctl = append(r.ctl, val)
+	case "skipafter":
+		r.skipAfter = val
+	case "nolog":
+		r.nolog = true
+	case "log":
+		r.nolog = false
+	case "setvar":
+		if strings.Contains(strings.ToLower(val), "paranoia_level") {
+			r.paranoia = true
+		}
 	case "skip":
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 0 {

@@ -110,3 +110,54 @@ func FuzzReadSecLang(f *testing.F) {
 		}
 	})
 }
+
+func TestDeadRules(t *testing.T) {
+	const base = `SecAction "id:900000,phase:1,nolog,pass,setvar:tx.blocking_paranoia_level=1"
+SecRule TX:DETECTION_PARANOIA_LEVEL "@lt 1" "id:100011,phase:1,pass,nolog,tag:'OWASP_CRS',skipAfter:END-100"
+SecRule ARGS "@rx a" "id:100100,phase:1,block,tag:'OWASP_CRS'"
+SecRule ARGS "@rx b" "id:100101,phase:2,block,tag:'OWASP_CRS'"
+SecRule TX:DETECTION_PARANOIA_LEVEL "@lt 2" "id:100013,phase:1,pass,nolog,tag:'OWASP_CRS',skipAfter:END-100"
+SecRule ARGS "@rx c" "id:100200,phase:1,block,tag:'OWASP_CRS'"
+SecRule ARGS "@rx d" "id:100201,phase:2,block,tag:'OWASP_CRS'"
+SecRule ARGS "@rx e" "id:100202,phase:1,block,tag:'OWASP_CRS',chain"
+SecRule ARGS "@rx f" ""
+`
+	for _, tc := range []struct {
+		name  string
+		extra string
+		pl    int
+		want  []int
+	}{
+		{"level 1", "SecMarker END-100\n", 1, []int{100011, 100013, 100200, 100202}},
+		{"level 2", "SecMarker END-100\n", 2, []int{100011, 100013}},
+		{"no marker", "", 1, nil},
+		{"guard removed by id", "SecMarker END-100\nSecRuleRemoveById 100013\n", 1, nil},
+		{"guard removed by ctl", "SecMarker END-100\nSecAction \"id:5,phase:1,pass,ctl:ruleRemoveById=100013\"\n", 1, nil},
+		{"removal by a tag all share", "SecMarker END-100\nSecAction \"id:5,phase:1,pass,ctl:ruleRemoveByTag=OWASP_CRS\"\n", 1, []int{100011, 100013, 100200, 100202}},
+		{"removal by tag", "SecMarker END-100\nSecRuleRemoveByTag attack\n", 1, nil},
+		{"level set elsewhere", "SecMarker END-100\nSecAction \"id:6,phase:1,pass,setvar:tx.detection_paranoia_level=3\"\n", 1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := readSecLang(base+tc.extra, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := deadRules(cfg, tc.pl); !slices.Equal(got, tc.want) {
+				t.Errorf("deadRules = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// A rule a skip:N counts is never pruned.
+	cfg, err := readSecLang(`SecAction "id:900000,phase:1,nolog,pass,setvar:tx.blocking_paranoia_level=1"
+SecRule TX:DETECTION_PARANOIA_LEVEL "@lt 2" "id:100013,phase:1,pass,nolog,skipAfter:END-100"
+SecRule ARGS "@rx c" "id:100200,phase:1,pass,skip:1"
+SecRule ARGS "@rx d" "id:100201,phase:1,block"
+SecMarker END-100
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := deadRules(cfg, 1); got != nil {
+		t.Errorf("pruned %v inside a skip window", got)
+	}
+}

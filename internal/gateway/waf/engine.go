@@ -197,10 +197,10 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 		WithDirectives(directives).
 		WithErrorCallback(e.log.write)
 	compileMu.Lock()
-	var rxs []rxRecord
-	rxLog.Store(&rxs)
+	var ops []opRecord
+	opLog.Store(&ops)
 	w, err := coraza.NewWAF(cfg)
-	rxLog.Store(nil)
+	opLog.Store(nil)
 	compileMu.Unlock()
 	if err != nil {
 		if key != "" {
@@ -217,7 +217,7 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 		}
 	}
 	if key != "" && serr == nil {
-		if f, ferr := buildFilter(sec, rxs); ferr != nil {
+		if f, ferr := buildFilter(sec, ops); ferr != nil {
 			e.opt.Logger.Warn("waf rule filter off; every rule runs", "err", ferr)
 		} else {
 			slot.Store(f)

@@ -22,6 +22,9 @@ var registerOnce sync.Once
 func registerOperators() {
 	registerOnce.Do(func() {
 		plugins.RegisterOperator("rx", newRx)
+		plugins.RegisterOperator("pm", newPM)
+		plugins.RegisterOperator("pmFromFile", newPMFromFile)
+		plugins.RegisterOperator("pmf", newPMFromFile)
 	})
 }
 
@@ -56,23 +59,25 @@ type rxCompiled struct {
 // 200 Go's regexp takes 1.5 to 2.5 µs a value where RE2 still takes 0.17.
 const re2MinInst = 50
 
-// rxRecord is one @rx operator Coraza created while compiling a rule set,
-// in creation order: the rule filter pairs them with the rules it reads.
-type rxRecord struct {
-	arg   string
-	alpha *alphabet // nil when the pattern has no alphabet filter
+// opRecord is one of Rampart's operators Coraza created while compiling
+// a rule set, in creation order: the rule filter pairs them with the
+// rules it reads.
+type opRecord struct {
+	name string // "rx", "pm" or "pmfromfile"
+	arg  string
+	op   plugintypes.Operator
 }
 
-// rxLog collects the operators of the rule set being compiled (compiles
+// opLog collects the operators of the rule set being compiled (compiles
 // are serialised by compileMu); nil outside a compile.
 var (
 	compileMu sync.Mutex
-	rxLog     atomic.Pointer[[]rxRecord]
+	opLog     atomic.Pointer[[]opRecord]
 )
 
-func recordRx(arg string, alpha *alphabet) {
-	if l := rxLog.Load(); l != nil {
-		*l = append(*l, rxRecord{arg: arg, alpha: alpha})
+func recordOp(name, arg string, op plugintypes.Operator) {
+	if l := opLog.Load(); l != nil {
+		*l = append(*l, opRecord{name: name, arg: arg, op: op})
 	}
 }
 
@@ -81,11 +86,7 @@ func newRx(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	var alpha *alphabet
-	if o, ok := op.(*rx); ok {
-		alpha = o.alpha
-	}
-	recordRx(opt.Arguments, alpha)
+	recordOp("rx", opt.Arguments, op)
 	return op, nil
 }
 
@@ -229,4 +230,21 @@ func matchesArbitraryBytes(expr string) bool {
 		i += advance
 	}
 	return !utf8.Valid(decoded)
+}
+
+// matches reports whether value matches, without captures: Evaluate for
+// a rule that does not capture.
+func (o *rx) matches(value string) bool {
+	if o.alpha != nil {
+		if set, ascii := alphabetOf(value); ascii && !o.alpha.mayMatch(set) {
+			return false
+		}
+	}
+	if o.pre != nil && !o.pre.mayMatch(value) {
+		return false
+	}
+	if o.re2 != nil && utf8.ValidString(value) {
+		return o.re2.MatchString(value)
+	}
+	return o.re.MatchString(value)
 }

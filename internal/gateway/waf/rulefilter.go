@@ -3,8 +3,13 @@ package waf
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/libinjection-go"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -148,112 +153,224 @@ type ruleFilter struct {
 	phase1, phase2 []filterRule
 }
 
+// opKind is the operator of a removable rule.
+type opKind uint8
+
+const (
+	opRx opKind = iota
+	opBinaryRx
+	opPM
+	opSQLi
+	opXSS
+	opByteRange
+)
+
 // filterRule is a removable rule.
 type filterRule struct {
 	id      int
 	targets []target
-	trans   []closure
-	alpha   *alphabet
+	trans   []step
+	// ident are the bytes that may make a transformation of the rule
+	// change a value: over a set without them, every transformation is
+	// the identity and the operator can be run on the raw values.
+	ident byteSet
+	kind  opKind
+	rx    *rx
+	brx   *binaryRx
+	pm    *pm
+	valid byteSet // opByteRange: the allowed ASCII bytes
 }
 
 type target struct {
 	v     variables.RuleVariable
-	count bool // &VAR: the rule sees the number of values
+	key   string // a plain key (REQUEST_HEADERS:User-Agent), "" for the whole collection
+	count bool   // &VAR: the rule sees the number of values
 }
 
 // mayMatch reports whether the rule may match some value of the request:
 // false only when it cannot.
 func (fr *filterRule) mayMatch(tx plugintypes.TransactionState, s *valueSets) bool {
 	for _, t := range fr.targets {
-		var sets []byteSet
 		if t.count {
-			sets = countSets[:]
-		} else {
-			vs, ok := s.of(tx, t.v)
-			if !ok {
+			if set, ok := closeOver(countSet, fr.trans); !ok || fr.setMayMatch(set) {
 				return true
 			}
-			sets = vs
+			continue
 		}
-		for _, set := range sets {
-			set, ok := closeOver(set, fr.trans)
-			if !ok || fr.alpha.mayMatch(set) {
+		groups, ok := s.of(tx, t)
+		if !ok {
+			return true
+		}
+		for i := range groups {
+			g := &groups[i]
+			if set, ok := closeOver(g.set, fr.trans); ok && !fr.setMayMatch(set) {
+				continue
+			}
+			if !g.exact || g.set[0]&fr.ident[0] != 0 || g.set[1]&fr.ident[1] != 0 {
 				return true
+			}
+			for _, v := range g.vals {
+				if fr.matches(v) {
+					return true
+				}
 			}
 		}
 	}
 	return false
 }
 
-// countSets is the byte set of a count ("0"–"9", widened as alphabetOf
-// widens digits).
-var countSets = [1]byteSet{{digits, 0}}
-
-// maxSets bounds the distinct byte sets kept per collection; past it the
-// sets are merged into their union (still sound: a pattern that cannot
-// match over the union cannot match over any part of it).
-const maxSets = 16
-
-// valueSets caches, per collection, the distinct byte sets of its values
-// for one run of the filter.
-type valueSets struct {
-	done  [256]bool
-	ascii [256]bool
-	sets  [256][]byteSet
+// setMayMatch reports whether a value over set may match the operator.
+func (fr *filterRule) setMayMatch(set byteSet) bool {
+	switch fr.kind {
+	case opRx:
+		return fr.rx.alpha == nil || fr.rx.alpha.mayMatch(set)
+	case opPM:
+		return fr.pm.mayHold(set)
+	case opByteRange:
+		return !subset(set, fr.valid)
+	}
+	return true
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(valueSets) }}
+// matches runs the operator on a value the rule's transformations leave
+// as it is, exactly as Coraza would (without captures).
+func (fr *filterRule) matches(v string) bool {
+	switch fr.kind {
+	case opRx:
+		return fr.rx.matches(v)
+	case opBinaryRx:
+		return fr.brx.re.MatchString(v)
+	case opPM:
+		return fr.pm.matches(v)
+	case opSQLi:
+		ok, _ := libinjection.IsSQLi(v)
+		return ok
+	case opXSS:
+		return libinjection.IsXSS(v)
+	case opByteRange:
+		for i := 0; i < len(v); i++ {
+			if !fr.valid.has(v[i]) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// countSet is the byte set of a count ("0"–"9", widened as alphabetOf
+// widens digits).
+var countSet = byteSet{digits, 0}
+
+// Limits of the per-request value groups: past maxGroups distinct sets
+// per target the rest merge into their union (still sound: what cannot
+// match over the union cannot match over a part of it), which is then
+// never run exactly; a group of more than maxExact values is not run
+// exactly either (the rule stays). Running the operator on a value here
+// costs less than Coraza's evaluation of it, so the limit only bounds the
+// filter's memory.
+const (
+	maxGroups = 16
+	maxExact  = 1 << 14
+)
+
+// group is the values of a target sharing one byte set.
+type group struct {
+	set   byteSet
+	vals  []string
+	exact bool // vals holds every value of the group
+}
+
+// valueSets caches, per target, its values grouped by byte set, for one
+// run of the filter.
+type valueSets struct {
+	cache map[target]targetValues
+	// spare groups slices from earlier runs
+	spare [][]group
+}
+
+type targetValues struct {
+	groups []group
+	ok     bool
+}
+
+var scratchPool = sync.Pool{New: func() any { return &valueSets{cache: map[target]targetValues{}} }}
 
 func (s *valueSets) reset() {
-	for i := range s.done {
-		if s.done[i] {
-			s.done[i] = false
-			s.sets[i] = s.sets[i][:0]
+	for k, tv := range s.cache {
+		for i := range tv.groups {
+			tv.groups[i].vals = tv.groups[i].vals[:0]
 		}
+		s.spare = append(s.spare, tv.groups[:0])
+		delete(s.cache, k)
 	}
 }
 
-// of returns the distinct byte sets of v's values, or false when a value
+// of returns the values of t grouped by byte set, or false when a value
 // has a byte of 0x80 or more or the collection is unknown.
-func (s *valueSets) of(tx plugintypes.TransactionState, v variables.RuleVariable) ([]byteSet, bool) {
-	if s.done[v] {
-		return s.sets[v], s.ascii[v]
+func (s *valueSets) of(tx plugintypes.TransactionState, t target) ([]group, bool) {
+	if tv, ok := s.cache[t]; ok {
+		return tv.groups, tv.ok
 	}
-	s.done[v] = true
-	s.ascii[v] = false
-	col := tx.Collection(v)
+	var groups []group
+	if n := len(s.spare); n > 0 {
+		groups, s.spare = s.spare[n-1], s.spare[:n-1]
+	}
+	tv := targetValues{groups: groups}
+	defer func() { s.cache[t] = tv }()
+	col := tx.Collection(t.v)
 	if col == nil {
 		return nil, false
 	}
-	sets := s.sets[v][:0]
-	for _, md := range col.FindAll() {
-		set, ascii := alphabetOf(md.Value())
-		if !ascii {
-			s.sets[v] = sets
+	var values []types.MatchData
+	if t.key != "" {
+		k, ok := col.(collection.Keyed)
+		if !ok {
 			return nil, false
 		}
-		sets = addSet(sets, set)
+		values = k.FindString(t.key)
+	} else {
+		values = col.FindAll()
 	}
-	s.sets[v] = sets
-	s.ascii[v] = true
-	return sets, true
+	for _, md := range values {
+		v := md.Value()
+		set, ascii := alphabetOf(v)
+		if !ascii {
+			return nil, false
+		}
+		tv.groups = addValue(tv.groups, set, v)
+	}
+	tv.ok = true
+	return tv.groups, true
 }
 
-func addSet(sets []byteSet, set byteSet) []byteSet {
-	for _, have := range sets {
-		if have == set {
-			return sets
+func addValue(groups []group, set byteSet, v string) []group {
+	for i := range groups {
+		g := &groups[i]
+		if g.set == set {
+			if g.exact && len(g.vals) < maxExact {
+				g.vals = append(g.vals, v)
+			} else {
+				g.exact, g.vals = false, g.vals[:0]
+			}
+			return groups
 		}
 	}
-	if len(sets) < maxSets {
-		return append(sets, set)
+	if len(groups) < maxGroups {
+		if len(groups) < cap(groups) {
+			groups = groups[:len(groups)+1]
+			g := &groups[len(groups)-1]
+			g.set, g.exact, g.vals = set, true, append(g.vals[:0], v)
+			return groups
+		}
+		return append(groups, group{set: set, vals: []string{v}, exact: true})
 	}
-	u := set
-	for _, have := range sets {
-		u[0] |= have[0]
-		u[1] |= have[1]
-	}
-	return append(sets[:0], u)
+	// Merge everything into the last group's union, which no longer runs
+	// exactly.
+	last := &groups[len(groups)-1]
+	last.set = last.set.or(set)
+	last.exact, last.vals = false, last.vals[:0]
+	return groups
 }
 
 // stableVars are the collections no rule changes during phases 1 and 2:
@@ -285,16 +402,24 @@ var stableVars = map[variables.RuleVariable]int{
 	variables.FilesNames:          2,
 }
 
-// closure is a transformation's effect on a byte set: a superset of the
-// bytes of t(v) for every ASCII v over the set, and of the set itself;
-// false when the result may hold any byte.
-type closure func(byteSet) (byteSet, bool)
+// A step is a transformation's effect on a byte set: for every ASCII
+// value v over a set S without trig bytes, the bytes of t(v) lie in
+// (S ∪ adds), lower-cased when lower is set; with a trig byte the result
+// may hold any byte. ident are the bytes without which t(v) = v.
+type step struct {
+	trig, adds, ident byteSet
+	lower             bool
+}
 
-func closeOver(set byteSet, trans []closure) (byteSet, bool) {
-	for _, c := range trans {
-		var ok bool
-		if set, ok = c(set); !ok {
+func closeOver(set byteSet, trans []step) (byteSet, bool) {
+	for i := range trans {
+		t := &trans[i]
+		if set[0]&t.trig[0] != 0 || set[1]&t.trig[1] != 0 {
 			return set, false
+		}
+		set = set.or(t.adds)
+		if t.lower {
+			set = lowerOf(set)
 		}
 	}
 	return set, true
@@ -306,19 +431,23 @@ func bit(c byte) byteSet {
 	return b
 }
 
-func (b byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
+func bytesOf(s string) byteSet {
+	var b byteSet
+	for i := 0; i < len(s); i++ {
+		b = b.or(bit(s[i]))
+	}
+	return b
+}
+
+func (b byteSet) has(c byte) bool { return c < 0x80 && b[c>>6]&(1<<(c&63)) != 0 }
 
 func (b byteSet) or(o byteSet) byteSet { return byteSet{b[0] | o[0], b[1] | o[1]} }
 
 var (
-	upper = func() byteSet {
-		var b byteSet
-		for c := byte('A'); c <= 'Z'; c++ {
-			b = b.or(bit(c))
-		}
-		return b
-	}()
-	space = bit(' ')
+	upper      = bytesOf("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+	space      = bit(' ')
+	whitespace = bytesOf(" \t\n\v\f\r")
+	comments   = bytesOf("/*<-#")
 )
 
 // lowerOf adds the lower-case form of the set's upper-case letters.
@@ -327,76 +456,60 @@ func lowerOf(b byteSet) byteSet {
 	return byteSet{b[0], b[1] | u<<32}
 }
 
-func same(b byteSet) (byteSet, bool) { return b, true }
-
-// decodes is a decoding transformation: the set when it has none of the
-// bytes that start an escape, else anything.
-func decodes(starts ...byte) closure {
-	return func(b byteSet) (byteSet, bool) {
-		for _, c := range starts {
-			if b.has(c) {
-				return b, false
-			}
-		}
-		return b, true
-	}
+// steps are the transformations whose effect the filter knows; a rule
+// with any other is never filtered. FuzzClosures and FuzzIdentity check
+// each against Coraza's own transformation.
+var steps = map[string]step{
+	"none":               {},
+	"lowercase":          {lower: true, ident: upper},
+	"urldecode":          {trig: bytesOf("%+"), ident: bytesOf("%+")},
+	"urldecodeuni":       {trig: bytesOf("%+"), ident: bytesOf("%+")},
+	"htmlentitydecode":   {trig: bit('&'), ident: bit('&')},
+	"jsdecode":           {trig: bit('\\'), ident: bit('\\')},
+	"cssdecode":          {trig: bit('\\'), ident: bit('\\')},
+	"escapeseqdecode":    {trig: bit('\\'), ident: bit('\\')},
+	"utf8tounicode":      {}, // changes only bytes of 0x80 or more
+	"removenulls":        {ident: bit(0)},
+	"replacenulls":       {adds: space, ident: bit(0)},
+	"removewhitespace":   {ident: whitespace},
+	"compresswhitespace": {adds: space, ident: whitespace},
+	"trim":               {ident: whitespace},
+	"trimleft":           {ident: whitespace},
+	"trimright":          {ident: whitespace},
+	"normalisepath":      {ident: bytesOf("/.")},
+	"normalizepath":      {ident: bytesOf("/.")},
+	// …Win also drops NTFS stream suffixes (":x") and trailing dots and
+	// spaces of path components.
+	"normalisepathwin":   {adds: bit('/'), ident: bytesOf("/.\\: ")},
+	"normalizepathwin":   {adds: bit('/'), ident: bytesOf("/.\\: ")},
+	"removecomments":     {adds: space.or(bit(0)), ident: comments}, // its end pad can leak out as NUL
+	"removecommentschar": {ident: comments},
+	"replacecomments":    {adds: space, ident: comments},
+	"cmdline":            {lower: true, adds: space, ident: upper.or(whitespace).or(bytesOf("\"'\\^,;/("))},
 }
 
-func adds(extra byteSet) closure {
-	return func(b byteSet) (byteSet, bool) { return b.or(extra), true }
-}
-
-// closures are the transformations whose effect the filter knows; a rule
-// with any other is never filtered.
-var closures = map[string]closure{
-	"none":               same,
-	"lowercase":          func(b byteSet) (byteSet, bool) { return lowerOf(b), true },
-	"urldecode":          decodes('%', '+'),
-	"urldecodeuni":       decodes('%', '+'),
-	"htmlentitydecode":   decodes('&'),
-	"jsdecode":           decodes('\\'),
-	"cssdecode":          decodes('\\'),
-	"escapeseqdecode":    decodes('\\'),
-	"utf8tounicode":      same, // changes only bytes of 0x80 or more
-	"removenulls":        same,
-	"removewhitespace":   same,
-	"removecomments":     adds(space.or(bit(0))), // its end pad can leak out as NUL
-	"removecommentschar": same,
-	"trim":               same,
-	"trimleft":           same,
-	"trimright":          same,
-	"normalisepath":      same,
-	"normalizepath":      same,
-	"normalisepathwin":   adds(bit('/')),
-	"normalizepathwin":   adds(bit('/')),
-	"compresswhitespace": adds(space),
-	"replacecomments":    adds(space),
-	"replacenulls":       adds(space),
-	"cmdline":            func(b byteSet) (byteSet, bool) { return lowerOf(b).or(space), true },
-}
-
-// buildFilter picks the removable rules of cfg. rxs are the @rx operators
-// Coraza created, in order; they must be the @rx rules of cfg one for
-// one, or nothing is filtered.
-func buildFilter(cfg *secConfig, rxs []rxRecord) (*ruleFilter, error) {
+// buildFilter picks the removable rules of cfg. ops are Rampart's
+// operators Coraza created, in order; they must be those of cfg's rules
+// one for one, or nothing is filtered.
+func buildFilter(cfg *secConfig, ops []opRecord) (*ruleFilter, error) {
 	if cfg.unsafe != "" {
 		return nil, fmt.Errorf("rule filter off: %s", cfg.unsafe)
 	}
 	// Pair each rule with the operator Coraza compiled for it.
-	alphas := make([]*alphabet, len(cfg.rules))
+	compiled := make([]plugintypes.Operator, len(cfg.rules))
 	k := 0
 	for i, r := range cfg.rules {
-		if r.kind != secRuleKind || r.op != "rx" {
+		if r.kind != secRuleKind || (r.op != "rx" && r.op != "pm" && r.op != "pmfromfile") {
 			continue
 		}
-		if k >= len(rxs) || rxs[k].arg != r.arg {
-			return nil, fmt.Errorf("rule filter off: @rx operator %d does not match the configuration", k)
+		if k >= len(ops) || ops[k].name != r.op || ops[k].arg != r.arg {
+			return nil, fmt.Errorf("rule filter off: operator %d does not match the configuration", k)
 		}
-		alphas[i] = rxs[k].alpha
+		compiled[i] = ops[k].op
 		k++
 	}
-	if k != len(rxs) {
-		return nil, fmt.Errorf("rule filter off: %d @rx operators compiled, %d read", len(rxs), k)
+	if k != len(ops) {
+		return nil, fmt.Errorf("rule filter off: %d operators compiled, %d read", len(ops), k)
 	}
 	// Rules a skip:N counts stay: removing one would make the skip
 	// count another.
@@ -417,10 +530,10 @@ func buildFilter(cfg *secConfig, rxs []rxRecord) (*ruleFilter, error) {
 	f := &ruleFilter{}
 	for i, r := range cfg.rules {
 		if r.kind != secRuleKind || r.child || r.broken || r.negated || r.id <= 0 ||
-			alphas[i] == nil || protected[i] || cfg.updated[r.id] || cfg.removed[r.id] || (r.phase != 1 && r.phase != 2) {
+			protected[i] || cfg.updated[r.id] || cfg.removed[r.id] || (r.phase != 1 && r.phase != 2) {
 			continue
 		}
-		fr, ok := filterFor(r, alphas[i])
+		fr, ok := filterFor(r, compiled[i])
 		if !ok {
 			continue
 		}
@@ -433,14 +546,38 @@ func buildFilter(cfg *secConfig, rxs []rxRecord) (*ruleFilter, error) {
 	return f, nil
 }
 
-func filterFor(r secRule, alpha *alphabet) (filterRule, bool) {
-	fr := filterRule{id: r.id, alpha: alpha}
+func filterFor(r secRule, op plugintypes.Operator) (filterRule, bool) {
+	fr := filterRule{id: r.id}
+	switch o := op.(type) {
+	case *rx:
+		fr.kind, fr.rx = opRx, o
+	case *binaryRx:
+		fr.kind, fr.brx = opBinaryRx, o
+	case *pm:
+		fr.kind, fr.pm = opPM, o
+	default:
+		switch r.op {
+		case "detectsqli":
+			fr.kind = opSQLi
+		case "detectxss":
+			fr.kind = opXSS
+		case "validatebyterange":
+			valid, ok := byteRanges(r.arg)
+			if !ok {
+				return fr, false
+			}
+			fr.kind, fr.valid = opByteRange, valid
+		default:
+			return fr, false
+		}
+	}
 	for _, t := range r.trans {
-		c, ok := closures[t]
+		st, ok := steps[t]
 		if !ok {
 			return fr, false
 		}
-		fr.trans = append(fr.trans, c)
+		fr.trans = append(fr.trans, st)
+		fr.ident = fr.ident.or(st.ident).or(st.trig)
 	}
 	for _, v := range splitVars(r.vars) {
 		if v == "" {
@@ -453,7 +590,7 @@ func filterFor(r secRule, alpha *alphabet) (filterRule, bool) {
 		if count {
 			v = v[1:]
 		}
-		name, _, _ := cutVarName(v)
+		name, key, _ := cutVarName(v)
 		rv, err := variables.Parse(name)
 		if err != nil {
 			return fr, false
@@ -461,9 +598,42 @@ func filterFor(r secRule, alpha *alphabet) (filterRule, bool) {
 		if p, ok := stableVars[rv]; !ok || p > r.phase {
 			return fr, false
 		}
-		fr.targets = append(fr.targets, target{v: rv, count: count})
+		t := target{v: rv, count: count}
+		// A plain key selects as Coraza does (FindString); a regular
+		// expression or quoted key stands for the whole collection, a
+		// superset of what it selects.
+		if key != "" && !count && key[0] != '/' && key[0] != '\'' {
+			t.key = key
+		}
+		fr.targets = append(fr.targets, t)
 	}
 	return fr, len(fr.targets) > 0
+}
+
+// byteRanges reads @validateByteRange's argument ("1-255", "9,10,32-126")
+// as Coraza does, keeping the ASCII part; false when it does not read.
+func byteRanges(arg string) (byteSet, bool) {
+	var valid byteSet
+	if arg == "" {
+		return valid, false
+	}
+	for _, br := range strings.Split(arg, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(br), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil || a < 0 || a > 255 {
+			return valid, false
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < 0 || b > 255 {
+				return valid, false
+			}
+		}
+		for c := a; c <= b && c < 0x80; c++ {
+			valid = valid.or(bit(byte(c)))
+		}
+	}
+	return valid, true
 }
 
 func cutVarName(v string) (name, key string, hasKey bool) {

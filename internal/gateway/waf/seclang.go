@@ -288,6 +288,9 @@ func parseSecRule(opts string) secRule {
 		name = name[1:]
 	}
 	r.op = strings.ToLower(strings.TrimPrefix(name, "@"))
+	if r.op == "pmf" {
+		r.op = "pmfromfile"
+	}
 	r.arg = strings.TrimSpace(arg)
 	rest = strings.TrimLeft(rest, " ")
 	if rest != "" {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
 
 func TestSplitVars(t *testing.T) {
@@ -65,7 +67,7 @@ SecMarker END
 	if !cfg.updated[12] || cfg.updated[10] {
 		t.Errorf("updated rules %v, want 12 (a target added) and not 10 (one excluded)", cfg.updated)
 	}
-	rx := []rxRecord{{arg: `(?i)a"b,c`, alpha: newAlphabet(`(?sm)(?i)a"b,c`)}, {arg: "x"}, {arg: "x", alpha: newAlphabet("(?sm)x")}}
+	rx := []opRecord{rxOp(t, `(?i)a"b,c`), rxOp(t, "x"), rxOp(t, "x")}
 	f, err := buildFilter(cfg, rx)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +80,7 @@ SecMarker END
 	if _, err := buildFilter(cfg, rx[:2]); err == nil {
 		t.Error("filter built with fewer compiled operators than rules")
 	}
-	if _, err := buildFilter(cfg, []rxRecord{{arg: "other"}, rx[1], rx[2]}); err == nil {
+	if _, err := buildFilter(cfg, []opRecord{rxOp(t, "other"), rx[1], rx[2]}); err == nil {
 		t.Error("filter built although a compiled pattern differs from the text")
 	}
 	cfg, err = readSecLang(`SecDefaultAction "phase:2,log,t:lowercase"`, root)
@@ -88,6 +90,15 @@ SecMarker END
 	if _, err := buildFilter(cfg, nil); err == nil {
 		t.Error("filter built under default transformations")
 	}
+}
+
+func rxOp(t *testing.T, arg string) opRecord {
+	t.Helper()
+	op, err := compileRx(plugintypes.OperatorOptions{Arguments: arg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return opRecord{name: "rx", arg: arg, op: op}
 }
 
 // FuzzReadSecLang: any text reads without panicking, and splitVars only

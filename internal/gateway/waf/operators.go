@@ -41,6 +41,10 @@ type rx struct {
 
 type binaryRx struct {
 	re *binaryregexp.Regexp
+	// alpha is the alphabet filter of the pattern read as Go syntax: on
+	// ASCII inputs binaryregexp's bytes and Go's runes are the same
+	// characters, so the filter's answer holds for both.
+	alpha *alphabet
 }
 
 type rxCompiled struct {
@@ -99,7 +103,7 @@ func compileRx(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &binaryRx{re: re.(*binaryregexp.Regexp)}, nil
+		return &binaryRx{re: re.(*binaryregexp.Regexp), alpha: newAlphabet(opt.Arguments)}, nil
 	}
 	c, err := memoize(opt.Memoizer, "rampart-rx:"+pattern, func() (any, error) {
 		re, err := regexp.Compile(pattern)
@@ -179,6 +183,11 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 
 // Evaluate is Evaluate for patterns matching arbitrary bytes.
 func (o *binaryRx) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if o.alpha != nil {
+		if set, ascii := alphabetOf(value); ascii && !o.alpha.mayMatch(set) {
+			return false
+		}
+	}
 	if !tx.Capturing() {
 		return o.re.MatchString(value)
 	}

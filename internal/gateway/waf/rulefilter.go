@@ -2,18 +2,19 @@ package waf
 
 import (
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/corazawaf/coraza/v3/collection"
-	"github.com/corazawaf/coraza/v3/types"
-	"github.com/corazawaf/libinjection-go"
-
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
+	"github.com/corazawaf/libinjection-go"
+	"golang.org/x/net/html" // the decoder Coraza's htmlEntityDecode uses
 )
 
 // The rule filter. Coraza evaluates each rule of a phase against each
@@ -206,11 +207,12 @@ func (fr *filterRule) mayMatch(tx plugintypes.TransactionState, s *valueSets) bo
 			if set, ok := closeOver(g.set, fr.trans); ok && !fr.setMayMatch(set) {
 				continue
 			}
-			if !g.exact || g.set[0]&fr.ident[0] != 0 || g.set[1]&fr.ident[1] != 0 {
+			if !g.exact {
 				return true
 			}
+			same := g.set[0]&fr.ident[0] == 0 && g.set[1]&fr.ident[1] == 0
 			for _, v := range g.vals {
-				if fr.matches(v) {
+				if !same && !fr.unchanged(g.set, v) || fr.matches(v) {
 					return true
 				}
 			}
@@ -219,11 +221,29 @@ func (fr *filterRule) mayMatch(tx plugintypes.TransactionState, s *valueSets) bo
 	return false
 }
 
+// unchanged reports whether every transformation of the rule leaves v
+// (whose byte set is set) as it is.
+func (fr *filterRule) unchanged(set byteSet, v string) bool {
+	for i := range fr.trans {
+		st := &fr.trans[i]
+		id := st.ident.or(st.trig)
+		if set[0]&id[0] == 0 && set[1]&id[1] == 0 {
+			continue
+		}
+		if st.same == nil || !st.same(v) {
+			return false
+		}
+	}
+	return true
+}
+
 // setMayMatch reports whether a value over set may match the operator.
 func (fr *filterRule) setMayMatch(set byteSet) bool {
 	switch fr.kind {
 	case opRx:
 		return fr.rx.alpha == nil || fr.rx.alpha.mayMatch(set)
+	case opBinaryRx:
+		return fr.brx.alpha == nil || fr.brx.alpha.mayMatch(set)
 	case opPM:
 		return fr.pm.mayHold(set)
 	case opByteRange:
@@ -239,6 +259,9 @@ func (fr *filterRule) matches(v string) bool {
 	case opRx:
 		return fr.rx.matches(v)
 	case opBinaryRx:
+		if fr.brx.alpha != nil && !fr.brx.alpha.mayMatch(mustASCII(v)) {
+			return false
+		}
 		return fr.brx.re.MatchString(v)
 	case opPM:
 		return fr.pm.matches(v)
@@ -256,6 +279,12 @@ func (fr *filterRule) matches(v string) bool {
 		return false
 	}
 	return true
+}
+
+// mustASCII is the byte set of v, which the filter only holds when ASCII.
+func mustASCII(v string) byteSet {
+	set, _ := alphabetOf(v)
+	return set
 }
 
 // countSet is the byte set of a count ("0"–"9", widened as alphabetOf
@@ -285,6 +314,7 @@ type group struct {
 // run of the filter.
 type valueSets struct {
 	cache map[target]targetValues
+	seen  map[string]struct{} // the values of the target being read
 	// spare groups slices from earlier runs
 	spare [][]group
 }
@@ -294,7 +324,9 @@ type targetValues struct {
 	ok     bool
 }
 
-var scratchPool = sync.Pool{New: func() any { return &valueSets{cache: map[target]targetValues{}} }}
+var scratchPool = sync.Pool{New: func() any {
+	return &valueSets{cache: map[target]targetValues{}, seen: map[string]struct{}{}}
+}}
 
 func (s *valueSets) reset() {
 	for k, tv := range s.cache {
@@ -332,8 +364,13 @@ func (s *valueSets) of(tx plugintypes.TransactionState, t target) ([]group, bool
 	} else {
 		values = col.FindAll()
 	}
+	clear(s.seen)
 	for _, md := range values {
 		v := md.Value()
+		if _, dup := s.seen[v]; dup {
+			continue // the same value answers the same
+		}
+		s.seen[v] = struct{}{}
 		set, ascii := alphabetOf(v)
 		if !ascii {
 			return nil, false
@@ -405,10 +442,12 @@ var stableVars = map[variables.RuleVariable]int{
 // A step is a transformation's effect on a byte set: for every ASCII
 // value v over a set S without trig bytes, the bytes of t(v) lie in
 // (S ∪ adds), lower-cased when lower is set; with a trig byte the result
-// may hold any byte. ident are the bytes without which t(v) = v.
+// may hold any byte. ident are the bytes without which t(v) = v; same,
+// when set, tells for one value with some of them whether t(v) = v.
 type step struct {
 	trig, adds, ident byteSet
 	lower             bool
+	same              func(v string) bool
 }
 
 func closeOver(set byteSet, trans []step) (byteSet, bool) {
@@ -464,7 +503,7 @@ var steps = map[string]step{
 	"lowercase":          {lower: true, ident: upper},
 	"urldecode":          {trig: bytesOf("%+"), ident: bytesOf("%+")},
 	"urldecodeuni":       {trig: bytesOf("%+"), ident: bytesOf("%+")},
-	"htmlentitydecode":   {trig: bit('&'), ident: bit('&')},
+	"htmlentitydecode":   {trig: bit('&'), ident: bit('&'), same: func(v string) bool { return html.UnescapeString(v) == v }}, // x/net/html, as Coraza
 	"jsdecode":           {trig: bit('\\'), ident: bit('\\')},
 	"cssdecode":          {trig: bit('\\'), ident: bit('\\')},
 	"escapeseqdecode":    {trig: bit('\\'), ident: bit('\\')},
@@ -472,20 +511,73 @@ var steps = map[string]step{
 	"removenulls":        {ident: bit(0)},
 	"replacenulls":       {adds: space, ident: bit(0)},
 	"removewhitespace":   {ident: whitespace},
-	"compresswhitespace": {adds: space, ident: whitespace},
-	"trim":               {ident: whitespace},
-	"trimleft":           {ident: whitespace},
-	"trimright":          {ident: whitespace},
-	"normalisepath":      {ident: bytesOf("/.")},
-	"normalizepath":      {ident: bytesOf("/.")},
+	"compresswhitespace": {adds: space, ident: whitespace, same: spacesCompressed},
+	"trim":               {ident: whitespace, same: func(v string) bool { return strings.Trim(v, trimSpaces) == v }},
+	"trimleft":           {ident: whitespace, same: func(v string) bool { return strings.TrimLeft(v, trimSpaces) == v }},
+	"trimright":          {ident: whitespace, same: func(v string) bool { return strings.TrimRight(v, trimSpaces) == v }},
+	"normalisepath":      {ident: bytesOf("/."), same: pathClean},
+	"normalizepath":      {ident: bytesOf("/."), same: pathClean},
 	// …Win also drops NTFS stream suffixes (":x") and trailing dots and
 	// spaces of path components.
-	"normalisepathwin":   {adds: bit('/'), ident: bytesOf("/.\\: ")},
-	"normalizepathwin":   {adds: bit('/'), ident: bytesOf("/.\\: ")},
+	"normalisepathwin":   {adds: bit('/'), ident: bytesOf("/.\\: "), same: winPathClean},
+	"normalizepathwin":   {adds: bit('/'), ident: bytesOf("/.\\: "), same: winPathClean},
 	"removecomments":     {adds: space.or(bit(0)), ident: comments}, // its end pad can leak out as NUL
 	"removecommentschar": {ident: comments},
 	"replacecomments":    {adds: space, ident: comments},
 	"cmdline":            {lower: true, adds: space, ident: upper.or(whitespace).or(bytesOf("\"'\\^,;/("))},
+}
+
+// trimSpaces are the bytes Coraza's trim transformations cut.
+const trimSpaces = " \t\n\r\f\v"
+
+// spacesCompressed: compressWhitespace leaves v alone (no whitespace but
+// single spaces).
+func spacesCompressed(v string) bool {
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '\t', '\n', '\v', '\f', '\r':
+			return false
+		case ' ':
+			if i > 0 && v[i-1] == ' ' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pathClean: normalizePath leaves v alone (Clean changes nothing, and
+// keeps a trailing slash).
+func pathClean(v string) bool {
+	if v == "" {
+		return true
+	}
+	c := filepath.Clean(v)
+	if c == "." {
+		return false
+	}
+	if v[len(v)-1] == '/' {
+		return c+"/" == v
+	}
+	return c == v
+}
+
+// winPathClean: normalizePathWin leaves v alone (no backslash or colon,
+// Clean changes nothing, and no path component ends with a dot or a
+// space unless it is all dots).
+func winPathClean(v string) bool {
+	if strings.ContainsAny(v, "\\:") || !pathClean(v) {
+		return false
+	}
+	for _, seg := range strings.Split(v, "/") {
+		if seg == "" || strings.Trim(seg, ".") == "" {
+			continue
+		}
+		if last := seg[len(seg)-1]; last == '.' || last == ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 // buildFilter picks the removable rules of cfg. ops are Rampart's

@@ -52,7 +52,7 @@ func transformedByCoraza(t testing.TB) func(v string) map[string]string {
 // step's identity bytes comes out unchanged.
 func FuzzClosures(f *testing.F) {
 	for _, s := range []string{"", "a b", "A%41+", "&lt;x&#39;", `\x41\u0042`, "/a/../b//c/./", `C:\win\..\x`,
-		"x/*c*/y", "--#", "SeLeCt\t\n1", "a\x00b", "\"'^,;()/", "&amp", "%u0041%uff0e", "  trim  ", "<!-- x -->"} {
+		"x/*c*/y", "--#", "a/./b", "a/b/", "a.b /c", "c:x", "a  b", " a", "&amp;x", "&x", "..", "./a", "a/.", "SeLeCt\t\n1", "a\x00b", "\"'^,;()/", "&amp", "%u0041%uff0e", "  trim  ", "<!-- x -->"} {
 		f.Add(s)
 	}
 	tr := transformedByCoraza(f)
@@ -65,6 +65,9 @@ func FuzzClosures(f *testing.F) {
 			st := steps[name]
 			if ident := st.ident.or(st.trig); in[0]&ident[0] == 0 && in[1]&ident[1] == 0 && out != v {
 				t.Fatalf("t:%s(%q) = %q, but the value has none of the bytes that change it", name, v, out)
+			}
+			if st.same != nil && st.same(v) && out != v {
+				t.Fatalf("t:%s(%q) = %q, but its same predicate says it is unchanged", name, v, out)
 			}
 			set, ok := closeOver(in, []step{st})
 			if !ok {

@@ -54,20 +54,43 @@
 //     at invalid UTF-8 where Go reads U+FFFD), the others stay on Go's
 //     regexp.
 //
-// Large JSON bodies cost what Coraza's rule loop costs: each of their
-// values is an ARGS entry and its name an ARGS_NAMES entry, and about a
-// hundred PL1 rules walk both, so the 8 KB document of bench/gateway.sh
-// (633 values) is 124,000 operator evaluations against the 666 of its
-// GET. Most of that time is Coraza's, not the operators': its
-// per-phase transformation cache keys an argument by its position in the
-// collection's FindAll result, which comes out of a Go map in a new
-// order for every rule, so on ARGS and ARGS_NAMES it almost never hits,
-// grows to tens of megabytes and makes each evaluation a few cache-missing
-// map probes (corazawaf/coraza#1681). No plugin or directive reaches it;
-// BenchmarkServe_JSON8K and BenchmarkRxJSON8K measure the whole request
-// and the operators' share.
+// Two more steps take out the rules that cannot change a verdict, so
+// Coraza never walks them:
+//
+//   - pruning (prune.go), once per rule set: at the route's paranoia
+//     level the CRS's guard rules ("TX:DETECTION_PARANOIA_LEVEL @lt N …
+//     skipAfter") either never match or always skip the rest of their
+//     file's phase. Both kinds of guard and the rules an always-matching
+//     guard skips are removed with SecRuleRemoveById (313 rules at PL1).
+//   - the rule filter (rulefilter.go), per request: a SecAction of
+//     Rampart's runs first in phases 1 and 2 and removes from the
+//     transaction, as ctl:ruleRemoveById does, each rule no value of the
+//     request can match. It reads the request's values once per target,
+//     groups them by byte set, and answers per rule from the sets (the
+//     @rx alphabet filter; for @pm whether a phrase's bytes fit;
+//     @validateByteRange exactly) and, where the rule's transformations
+//     provably leave a value unchanged, by running the operator itself
+//     (@rx, @pm, libinjection's detectSQLi/detectXSS) on the raw value. The
+//     transformations' effect on byte sets and their "leaves it unchanged"
+//     tests are checked against Coraza's own transformations by
+//     FuzzClosures. Rampart registers its own @pm/@pmFromFile (Coraza's
+//     semantics) so the filter holds the very phrases the rule matches.
+//
+// Both read the SecLang text again (seclang.go): Coraza keeps the
+// compiled rules internal. A rule is removed only when every part of it
+// was understood; the operators Coraza compiled must equal, one by one
+// and in order, those read from the text, or the filter stays off.
+// TestRuleFilterChangesNoVerdict replays the CRS regression suite's
+// requests through a rule set with and without both and wants the same
+// verdicts and logged matches; FuzzRuleFilter does the same on random
+// values. Of the 663 rules Coraza compiles at PL1 pruning leaves 352, and
+// on a benign GET the filter takes 127 of those out of phases 1 and 2; on
+// the 8 KB JSON document of bench/gateway.sh (633 values and 633 names) the
+// filter's own operator runs on those values are most of the remaining
+// cost, with libinjection the largest part: what no rule filter can
+// avoid, since any value may be an injection.
 //
 // TestRxOnCRS and FuzzRxCRS compare the operator with Go's regexp on every
 // CRS pattern; FuzzPrefilter and FuzzAlphabet check the two filters on
-// random patterns.
+// random patterns; FuzzReadSecLang the SecLang reader.
 package waf

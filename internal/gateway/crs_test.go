@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -149,29 +146,11 @@ func TestCRSRegression(t *testing.T) {
 
 func loadCRSTests(t *testing.T, dir string) ([]ftw.File, int) {
 	t.Helper()
-	var files []ftw.File
-	n := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		n++
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		f, err := ftw.Parse(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		f.Name = filepath.Base(p)
-		files = append(files, f)
-		return nil
-	})
+	files, err := ftw.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return files, n
+	return files, len(files)
 }
 
 // albedo is a backend behaving like the CRS project's test backend:

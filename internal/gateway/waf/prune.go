@@ -92,6 +92,20 @@ func deadRules(cfg *secConfig, pl int) []int {
 		}
 	}
 	// A removed rule must not be one a skip:N counts.
+	for i := range skipCounted(cfg) {
+		if dead[cfg.rules[i].id] {
+			return nil
+		}
+	}
+	return order
+}
+
+// skipCounted returns the indexes of the rules a skip:N action counts:
+// the N rules after it that its phase evaluates (its own phase's and the
+// markers, which every phase sees). Removing one would make the skip
+// count another.
+func skipCounted(cfg *secConfig) map[int]bool {
+	counted := map[int]bool{}
 	for i, r := range cfg.rules {
 		if r.skip == 0 || r.child {
 			continue
@@ -102,13 +116,11 @@ func deadRules(cfg *secConfig, pl int) []int {
 			if c.child || c.kind != secMarkerKind && c.phase != r.phase {
 				continue
 			}
-			if dead[c.id] {
-				return nil
-			}
+			counted[j] = true
 			left--
 		}
 	}
-	return order
+	return counted
 }
 
 // guardLevel returns N for a paranoia guard `TX:DETECTION_PARANOIA_LEVEL

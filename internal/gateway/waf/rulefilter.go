@@ -603,22 +603,7 @@ func buildFilter(cfg *secConfig, ops []opRecord) (*ruleFilter, error) {
 	if k != len(ops) {
 		return nil, fmt.Errorf("rule filter off: %d operators compiled, %d read", len(ops), k)
 	}
-	// Rules a skip:N counts stay: removing one would make the skip
-	// count another.
-	protected := map[int]bool{}
-	for i, r := range cfg.rules {
-		if r.skip == 0 || r.child {
-			continue
-		}
-		left := r.skip
-		for j := i + 1; j < len(cfg.rules) && left > 0; j++ {
-			if cfg.rules[j].child || cfg.rules[j].phase != r.phase {
-				continue
-			}
-			protected[j] = true
-			left--
-		}
-	}
+	protected := skipCounted(cfg)
 	f := &ruleFilter{}
 	for i, r := range cfg.rules {
 		if r.kind != secRuleKind || r.child || r.broken || r.negated || r.id <= 0 ||

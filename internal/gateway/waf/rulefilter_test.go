@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -30,30 +28,19 @@ const detectAllDirectives = `SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEng
 func crsRequests(t *testing.T) ([]string, [][]byte) {
 	t.Helper()
 	dir := filepath.Join(testenv.GoModule(t, "github.com/corazawaf/coraza-coreruleset/v4", "v"+waf.CRSVersion), "tests")
+	files, err := ftw.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var titles []string
 	var raws [][]byte
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		f, err := ftw.Parse(b)
-		if err != nil {
-			return err
-		}
+	for _, f := range files {
 		for _, tt := range f.Tests {
 			for _, st := range tt.Stages {
 				titles = append(titles, f.Title(tt))
 				raws = append(raws, st.Input.Request())
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	return titles, raws
 }

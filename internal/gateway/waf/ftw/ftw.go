@@ -27,7 +27,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -142,6 +145,29 @@ type rawOutput struct {
 		MatchRegex   string `yaml:"match_regex"`
 		NoMatchRegex string `yaml:"no_match_regex"`
 	} `yaml:"log"`
+}
+
+// ReadDir reads every .yaml test file under dir (walked in lexical
+// order), each File named after its base name.
+func ReadDir(dir string) ([]File, error) {
+	var files []File
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f, err := Parse(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		f.Name = filepath.Base(p)
+		files = append(files, f)
+		return nil
+	})
+	return files, err
 }
 
 // Parse reads one test file. An empty document is a file without tests.

@@ -327,7 +327,7 @@ func (g *Gateway) serveDirect(w http.ResponseWriter, r *http.Request, st *reqSta
 		tried[n] = b
 		st.backend = b
 		b.inflight.Add(1)
-		resp, uc, err := g.exchange(r, st, b, target, l.route.Spec.Timeout.D())
+		resp, uc, err := g.exchange(w, r, st, b, target, l.route.Spec.Timeout.D())
 		if err == nil {
 			b.succeeded()
 			g.relayCounted(w, r, resp, uc, b)
@@ -391,9 +391,10 @@ func (g *Gateway) directTarget(l *live, r *http.Request) url.URL {
 // goes again on a new connection to the same backend.
 var errStale = errors.New("stale keep-alive connection")
 
-// exchange sends the request to b and reads the response headers. On
-// success the caller owns uc and resp.Body.
-func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url.URL, timeout time.Duration) (*http.Response, *upConn, error) {
+// exchange sends the request to b and reads the response headers,
+// relaying interim responses to w. On success the caller owns uc and
+// resp.Body.
+func (g *Gateway) exchange(w http.ResponseWriter, r *http.Request, st *reqState, b *backend, target url.URL, timeout time.Duration) (*http.Response, *upConn, error) {
 	target.Path = joinPath(b.url.Path, target.Path)
 	if target.RawPath != "" {
 		target.RawPath = joinPath(b.escapedPath, target.RawPath)
@@ -420,7 +421,7 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 				return nil, nil, err
 			}
 		}
-		resp, err := g.roundTrip(ctx, r, st, uc, &target, deadline, fresh)
+		resp, err := g.roundTrip(ctx, w, r, st, uc, &target, deadline, fresh)
 		if err == nil {
 			return resp, uc, nil
 		}
@@ -436,7 +437,7 @@ func (g *Gateway) exchange(r *http.Request, st *reqState, b *backend, target url
 // success the watch on the client (uc.watchClient), which aborts the
 // connection's I/O when the client goes away, stays on while relay
 // copies the body; relay ends it (uc.unwatch).
-func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, uc *upConn, target *url.URL, deadline time.Time, fresh bool) (*http.Response, error) {
+func (g *Gateway) roundTrip(ctx context.Context, w http.ResponseWriter, r *http.Request, st *reqState, uc *upConn, target *url.URL, deadline time.Time, fresh bool) (*http.Response, error) {
 	_ = uc.c.SetDeadline(deadline)
 	uc.watchClient(ctx, st.fs)
 	ok := false
@@ -490,7 +491,10 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 			if interim >= maxInterimResponses {
 				return nil, errTooManyInterim
 			}
-			continue // interim responses (103 Early Hints) are not relayed
+			if resp.StatusCode != http.StatusContinue {
+				relayInterim(w, r, resp)
+			}
+			continue
 		}
 		uc.lr.n = noLimit
 		if len(resp.TransferEncoding) > 0 && (head == nil || hasHeaderLine(head, "content-length:")) {
@@ -508,6 +512,28 @@ func (g *Gateway) roundTrip(ctx context.Context, r *http.Request, st *reqState, 
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// relayInterim passes an interim response (103 Early Hints, 102) on to
+// an HTTP/1.1 or later client, as ReverseProxy does, without its
+// hop-by-hop headers; the headers already set for the final response
+// (the request id) stay, and the interim ones do not carry over.
+func relayInterim(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+	if !r.ProtoAtLeast(1, 1) {
+		return // HTTP/1.0 has no interim responses
+	}
+	h := w.Header()
+	saved := h.Clone()
+	for k, vs := range resp.Header {
+		if !hopHeader(k) {
+			h[k] = vs
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	clear(h)
+	for k, vs := range saved {
+		h[k] = vs
+	}
+}
 
 // hasHeaderLine reports whether the response head (lines ending in
 // CRLF) has a line starting with name (lower case, with the colon).

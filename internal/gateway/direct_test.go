@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"strings"
 	"sync"
@@ -510,6 +512,55 @@ func TestGateway_DirectPathBackendHeadLimits(t *testing.T) {
 	}
 	if status, _, body := get(t, gw.URL+"/hints", "hints.test"); status != 200 || body != "ok" {
 		t.Errorf("two 103s, then 200: %d %q", status, body)
+	}
+}
+
+// TestGateway_EarlyHintsRelayed: a backend's 103 Early Hints reach the
+// client on the direct path (GET) and through ReverseProxy (POST); the
+// final response keeps its request id and does not carry the hints'
+// headers.
+func TestGateway_EarlyHintsRelayed(t *testing.T) {
+	be := rawBackend(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			_, _ = io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nKeep-Alive: timeout=5\r\n\r\n")
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	gw := startGateway(t, nil, []gateway.Route{route(1, "hints", "hints.test", "/", be)})
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		var hints []http.Header
+		trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			if code == http.StatusEarlyHints {
+				hints = append(hints, http.Header(h).Clone())
+			}
+			return nil
+		}}
+		var body io.Reader // a GET without a body takes the direct path
+		if method == http.MethodPost {
+			body = strings.NewReader("x")
+		}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, gw.URL+"/page", body)
+		req.Host = "hints.test"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(got) != "ok" {
+			t.Fatalf("%s: %d %q", method, resp.StatusCode, got)
+		}
+		if len(hints) != 1 || hints[0].Get("Link") != "</a.css>; rel=preload" || hints[0].Get("Keep-Alive") != "" {
+			t.Errorf("%s: early hints relayed as %v, want one with the Link and no hop-by-hop header", method, hints)
+		}
+		if resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("Link") != "" {
+			t.Errorf("%s: final headers %v, want the request id and no Link", method, resp.Header)
+		}
 	}
 }
 

@@ -52,18 +52,41 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	id     []string // the X-Request-Id value
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+	switch {
+	case code < 200 && code != http.StatusSwitchingProtocols:
+		// An interim response relayed by ReverseProxy comes with the
+		// backend's hop-by-hop headers.
+		h := w.Header()
+		for k := range h {
+			if hopHeader(k) {
+				delete(h, k)
+			}
+		}
+	case w.status == 0:
 		w.status = code
+		w.keepID()
 	}
 	w.ResponseWriter.WriteHeader(code)
+}
+
+// keepID puts the request id back on the final response: ReverseProxy
+// clears the whole header map after relaying an interim (1xx) response.
+func (w *statusWriter) keepID() {
+	if w.id != nil {
+		if h := w.Header(); h["X-Request-Id"] == nil {
+			h["X-Request-Id"] = w.id
+		}
+	}
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.keepID()
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)
@@ -74,6 +97,7 @@ func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		if w.status == 0 {
 			w.status = http.StatusOK
+			w.keepID()
 		}
 		f.Flush()
 	}
@@ -90,6 +114,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{id: newRequestID(), ip: clientIP(r)}
 	st.idv[0] = st.id
 	st.sw.ResponseWriter = w
+	st.sw.id = st.idv[:]
 	sw := &st.sw
 	w.Header()["X-Request-Id"] = st.idv[:]
 	g.m.inflight.Inc()

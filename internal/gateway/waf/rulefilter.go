@@ -130,8 +130,7 @@ func (a *ruleFilterStep) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Tra
 	default:
 		return
 	}
-	s := scratchPool.Get().(*valueSets)
-	s.reset()
+	s := scratchPool.Get().(*valueSets) // empty: reset before Put
 	removed := 0
 	for i := range rules {
 		if !rules[i].mayMatch(tx, s) {
@@ -139,6 +138,7 @@ func (a *ruleFilterStep) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Tra
 			removed++
 		}
 	}
+	s.reset()
 	scratchPool.Put(s)
 	if observeFilter != nil {
 		observeFilter(r.ID(), removed)
@@ -328,9 +328,12 @@ var scratchPool = sync.Pool{New: func() any {
 	return &valueSets{cache: map[target]targetValues{}, seen: map[string]struct{}{}}
 }}
 
+// reset empties s, dropping its references to the last request's values.
 func (s *valueSets) reset() {
+	clear(s.seen)
 	for k, tv := range s.cache {
 		for i := range tv.groups {
+			clear(tv.groups[i].vals)
 			tv.groups[i].vals = tv.groups[i].vals[:0]
 		}
 		s.spare = append(s.spare, tv.groups[:0])

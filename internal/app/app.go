@@ -399,7 +399,7 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 		a.matchLog, matchLog = f, f
 	}
 	gopt := gateway.Options{Listener: a.gwLn, TLS: cfg.TLS, Logger: a.log, Registry: a.Registry,
-		WAF:       waf.NewEngine(waf.Options{MatchLog: matchLog, Logger: a.log}),
+		WAF:       waf.NewEngine(waf.Options{MatchLog: matchLog, Logger: a.log, NoRuleFilter: !cfg.WAFRuleFilter}),
 		Events:    gateway.NewEventStore(a.db),
 		Auth:      a.Realms.Authenticator(),
 		AccessLog: cfg.AccessLog, AccessLogWriter: opt.GatewayAccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}

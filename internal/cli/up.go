@@ -104,6 +104,7 @@ SIGTERM stops it gracefully.`,
 	f.StringVar(&cfg.Gateway.ConfigFile, "gateway-config", "", "gateway config file with site routes and certificates (YAML, re-read on change)")
 	f.StringVar(&cfg.Gateway.MatchLog, "gateway-waf-log", "", "file for the WAF's match lines (default DATA/gateway/waf-matches.log; off for none)")
 	f.Var(onOff{&cfg.Gateway.AccessLog}, "gateway-access-log", "log one JSON line per gateway request (on|off)")
+	f.Var(onOff{&cfg.Gateway.WAFRuleFilter}, "gateway-waf-filter", "skip the WAF rules a request cannot match (on|off; off runs every rule, as plain Coraza)")
 	f.IntVar(&cfg.Gateway.MaxHeaderBytes, "gateway-max-header", cfg.Gateway.MaxHeaderBytes, "largest request line and headers the gateway accepts, in bytes")
 	f.StringVar(&cfg.SCM.SSHAddr, "ssh-addr", "127.0.0.1:2222", "listen address of git over SSH (empty turns SSH off)")
 	f.Int64Var(&cfg.SCM.MaxPushBytes, "max-push", 512<<20, "largest accepted git push (pack data) in bytes")

@@ -59,6 +59,9 @@ type Gateway struct {
 	MatchLog string
 	// AccessLog writes a JSON line per gateway request.
 	AccessLog bool
+	// WAFRuleFilter prunes and filters WAF rules that cannot match
+	// (package waf); off runs every rule on every request.
+	WAFRuleFilter bool
 	// MaxHeaderBytes caps request lines and headers (431 above).
 	MaxHeaderBytes int
 }
@@ -179,6 +182,7 @@ func Default() Config {
 			Addr:           "127.0.0.1:8443",
 			TLS:            true,
 			AccessLog:      true,
+			WAFRuleFilter:  true,
 			MaxHeaderBytes: 32 << 10,
 		},
 	}

@@ -202,10 +202,12 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 	w, err := coraza.NewWAF(cfg)
 	opLog.Store(nil)
 	compileMu.Unlock()
+	if key != "" {
+		// The filter's action found its slot while the rules compiled
+		// and keeps it; the registry entry is no longer needed.
+		dropFilterSlot(key)
+	}
 	if err != nil {
-		if key != "" {
-			dropFilterSlot(key)
-		}
 		return nil, fmt.Errorf("compile waf rules: %w", err)
 	}
 	out := &WAF{waf: w, settings: s, pruned: pruned, quiet: map[int]bool{}}

@@ -66,8 +66,9 @@ const (
 	ruleFilterID2 = 99002
 )
 
-// filters holds each compiled rule set's filter by key; the key is
-// allocated before compilation and the filter stored after it.
+// filters holds the filter slot of each rule set being compiled by key,
+// for the action's Init to find; the filter is stored in the slot after
+// the compile, when the entry is gone again.
 var (
 	filters    sync.Map // string → *atomic.Pointer[ruleFilter]
 	filterKeys atomic.Uint64

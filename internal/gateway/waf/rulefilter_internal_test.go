@@ -136,3 +136,20 @@ func TestRuleFilterRemovesRules(t *testing.T) {
 		t.Errorf("SQL injection blocked without a 942xxx rule: %v", out.Rules)
 	}
 }
+
+// TestRuleFilterSlotsDropped: compiled rule sets leave no entry in the
+// filter registry (a gateway recompiling on route changes would grow it).
+func TestRuleFilterSlotsDropped(t *testing.T) {
+	e := NewEngine(Options{})
+	for pl := 1; pl <= 2; pl++ {
+		w, err := e.For(Settings{Mode: Block, Paranoia: pl})
+		if err != nil || w.Filterable() == 0 {
+			t.Fatalf("paranoia %d: %v, %d filterable", pl, err, w.Filterable())
+		}
+	}
+	n := 0
+	filters.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Errorf("%d filter slots left after compiling", n)
+	}
+}

@@ -143,8 +143,11 @@ func TestRuleFilterSlotsDropped(t *testing.T) {
 	e := NewEngine(Options{})
 	for pl := 1; pl <= 2; pl++ {
 		w, err := e.For(Settings{Mode: Block, Paranoia: pl})
-		if err != nil || w.Filterable() == 0 {
-			t.Fatalf("paranoia %d: %v, %d filterable", pl, err, w.Filterable())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Filterable() == 0 {
+			t.Fatalf("paranoia %d: no rule filterable", pl)
 		}
 	}
 	n := 0

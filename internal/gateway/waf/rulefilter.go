@@ -133,8 +133,9 @@ func (a *ruleFilterStep) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Tra
 	}
 	s := scratchPool.Get().(*valueSets) // empty: reset before Put
 	removed := 0
+	s.size(len(f.targets))
 	for i := range rules {
-		if !rules[i].mayMatch(tx, s) {
+		if !rules[i].mayMatch(tx, s, f.targets) {
 			rm.RemoveRuleByID(rules[i].id)
 			removed++
 		}
@@ -150,9 +151,11 @@ func (a *ruleFilterStep) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Tra
 // the filter removed.
 var observeFilter func(filterRuleID, removed int)
 
-// ruleFilter is one rule set's removable rules by phase.
+// ruleFilter is one rule set's removable rules by phase, and the
+// distinct targets they read (a request reads each once).
 type ruleFilter struct {
 	phase1, phase2 []filterRule
+	targets        []target
 }
 
 // opKind is the operator of a removable rule.
@@ -171,6 +174,7 @@ const (
 type filterRule struct {
 	id      int
 	targets []target
+	tix     []int // targets' indexes in the filter's target list
 	trans   []step
 	// ident are the bytes that may make a transformation of the rule
 	// change a value: over a set without them, every transformation is
@@ -191,15 +195,15 @@ type target struct {
 
 // mayMatch reports whether the rule may match some value of the request:
 // false only when it cannot.
-func (fr *filterRule) mayMatch(tx plugintypes.TransactionState, s *valueSets) bool {
-	for _, t := range fr.targets {
+func (fr *filterRule) mayMatch(tx plugintypes.TransactionState, s *valueSets, targets []target) bool {
+	for n, t := range fr.targets {
 		if t.count {
 			if set, ok := closeOver(countSet, fr.trans); !ok || fr.setMayMatch(set) {
 				return true
 			}
 			continue
 		}
-		groups, ok := s.of(tx, t)
+		groups, ok := s.of(tx, fr.tix[n], targets)
 		if !ok {
 			return true
 		}
@@ -311,49 +315,53 @@ type group struct {
 	exact bool // vals holds every value of the group
 }
 
-// valueSets caches, per target, its values grouped by byte set, for one
-// run of the filter.
+// valueSets caches, per target (by index), its values grouped by byte
+// set, for one run of the filter.
 type valueSets struct {
-	cache map[target]targetValues
-	seen  map[string]struct{} // the values of the target being read
-	// spare groups slices from earlier runs
-	spare [][]group
+	vals    []targetValues
+	touched []int // the indexes read in this run
+	seen    map[string]struct{}
 }
 
 type targetValues struct {
 	groups []group
+	done   bool
 	ok     bool
 }
 
-var scratchPool = sync.Pool{New: func() any {
-	return &valueSets{cache: map[target]targetValues{}, seen: map[string]struct{}{}}
-}}
+var scratchPool = sync.Pool{New: func() any { return &valueSets{seen: map[string]struct{}{}} }}
+
+// size makes room for n targets.
+func (s *valueSets) size(n int) {
+	if len(s.vals) < n {
+		s.vals = append(s.vals, make([]targetValues, n-len(s.vals))...)
+	}
+}
 
 // reset empties s, dropping its references to the last request's values.
 func (s *valueSets) reset() {
 	clear(s.seen)
-	for k, tv := range s.cache {
-		for i := range tv.groups {
-			clear(tv.groups[i].vals)
-			tv.groups[i].vals = tv.groups[i].vals[:0]
+	for _, i := range s.touched {
+		tv := &s.vals[i]
+		for j := range tv.groups {
+			clear(tv.groups[j].vals)
+			tv.groups[j].vals = tv.groups[j].vals[:0]
 		}
-		s.spare = append(s.spare, tv.groups[:0])
-		delete(s.cache, k)
+		tv.groups, tv.done, tv.ok = tv.groups[:0], false, false
 	}
+	s.touched = s.touched[:0]
 }
 
-// of returns the values of t grouped by byte set, or false when a value
-// has a byte of 0x80 or more or the collection is unknown.
-func (s *valueSets) of(tx plugintypes.TransactionState, t target) ([]group, bool) {
-	if tv, ok := s.cache[t]; ok {
+// of returns the values of targets[i] grouped by byte set, or false when
+// a value has a byte of 0x80 or more or the collection is unknown.
+func (s *valueSets) of(tx plugintypes.TransactionState, i int, targets []target) ([]group, bool) {
+	tv := &s.vals[i]
+	if tv.done {
 		return tv.groups, tv.ok
 	}
-	var groups []group
-	if n := len(s.spare); n > 0 {
-		groups, s.spare = s.spare[n-1], s.spare[:n-1]
-	}
-	tv := targetValues{groups: groups}
-	defer func() { s.cache[t] = tv }()
+	tv.done = true
+	s.touched = append(s.touched, i)
+	t := targets[i]
 	col := tx.Collection(t.v)
 	if col == nil {
 		return nil, false
@@ -371,10 +379,12 @@ func (s *valueSets) of(tx plugintypes.TransactionState, t target) ([]group, bool
 	clear(s.seen)
 	for _, md := range values {
 		v := md.Value()
-		if _, dup := s.seen[v]; dup {
-			continue // the same value answers the same
+		if len(values) > 1 {
+			if _, dup := s.seen[v]; dup {
+				continue // the same value answers the same
+			}
+			s.seen[v] = struct{}{}
 		}
-		s.seen[v] = struct{}{}
 		set, ascii := alphabetOf(v)
 		if !ascii {
 			return nil, false
@@ -618,6 +628,9 @@ func buildFilter(cfg *secConfig, ops []opRecord) (*ruleFilter, error) {
 		if !ok {
 			continue
 		}
+		for _, t := range fr.targets {
+			fr.tix = append(fr.tix, f.intern(t))
+		}
 		if r.phase == 1 {
 			f.phase1 = append(f.phase1, fr)
 		} else {
@@ -625,6 +638,17 @@ func buildFilter(cfg *secConfig, ops []opRecord) (*ruleFilter, error) {
 		}
 	}
 	return f, nil
+}
+
+// intern returns t's index in f.targets, adding it when new.
+func (f *ruleFilter) intern(t target) int {
+	for i, have := range f.targets {
+		if have == t {
+			return i
+		}
+	}
+	f.targets = append(f.targets, t)
+	return len(f.targets) - 1
 }
 
 func filterFor(r secRule, op plugintypes.Operator) (filterRule, bool) {

@@ -156,3 +156,24 @@ func TestRuleFilterSlotsDropped(t *testing.T) {
 		t.Errorf("%d filter slots left after compiling", n)
 	}
 }
+
+// TestPruneWithExclusions: a route excluding rules pruning also removes
+// still compiles; excluding a guard turns pruning off (its rules would
+// then run).
+func TestPruneWithExclusions(t *testing.T) {
+	for _, tc := range []struct {
+		exclude []string
+		pruned  bool
+	}{
+		{[]string{"942430", "941100-941999"}, true}, // a level-2 rule and a range
+		{[]string{"920013"}, false},                 // the 920 file's "@lt 2" guard
+	} {
+		w, err := NewEngine(Options{}).For(Settings{Mode: Block, Paranoia: 1, ExcludeRules: tc.exclude})
+		if err != nil {
+			t.Fatalf("exclude %v: %v", tc.exclude, err)
+		}
+		if (w.Pruned() > 0) != tc.pruned {
+			t.Errorf("exclude %v: %d rules pruned, want pruning %v", tc.exclude, w.Pruned(), tc.pruned)
+		}
+	}
+}

@@ -182,6 +182,11 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 	sec, serr := readSecLang(directives, coreruleset.FS)
 	if serr != nil {
 		e.opt.Logger.Warn("waf rule set not analysed; every rule runs", "err", serr)
+		if key != "" {
+			dropFilterSlot(key)
+			key = ""
+			directives = e.directives(s, "") // without the filter's rules, which would only show as matches
+		}
 	}
 	pruned := 0
 	if key != "" && serr == nil {

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,8 +30,10 @@ import (
 // skip:N action counts.
 
 // paranoiaDefaults are the rules allowed to set a paranoia level: Rampart's
-// setting and the CRS's defaults for unset levels.
-var paranoiaDefaults = map[int]bool{900000: true, 901120: true, 901125: true}
+// setting and the CRS's defaults for unset levels. Pruning needs all three
+// in place: without 901125 no detection level is set and no guard ever
+// matches; without 900000 the CRS's default level 1 applies.
+var paranoiaDefaults = []int{900000, 901120, 901125}
 
 // deadRules returns the ids of the rules that never run at detection
 // paranoia level pl (guards included), or nil when pruning is off.
@@ -38,12 +41,34 @@ func deadRules(cfg *secConfig, pl int) []int {
 	if cfg.unsafe != "" || cfg.removesByTag {
 		return nil
 	}
-	var ctls []string
-	for _, r := range cfg.rules {
-		if r.paranoia && !paranoiaDefaults[r.id] {
+	setters := map[int]int{} // id → index
+	for i, r := range cfg.rules {
+		if r.id > 0 && !r.child {
+			for _, id := range paranoiaDefaults {
+				if r.id == id {
+					setters[id] = i
+				}
+			}
+		}
+		if r.paranoia && !slices.Contains(paranoiaDefaults, r.id) {
 			return nil
 		}
-		ctls = append(ctls, r.ctl...)
+	}
+	for _, id := range paranoiaDefaults {
+		i, ok := setters[id]
+		if !ok || cfg.removed[id] || cfg.updated[id] || cfg.retargeted[id] {
+			return nil
+		}
+		// A ctl of a rule that can run first must not take it out: by
+		// id never, by tag only when that takes out every rule pruning
+		// would (checked with the guards below).
+		if before := ctlRemovals(cfg.rules[:i]); before.bad || before.ids[id] || before.msg && cfg.rules[i].hasMsg {
+			return nil
+		}
+	}
+	all := ctlRemovals(cfg.rules)
+	if all.bad {
+		return nil
 	}
 	dead := map[int]bool{}
 	var order []int
@@ -58,7 +83,8 @@ func deadRules(cfg *secConfig, pl int) []int {
 		if !ok {
 			continue
 		}
-		if cfg.removed[g.id] || cfg.updated[g.id] || g.hasMsg {
+		if cfg.removed[g.id] || cfg.updated[g.id] || cfg.retargeted[g.id] || g.hasMsg ||
+			all.ids[g.id] || all.targetIDs[g.id] || all.retargetsTagOf(g) {
 			return nil
 		}
 		var skipped []int
@@ -83,8 +109,17 @@ func deadRules(cfg *secConfig, pl int) []int {
 				return nil
 			}
 		}
-		if !removalsSpare(ctls, g, skipped, cfg) {
-			return nil
+		// A tag removal that takes out the guard (or a paranoia setter)
+		// must take out every rule the guard skips too.
+		for tag := range all.tags {
+			if !hasTag(g, tag) && !settersTagged(cfg, setters, tag) {
+				continue
+			}
+			for _, j := range skipped {
+				if !hasTag(cfg.rules[j], tag) {
+					return nil
+				}
+			}
 		}
 		kill(g.id)
 		for _, j := range skipped {
@@ -100,14 +135,99 @@ func deadRules(cfg *secConfig, pl int) []int {
 	return order
 }
 
-// skipCounted returns the indexes of the rules a skip:N action counts:
+func settersTagged(cfg *secConfig, setters map[int]int, tag string) bool {
+	for _, i := range setters {
+		if hasTag(cfg.rules[i], tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// removals is what the ctl actions of some rules can take out of a
+// transaction at run time.
+type removals struct {
+	ids        map[int]bool    // ctl:ruleRemoveById
+	tags       map[string]bool // ctl:ruleRemoveByTag
+	msg        bool            // a ctl:ruleRemoveByMsg
+	targetIDs  map[int]bool    // ctl:ruleRemoveTargetById
+	targetTags map[string]bool // ctl:ruleRemoveTargetByTag
+	targetMsg  bool
+	bad        bool // a removal not understood (a macro, a bad id)
+}
+
+func ctlRemovals(rules []secRule) removals {
+	rr := removals{ids: map[int]bool{}, tags: map[string]bool{}, targetIDs: map[int]bool{}, targetTags: map[string]bool{}}
+	for _, r := range rules {
+		for _, c := range r.ctl {
+			kind, arg, _ := strings.Cut(c, "=")
+			arg = strings.TrimSpace(arg)
+			if strings.Contains(arg, "%{") {
+				rr.bad = true
+				continue
+			}
+			what, _, _ := strings.Cut(arg, ";")
+			probe := &secConfig{}
+			switch strings.ToLower(strings.TrimSpace(kind)) {
+			case "ruleremovebyid":
+				probe.markIDs(what, rr.ids)
+			case "ruleremovebytag":
+				rr.tags[what] = true
+			case "ruleremovebymsg":
+				rr.msg = true
+			case "ruleremovetargetbyid":
+				probe.markIDs(what, rr.targetIDs)
+			case "ruleremovetargetbytag":
+				rr.targetTags[what] = true
+			case "ruleremovetargetbymsg":
+				rr.targetMsg = true
+			}
+			if probe.unsafe != "" {
+				rr.bad = true
+			}
+		}
+	}
+	return rr
+}
+
+// mayShift reports whether a ctl can take c out of a transaction while
+// keeping the skip rule r (a removal taking out both changes no count).
+func (rr removals) mayShift(c, r secRule) bool {
+	if rr.bad || rr.ids[c.id] || rr.msg && c.hasMsg {
+		return true
+	}
+	for _, t := range c.tags {
+		if rr.tags[t] && !hasTag(r, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// retargetsTagOf reports whether a ctl can take targets out of g by one of
+// its tags or its message.
+func (rr removals) retargetsTagOf(g secRule) bool {
+	if rr.targetMsg && g.hasMsg {
+		return true
+	}
+	for _, t := range g.tags {
+		if rr.targetTags[t] {
+			return true
+		}
+	}
+	return false
+}
+
+// skipCounted returns the indexes of the rules a skip:N action may count:
 // the N rules after it that its phase evaluates (its own phase's and the
-// markers, which every phase sees). Removing one would make the skip
-// count another.
+// markers, which every phase sees), passing over rules SecRuleRemoveById
+// took out and reaching one further for each a ctl may take out at run
+// time. Removing one would make the skip count another.
 func skipCounted(cfg *secConfig) map[int]bool {
 	counted := map[int]bool{}
+	rr := ctlRemovals(cfg.rules)
 	for i, r := range cfg.rules {
-		if r.skip == 0 || r.child {
+		if r.skip == 0 || r.child || cfg.removed[r.id] {
 			continue
 		}
 		left := r.skip
@@ -116,7 +236,13 @@ func skipCounted(cfg *secConfig) map[int]bool {
 			if c.child || c.kind != secMarkerKind && c.phase != r.phase {
 				continue
 			}
+			if c.kind != secMarkerKind && cfg.removed[c.id] {
+				continue // not in the rule set: not counted
+			}
 			counted[j] = true
+			if c.kind != secMarkerKind && rr.mayShift(c, r) {
+				continue // may be gone at run time: the count may reach one further
+			}
 			left--
 		}
 	}
@@ -133,37 +259,6 @@ func guardLevel(r secRule) (int, bool) {
 	}
 	n, err := strconv.Atoi(r.arg)
 	return n, err == nil
-}
-
-// removalsSpare reports whether no ctl action can remove guard g while
-// keeping a rule it skips: no removal by its id, and a removal by tag
-// only of a tag every skipped rule carries too.
-func removalsSpare(ctls []string, g secRule, skipped []int, cfg *secConfig) bool {
-	for _, c := range ctls {
-		kind, arg, _ := strings.Cut(c, "=")
-		switch strings.ToLower(strings.TrimSpace(kind)) {
-		case "ruleremovebyid":
-			ids := map[int]bool{}
-			probe := &secConfig{}
-			probe.markIDs(arg, ids)
-			if probe.unsafe != "" || ids[g.id] {
-				return false
-			}
-		case "ruleremovebytag":
-			tag := strings.TrimSpace(arg)
-			if !hasTag(g, tag) {
-				continue
-			}
-			for _, j := range skipped {
-				if !hasTag(cfg.rules[j], tag) {
-					return false
-				}
-			}
-		case "ruleremovebymsg":
-			// guards have no msg
-		}
-	}
-	return true
 }
 
 func hasTag(r secRule, tag string) bool {

@@ -704,10 +704,10 @@ func filterFor(r secRule, op plugintypes.Operator) (filterRule, bool) {
 			return fr, false
 		}
 		t := target{v: rv, count: count}
-		// A plain key selects as Coraza does (FindString); a regular
-		// expression or quoted key stands for the whole collection, a
-		// superset of what it selects.
-		if key != "" && !count && key[0] != '/' && key[0] != '\'' {
+		// A plain key selects as Coraza does (FindString); a key with a
+		// "/" (Coraza starts a regular expression at any "/") or a quote
+		// stands for the whole collection, a superset of what it selects.
+		if key != "" && !count && !strings.ContainsAny(key, "/'") {
 			t.key = key
 		}
 		fr.targets = append(fr.targets, t)

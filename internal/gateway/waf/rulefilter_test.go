@@ -180,3 +180,54 @@ func headerSafe(v string) string {
 		return r
 	}, v)
 }
+
+// TestRuleFilterEdgeCases are configurations where pruning or the filter
+// once changed a verdict (found in review): a route excluding the rule a
+// skip:1 would eat, exclusions of the paranoia set-up, custom rules
+// reading the RULE collection, a header key with a "/".
+func TestRuleFilterEdgeCases(t *testing.T) {
+	get := func(target string, headers ...string) string {
+		return "GET " + target + " HTTP/1.1\r\nHost: app.test\r\nUser-Agent: curl/8\r\nAccept: */*\r\n" + strings.Join(headers, "") + "\r\n"
+	}
+	post := func(body string) string {
+		return "POST /api HTTP/1.1\r\nHost: app.test\r\nUser-Agent: curl/8\r\nAccept: */*\r\nContent-Type: application/json\r\nContent-Length: " +
+			strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	}
+	const sqli = "/?id=1%20union%20select%20a%20from%20b&x=%2541"
+	for _, tc := range []struct {
+		name  string
+		extra string
+		s     waf.Settings
+		raw   string
+	}{
+		{"skip window after an exclusion, PL4", "", waf.Settings{Mode: waf.Block, Paranoia: 4, ExcludeRules: []string{"920540"}}, post(`{"a":"%41","b":"%42"}`)},
+		{"skip window after an exclusion, PL1", "", waf.Settings{Mode: waf.Block, Paranoia: 1, ExcludeRules: []string{"920540"}}, post(`{"a":"x\u0001y","b":"%41%41"}`)},
+		{"detection level never set", "", waf.Settings{Mode: waf.Block, Paranoia: 1, ExcludeRules: []string{"901125"}}, get(sqli)},
+		{"Rampart's level setting excluded", "", waf.Settings{Mode: waf.Block, Paranoia: 3, ExcludeRules: []string{"900000"}}, get(sqli)},
+		{"RULE collection read", `SecRule ARGS "@rx ^zzz$" "id:100,phase:2,pass,nolog,msg:'secret'"
+SecRule ARGS "@rx ." "id:101,phase:2,pass,nolog,setvar:'tx.m=%{rule.msg}'"
+SecRule TX:m "@streq secret" "id:102,phase:2,deny,status:403,log,msg:'leak'"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get("/?q=a")},
+		{"key with a slash", `SecRule REQUEST_HEADERS:x/y "@rx evil" "id:100,phase:1,deny,status:403,log,msg:'x'"`,
+			waf.Settings{Mode: waf.Block, Paranoia: 1}, get("/", "X-Test: evil\r\n")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			with, err := waf.NewEngine(waf.Options{ExtraDirectives: tc.extra}).For(tc.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			without, err := waf.NewEngine(waf.Options{ExtraDirectives: tc.extra, NoRuleFilter: true}).For(tc.s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, okA := serveRaw(with, []byte(tc.raw))
+			b, okB := serveRaw(without, []byte(tc.raw))
+			if !okA || !okB {
+				t.Fatal("request not read")
+			}
+			if a.Blocked != b.Blocked || a.RuleID != b.RuleID || !slices.Equal(sorted(a.Rules), sorted(b.Rules)) {
+				t.Errorf("with pruning (%d rules) and the filter (%d): blocked=%v rule %d matched %v; without: blocked=%v rule %d matched %v",
+					with.Pruned(), with.Filterable(), a.Blocked, a.RuleID, sorted(a.Rules), b.Blocked, b.RuleID, sorted(b.Rules))
+			}
+		})
+	}
+}

@@ -66,8 +66,11 @@ type secConfig struct {
 	// widens or changes (SecRuleUpdateTargetById without "!",
 	// SecRuleUpdateActionById): they are never filtered.
 	updated map[int]bool
-	// removed are the rules SecRuleRemoveById takes out.
+	// removed are the rules SecRuleRemoveById takes out (those defined
+	// before it: a removal ahead of a rule's definition removes nothing).
 	removed map[int]bool
+	// retargeted are rules a SecRuleUpdateTargetById narrows or widens.
+	retargeted map[int]bool
 	// removesByTag says SecRuleRemoveByTag or …ByMsg takes rules out.
 	removesByTag bool
 	// unsafe says a directive changes rules in a way the filter does not
@@ -82,7 +85,7 @@ const maxIncludeDepth = 8
 // readSecLang reads directives, resolving Include against root as Coraza
 // does (glob patterns in lexical order).
 func readSecLang(directives string, root fs.FS) (*secConfig, error) {
-	c := &secConfig{updated: map[int]bool{}, removed: map[int]bool{}}
+	c := &secConfig{updated: map[int]bool{}, removed: map[int]bool{}, retargeted: map[int]bool{}}
 	if err := c.read(directives, root, 0); err != nil {
 		return nil, err
 	}
@@ -137,7 +140,13 @@ func (c *secConfig) directive(line string, root fs.FS, depth int) error {
 	if len(opts) >= 3 && opts[0] == '"' && opts[len(opts)-1] == '"' {
 		opts = strings.Trim(opts, `"`)
 	}
-	switch strings.ToLower(name) {
+	lname := strings.ToLower(name)
+	if (lname == "secrule" || lname == "secaction") && usesRuleCollection(opts) {
+		// Rules that do not match still write the RULE collection
+		// (id, message…): taking one out could change what this reads.
+		c.unsafe = "a rule reads the RULE collection"
+	}
+	switch lname {
 	case "include":
 		return c.include(opts, root, depth)
 	case "secrule":
@@ -149,7 +158,13 @@ func (c *secConfig) directive(line string, root fs.FS, depth int) error {
 	case "secmarker":
 		c.addRule(secRule{kind: secMarkerKind, marker: unquote(strings.TrimSpace(opts))})
 	case "secruleremovebyid":
-		c.markIDs(opts, c.removed)
+		ids := map[int]bool{}
+		c.markIDs(opts, ids)
+		for _, r := range c.rules {
+			if r.id > 0 && ids[r.id] {
+				c.removed[r.id] = true
+			}
+		}
 	case "secruleremovebytag", "secruleremovebymsg":
 		c.removesByTag = true
 	case "secdefaultaction":
@@ -157,8 +172,16 @@ func (c *secConfig) directive(line string, root fs.FS, depth int) error {
 			c.unsafe = "SecDefaultAction with transformations"
 		}
 	case "secruleupdatetargetbyid":
-		ids, targets, _ := strings.Cut(strings.TrimSpace(opts), " ")
-		if widens(targets) {
+		// As Coraza reads it: the last field is the targets, every
+		// other one an id or a range.
+		f := strings.Fields(opts)
+		if len(f) < 2 {
+			c.unsafe = "SecRuleUpdateTargetById without targets"
+			break
+		}
+		ids := strings.Join(f[:len(f)-1], " ")
+		c.markIDs(ids, c.retargeted)
+		if widens(f[len(f)-1]) {
 			c.markIDs(ids, c.updated)
 		}
 	case "secruleupdateactionbyid":
@@ -212,6 +235,23 @@ func (c *secConfig) addRule(r secRule) {
 		return
 	}
 	c.rules = append(c.rules, r)
+}
+
+// usesRuleCollection reports whether a rule's text reads the RULE
+// collection: a %{rule.…} macro or a RULE target.
+func usesRuleCollection(opts string) bool {
+	l := strings.ToLower(opts)
+	if strings.Contains(l, "%{rule.") {
+		return true
+	}
+	vars, _, _ := strings.Cut(strings.TrimSpace(opts), " ")
+	for _, v := range splitVars(vars) {
+		name, _, _ := cutVarName(strings.TrimLeft(v, "!&"))
+		if strings.EqualFold(name, "RULE") {
+			return true
+		}
+	}
+	return false
 }
 
 // markIDs adds the ids and ranges ("1 2 10-20") of a directive to set.

@@ -124,6 +124,8 @@ func FuzzReadSecLang(f *testing.F) {
 
 func TestDeadRules(t *testing.T) {
 	const base = `SecAction "id:900000,phase:1,nolog,pass,setvar:tx.blocking_paranoia_level=1"
+SecRule &TX:blocking_paranoia_level "@eq 0" "id:901120,phase:1,pass,nolog,tag:'OWASP_CRS',setvar:tx.blocking_paranoia_level=1"
+SecRule &TX:detection_paranoia_level "@eq 0" "id:901125,phase:1,pass,nolog,tag:'OWASP_CRS',setvar:tx.detection_paranoia_level=%{TX.blocking_paranoia_level}"
 SecRule TX:DETECTION_PARANOIA_LEVEL "@lt 1" "id:100011,phase:1,pass,nolog,tag:'OWASP_CRS',skipAfter:END-100"
 SecRule ARGS "@rx a" "id:100100,phase:1,block,tag:'OWASP_CRS'"
 SecRule ARGS "@rx b" "id:100101,phase:2,block,tag:'OWASP_CRS'"
@@ -147,6 +149,9 @@ SecRule ARGS "@rx f" ""
 		{"removal by a tag all share", "SecMarker END-100\nSecAction \"id:5,phase:1,pass,ctl:ruleRemoveByTag=OWASP_CRS\"\n", 1, []int{100011, 100013, 100200, 100202}},
 		{"removal by tag", "SecMarker END-100\nSecRuleRemoveByTag attack\n", 1, nil},
 		{"level set elsewhere", "SecMarker END-100\nSecAction \"id:6,phase:1,pass,setvar:tx.detection_paranoia_level=3\"\n", 1, nil},
+		{"detection level never set", "SecMarker END-100\nSecRuleRemoveById 901125\n", 1, nil},
+		{"guard narrowed", "SecMarker END-100\nSecRuleUpdateTargetById 100013 \"!TX:DETECTION_PARANOIA_LEVEL\"\n", 1, nil},
+		{"guard narrowed at run time", "SecMarker END-100\nSecAction \"id:7,phase:1,pass,ctl:ruleRemoveTargetById=100013;TX:DETECTION_PARANOIA_LEVEL\"\n", 1, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := readSecLang(base+tc.extra, nil)
@@ -160,6 +165,8 @@ SecRule ARGS "@rx f" ""
 	}
 	// A rule a skip:N counts is never pruned.
 	cfg, err := readSecLang(`SecAction "id:900000,phase:1,nolog,pass,setvar:tx.blocking_paranoia_level=1"
+SecRule &TX:blocking_paranoia_level "@eq 0" "id:901120,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level=1"
+SecRule &TX:detection_paranoia_level "@eq 0" "id:901125,phase:1,pass,nolog,setvar:tx.detection_paranoia_level=%{TX.blocking_paranoia_level}"
 SecRule TX:DETECTION_PARANOIA_LEVEL "@lt 2" "id:100013,phase:1,pass,nolog,skipAfter:END-100"
 SecRule ARGS "@rx c" "id:100200,phase:1,pass,skip:1"
 SecRule ARGS "@rx d" "id:100201,phase:1,block"

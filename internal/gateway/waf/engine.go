@@ -188,6 +188,14 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 			directives = e.directives(s, "") // without the filter's rules, which would only show as matches
 		}
 	}
+	if key != "" && serr == nil && (idUses(sec, ruleFilterID1) > 1 || idUses(sec, ruleFilterID2) > 1) {
+		// A rule of the configuration has one of the filter's ids.
+		e.opt.Logger.Warn("waf rule filter off: rule ids taken", "ids", []int{ruleFilterID1, ruleFilterID2})
+		dropFilterSlot(key)
+		key = ""
+		directives = e.directives(s, "")
+		sec, serr = readSecLang(directives, coreruleset.FS)
+	}
 	pruned := 0
 	if key != "" && serr == nil {
 		dead := deadRules(sec, s.Paranoia)
@@ -235,6 +243,17 @@ func (e *Engine) compile(s Settings) (*WAF, error) {
 		out.rules = rc.RulesCount()
 	}
 	return out, nil
+}
+
+// idUses counts the rules of cfg with id.
+func idUses(cfg *secConfig, id int) int {
+	n := 0
+	for _, r := range cfg.rules {
+		if r.id == id {
+			n++
+		}
+	}
+	return n
 }
 
 // removeByID returns SecRuleRemoveById directives for ids, a few dozen

@@ -59,11 +59,19 @@ func deadRules(cfg *secConfig, pl int) []int {
 		if !ok || cfg.removed[id] || cfg.updated[id] || cfg.retargeted[id] {
 			return nil
 		}
-		// A ctl of a rule that can run first must not take it out: by
-		// id never, by tag only when that takes out every rule pruning
-		// would (checked with the guards below).
-		if before := ctlRemovals(cfg.rules[:i]); before.bad || before.ids[id] || before.msg && cfg.rules[i].hasMsg {
+		// A ctl of a rule that can run first must not take it out or
+		// narrow it: by id never, by tag only when that takes out every
+		// rule pruning would (checked with the guards below).
+		before := ctlRemovals(cfg.rules[:i])
+		if before.bad || before.ids[id] || before.msg && cfg.rules[i].hasMsg ||
+			before.targetIDs[id] || before.retargetsTagOf(cfg.rules[i]) {
 			return nil
+		}
+		// Nothing that can run first may jump over it.
+		for _, r := range cfg.rules[:i] {
+			if r.skip > 0 || r.skipAfter != "" || r.allow {
+				return nil
+			}
 		}
 	}
 	all := ctlRemovals(cfg.rules)
@@ -71,6 +79,8 @@ func deadRules(cfg *secConfig, pl int) []int {
 		return nil
 	}
 	dead := map[int]bool{}
+	guards := map[int][]int{}  // guard id → indexes of the rules it skips
+	guardedBy := map[int]int{} // skipped rule id → its guard
 	var order []int
 	kill := func(id int) {
 		if !dead[id] {
@@ -124,13 +134,31 @@ func deadRules(cfg *secConfig, pl int) []int {
 		kill(g.id)
 		for _, j := range skipped {
 			kill(cfg.rules[j].id)
+			guardedBy[cfg.rules[j].id] = g.id
+		}
+		guards[g.id] = skipped
+	}
+	// A removed rule must not be one a skip:N counts. A guard there
+	// stays with the rules it skips (when the skip passes over the guard
+	// they run); a skipped rule there keeps its guard and the guard's
+	// other rules too.
+	keep := map[int]bool{}
+	for i := range skipCounted(cfg) {
+		r := cfg.rules[i]
+		if !dead[r.id] {
+			continue
+		}
+		g := r.id
+		if _, guard := guardLevel(r); !guard {
+			g = guardedBy[r.id]
+		}
+		keep[g] = true
+		for _, j := range guards[g] {
+			keep[cfg.rules[j].id] = true
 		}
 	}
-	// A removed rule must not be one a skip:N counts.
-	for i := range skipCounted(cfg) {
-		if dead[cfg.rules[i].id] {
-			return nil
-		}
+	if len(keep) > 0 {
+		order = slices.DeleteFunc(order, func(id int) bool { return keep[id] })
 	}
 	return order
 }
@@ -182,8 +210,8 @@ func ctlRemovals(rules []secRule) removals {
 			case "ruleremovetargetbymsg":
 				rr.targetMsg = true
 			}
-			if probe.unsafe != "" {
-				rr.bad = true
+			if probe.unsafe != "" || rr.ids[0] {
+				rr.bad = true // id 0 is every marker: skipAfter would find none
 			}
 		}
 	}

@@ -182,9 +182,11 @@ func headerSafe(v string) string {
 }
 
 // TestRuleFilterEdgeCases are configurations where pruning or the filter
-// once changed a verdict (found in review): a route excluding the rule a
-// skip:1 would eat, exclusions of the paranoia set-up, custom rules
-// reading the RULE collection, a header key with a "/".
+// once changed a verdict (found in two reviews): a route excluding the
+// rule a skip:1 would eat, exclusions of the paranoia set-up, custom rules
+// reading the RULE collection, a header key with a "/", updated actions,
+// rules that jump over or narrow the set-up, removing every marker, a
+// rule taking the filter's id.
 func TestRuleFilterEdgeCases(t *testing.T) {
 	get := func(target string, headers ...string) string {
 		return "GET " + target + " HTTP/1.1\r\nHost: app.test\r\nUser-Agent: curl/8\r\nAccept: */*\r\n" + strings.Join(headers, "") + "\r\n"
@@ -209,6 +211,18 @@ SecRule ARGS "@rx ." "id:101,phase:2,pass,nolog,setvar:'tx.m=%{rule.msg}'"
 SecRule TX:m "@streq secret" "id:102,phase:2,deny,status:403,log,msg:'leak'"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get("/?q=a")},
 		{"key with a slash", `SecRule REQUEST_HEADERS:x/y "@rx evil" "id:100,phase:1,deny,status:403,log,msg:'x'"`,
 			waf.Settings{Mode: waf.Block, Paranoia: 1}, get("/", "X-Test: evil\r\n")},
+		{"actions updated: a paranoia level", `SecRuleUpdateActionById 900110 "setvar:tx.blocking_paranoia_level=4"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get("/?x=%2541&y=%2542")},
+		{"actions updated: a skip", `SecRule REQUEST_HEADERS:X-Skip "@streq 1" "id:100,phase:2,pass,nolog"
+SecRule ARGS "@rx zzzq" "id:101,phase:2,pass,log,msg:'a'"
+SecRule ARGS "@rx ." "id:102,phase:2,pass,log,msg:'b'"
+SecRuleUpdateActionById 100 "skip:1"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get("/?q=a", "X-Skip: 1\r\n")},
+		{"level set through a macro", "SecAction \"id:100,phase:1,pass,nolog,setvar:tx.x=paranoia\"\nSecAction \"id:101,phase:1,pass,nolog,setvar:tx.detection_%{tx.x}_level=4\"", waf.Settings{Mode: waf.Block, Paranoia: 1}, get(sqli)},
+		{"skipAfter over the set-up", `SecRule REQUEST_HEADERS:X-Internal "@streq 1" "id:100,phase:1,pass,nolog,skipAfter:END-SAMPLING"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get(sqli, "X-Internal: 1\r\n")},
+		{"allow:phase before the set-up", `SecRule REQUEST_HEADERS:X-Internal "@streq 1" "id:100,phase:1,nolog,allow:phase"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get(sqli, "X-Internal: 1\r\n")},
+		{"set-up rule narrowed at run time", `SecAction "id:100,phase:1,pass,nolog,ctl:ruleRemoveTargetById=901120;TX:blocking_paranoia_level"`,
+			waf.Settings{Mode: waf.Block, Paranoia: 3}, get("/?x=%2541&y=%2542")},
+		{"every marker removed at run time", `SecRule REQUEST_HEADERS:X-Internal "@streq 1" "id:100,phase:2,pass,nolog,ctl:ruleRemoveById=0-10"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get(sqli, "X-Internal: 1\r\n")},
+		{"a rule with the filter's id", `SecRule ARGS "@rx zzzq" "id:99001,phase:2,pass,log,msg:'a'"`, waf.Settings{Mode: waf.Block, Paranoia: 1}, get("/?q=a")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			with, err := waf.NewEngine(waf.Options{ExtraDirectives: tc.extra}).For(tc.s)

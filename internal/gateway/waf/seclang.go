@@ -48,7 +48,8 @@ type secRule struct {
 	skipAfter  string
 	marker     string // a SecMarker's name
 	nolog      bool
-	// paranoia says the rule's setvar actions touch a paranoia level.
+	allow      bool // an allow action (the rest of the phase or request is skipped)
+	// paranoia says the rule's setvar actions may touch a paranoia level.
 	paranoia bool
 	tags     []string
 	hasMsg   bool
@@ -160,6 +161,9 @@ func (c *secConfig) directive(line string, root fs.FS, depth int) error {
 	case "secruleremovebyid":
 		ids := map[int]bool{}
 		c.markIDs(opts, ids)
+		if ids[0] {
+			c.unsafe = "SecRuleRemoveById of id 0 (every marker)"
+		}
 		for _, r := range c.rules {
 			if r.id > 0 && ids[r.id] {
 				c.removed[r.id] = true
@@ -185,8 +189,9 @@ func (c *secConfig) directive(line string, root fs.FS, depth int) error {
 			c.markIDs(ids, c.updated)
 		}
 	case "secruleupdateactionbyid":
-		ids, _, _ := strings.Cut(strings.TrimSpace(opts), " ")
-		c.markIDs(ids, c.updated)
+		// New actions (a setvar, a skip…) the reader would have to
+		// apply to the rule it read: not followed.
+		c.unsafe = "SecRuleUpdateActionById"
 	case "secruleupdatetargetbytag", "secruleupdatetargetbymsg":
 		if widens(lastField(opts)) {
 			c.unsafe = name + " adding targets"
@@ -235,6 +240,28 @@ func (c *secConfig) addRule(r secRule) {
 		return
 	}
 	c.rules = append(c.rules, r)
+}
+
+// paranoiaVars are the variables that set a CRS paranoia level.
+var paranoiaVars = []string{"tx.detection_paranoia_level", "tx.blocking_paranoia_level", "tx.paranoia_level", "tx.executing_paranoia_level"}
+
+// setsParanoia reports whether a setvar ("tx.name=value", "!tx.name") may
+// set a paranoia level: its name is one, or a macro in it could make it
+// one.
+func setsParanoia(setvar string) bool {
+	name, _, _ := strings.Cut(setvar, "=")
+	name = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), "!")))
+	if strings.Contains(name, "paranoia_level") {
+		return true
+	}
+	if i := strings.Index(name, "%{"); i >= 0 {
+		for _, p := range paranoiaVars {
+			if strings.HasPrefix(p, name[:i]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // usesRuleCollection reports whether a rule's text reads the RULE
@@ -448,9 +475,11 @@ func action(r *secRule, a string) {
 	case "log":
 		r.nolog = false
 	case "setvar":
-		if strings.Contains(strings.ToLower(val), "paranoia_level") {
+		if setsParanoia(val) {
 			r.paranoia = true
 		}
+	case "allow":
+		r.allow = true
 	case "skip":
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 0 {

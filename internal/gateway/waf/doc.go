@@ -62,8 +62,9 @@
 //     skipAfter") either never match or always skip the rest of their
 //     file's phase. Both kinds of guard and the rules an always-matching
 //     guard skips are removed with SecRuleRemoveById (313 rules at PL1),
-//     unless the level's set-up rules are excluded, a guard could be
-//     removed or narrowed alone, or a skip:N count would shift.
+//     unless the level's set-up rules are excluded, changed or could be
+//     jumped over, or a guard could be removed or narrowed alone; a guard
+//     a skip:N may count stays with the rules it skips.
 //   - the rule filter (rulefilter.go), per request: a SecAction of
 //     Rampart's runs first in phases 1 and 2 and removes from the
 //     transaction, as ctl:ruleRemoveById does, each rule no value of the

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
@@ -121,17 +122,13 @@ func processRequest(tx types.Transaction, r *http.Request) *types.Interruption {
 	}
 	tx.ProcessURI(uri, r.Method, r.Proto)
 	for k, vs := range r.Header {
-		for _, v := range vs {
-			tx.AddRequestHeader(k, v)
-		}
+		addHeader(tx.AddRequestHeader, k, vs)
 	}
 	if r.Host != "" {
 		tx.AddRequestHeader("Host", r.Host)
 		tx.SetServerName(hostOnly(r.Host))
 	}
-	for _, te := range r.TransferEncoding {
-		tx.AddRequestHeader("Transfer-Encoding", te)
-	}
+	addHeader(tx.AddRequestHeader, "Transfer-Encoding", r.TransferEncoding)
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return it
 	}
@@ -159,6 +156,21 @@ func processRequest(tx types.Transaction, r *http.Request) *types.Interruption {
 		return &types.Interruption{Action: "deny", Status: http.StatusInternalServerError}
 	}
 	return it
+}
+
+// addHeader hands each value of header k to add with its own copy of the
+// name. Coraza's transformation cache tells values apart by the address
+// of their name and their position in a list built from a Go map, whose
+// order changes from rule to rule: two values sharing one name string can
+// be handed each other's cached transformed form, and a rule can then
+// miss a repeated header's value.
+func addHeader(add func(k, v string), k string, vs []string) {
+	for i, v := range vs {
+		if i > 0 {
+			k = strings.Clone(k)
+		}
+		add(k, v)
+	}
 }
 
 func splitAddr(a string) (string, int) {
@@ -205,9 +217,7 @@ func (i *interceptor) WriteHeader(code int) {
 	i.wrote = true
 	i.status = code
 	for k, vs := range i.Header() {
-		for _, v := range vs {
-			i.tx.AddResponseHeader(k, v)
-		}
+		addHeader(i.tx.AddResponseHeader, k, vs)
 	}
 	if it := i.tx.ProcessResponseHeaders(code, i.proto); it != nil {
 		i.clear()

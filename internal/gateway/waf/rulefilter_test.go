@@ -245,3 +245,33 @@ SecRuleUpdateActionById 100 "skip:1"`, waf.Settings{Mode: waf.Block, Paranoia: 1
 		})
 	}
 }
+
+// TestRepeatedHeaderValues: a rule sees each value of a repeated header
+// transformed from that value. Coraza's transformation cache tells values
+// apart by the address of their name, so the WAF hands each value its own
+// copy of the name; with one shared name a rule missed "X-A: Evil" next to
+// "X-A: good" about one time in ten.
+func TestRepeatedHeaderValues(t *testing.T) {
+	const extra = `SecRule REQUEST_HEADERS "@rx zzzz" "id:101,phase:1,pass,log,msg:'never',t:none,t:lowercase"
+SecRule REQUEST_HEADERS "@rx ^evil$" "id:102,phase:1,pass,log,msg:'evil',t:none,t:lowercase"`
+	raw := "GET / HTTP/1.1\r\nHost: app.test\r\nUser-Agent: curl/8\r\nX-A: Evil\r\nX-A: good\r\n\r\n"
+	for _, noFilter := range []bool{true, false} {
+		w, err := waf.NewEngine(waf.Options{ExtraDirectives: extra, NoRuleFilter: noFilter}).For(waf.Settings{Mode: waf.Detect, Paranoia: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		missed := 0
+		for range 300 {
+			out, ok := serveRaw(w, []byte(raw))
+			if !ok {
+				t.Fatal("request not read")
+			}
+			if !slices.Contains(out.Rules, 102) {
+				missed++
+			}
+		}
+		if missed > 0 {
+			t.Errorf("filter off %v: rule 102 missed the repeated header's value in %d of 300 requests", noFilter, missed)
+		}
+	}
+}

@@ -195,22 +195,22 @@ func ctlRemovals(rules []secRule) removals {
 				continue
 			}
 			what, _, _ := strings.Cut(arg, ";")
-			probe := &secConfig{}
+			var err error
 			switch strings.ToLower(strings.TrimSpace(kind)) {
 			case "ruleremovebyid":
-				probe.markIDs(what, rr.ids)
+				err = addIDs(what, rr.ids)
 			case "ruleremovebytag":
 				rr.tags[what] = true
 			case "ruleremovebymsg":
 				rr.msg = true
 			case "ruleremovetargetbyid":
-				probe.markIDs(what, rr.targetIDs)
+				err = addIDs(what, rr.targetIDs)
 			case "ruleremovetargetbytag":
 				rr.targetTags[what] = true
 			case "ruleremovetargetbymsg":
 				rr.targetMsg = true
 			}
-			if probe.unsafe != "" || rr.ids[0] {
+			if err != nil || rr.ids[0] {
 				rr.bad = true // id 0 is every marker: skipAfter would find none
 			}
 		}

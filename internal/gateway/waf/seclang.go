@@ -281,8 +281,17 @@ func usesRuleCollection(opts string) bool {
 	return false
 }
 
-// markIDs adds the ids and ranges ("1 2 10-20") of a directive to set.
+// markIDs adds the ids and ranges ("1 2 10-20") of a directive to set;
+// ids it cannot read make the configuration unsafe.
 func (c *secConfig) markIDs(ids string, set map[int]bool) {
+	if err := addIDs(ids, set); err != nil {
+		c.unsafe = err.Error()
+	}
+}
+
+// addIDs adds the ids and ranges ("1 2 10-20", or comma-separated) of ids
+// to set.
+func addIDs(ids string, set map[int]bool) error {
 	for _, f := range strings.FieldsFunc(ids, func(r rune) bool { return r == ',' || r == ' ' }) {
 		lo, hi, isRange := strings.Cut(f, "-")
 		a, err1 := strconv.Atoi(lo)
@@ -291,13 +300,13 @@ func (c *secConfig) markIDs(ids string, set map[int]bool) {
 			b, err2 = strconv.Atoi(hi)
 		}
 		if err1 != nil || err2 != nil || b < a || b-a > 1_000_000 {
-			c.unsafe = "SecRuleUpdate… with ids " + strconv.Quote(f)
-			return
+			return fmt.Errorf("rule ids %q not understood", f)
 		}
 		for id := a; id <= b; id++ {
 			set[id] = true
 		}
 	}
+	return nil
 }
 
 // widens reports whether a target list for SecRuleUpdateTarget* adds a

@@ -38,10 +38,11 @@ import (
 // RAMPART_BENCH_STORE=postgres runs them on PostgreSQL
 // (RAMPART_TEST_POSTGRES), else SQLite. RAMPART_BENCH_CLIENTS sets the
 // number of concurrent clients (default 16). RAMPART_BENCH_RATE=R sends the
-// requests open-loop at R per second instead of as fast as the clients go:
-// request i is due at start+i/R and its latency counts from then, so time
-// spent queueing behind a slow server is counted (no coordinated
-// omission); the clients must be enough to keep R requests in flight.
+// requests open-loop at R per second instead of as fast as the clients go
+// (openLoop, one event loop over that many connections): request i is due
+// at start+i/R and its latency counts from then, so time spent queueing
+// behind a slow server is counted (no coordinated omission); the
+// connections must be enough to keep R requests in flight.
 // BenchmarkPeerVaultRead and
 // BenchmarkPeerVaultWrite run the same load against a real HashiCorp Vault
 // server. bench/vault.sh runs them all and prints the ratios.
@@ -166,63 +167,58 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	if _, err := fmt.Sscan(os.Getenv("RAMPART_BENCH_RATE"), &rate); err != nil || rate <= 0 {
 		rate = 0
 	}
-	conns := make([]*rawConn, c)
-	for i := range conns {
-		conns[i] = &rawConn{}
-	}
-	lat := make([][]time.Duration, c)
-	late := make([][]time.Duration, c)
-	var next, failed atomic.Int64
-	var firstErr atomic.Value
-	b.ResetTimer()
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
-	cpu0 := cpuNow()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for g := range c {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= b.N {
-					return
-				}
-				r, err := req(i)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				t0 := time.Now()
-				if rate > 0 {
-					t0 = start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-					time.Sleep(time.Until(t0))
-					late[g] = append(late[g], time.Since(t0))
-				}
-				resp, err := conns[g].do(r)
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				lat[g] = append(lat[g], time.Since(t0))
-				if resp.StatusCode != want {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %s", resp.StatusCode, body))
-				}
+	var (
+		all, late        []time.Duration
+		failed           int
+		firstErr         error
+		elapsed, cpuUsed time.Duration
+		ms0, ms1         runtime.MemStats
+	)
+	if rate > 0 {
+		// The requests are written out before the clock starts, as
+		// wrk builds its request once: the load generator's CPU is
+		// the sending and reading.
+		reqs := make([][]byte, b.N)
+		var addr string
+		for i := range reqs {
+			r, err := req(i)
+			if err == nil {
+				reqs[i], err = serialize(r)
 			}
-		})
+			if err != nil {
+				b.Fatal(err)
+			}
+			addr = r.URL.Host
+		}
+		b.ResetTimer()
+		runtime.ReadMemStats(&ms0)
+		cpu0 := cpuNow()
+		start := time.Now()
+		var err error
+		all, late, failed, firstErr, err = openLoop(addr, c, rate, reqs, want)
+		elapsed = time.Since(start)
+		cpuUsed = cpuNow() - cpu0
+		runtime.ReadMemStats(&ms1)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		b.ResetTimer()
+		runtime.ReadMemStats(&ms0)
+		cpu0 := cpuNow()
+		start := time.Now()
+		var lat [][]time.Duration
+		lat, failed, firstErr = closedLoop(b, c, req, want)
+		elapsed = time.Since(start)
+		cpuUsed = cpuNow() - cpu0
+		runtime.ReadMemStats(&ms1)
+		b.StopTimer()
+		all = slices.Concat(lat...)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpuUsed := cpuNow() - cpu0
-	runtime.ReadMemStats(&ms1)
-	b.StopTimer()
-	if n := failed.Load(); n > 0 {
-		b.Fatalf("%d of %d requests failed; first: %v", n, b.N, firstErr.Load())
+	if failed > 0 {
+		b.Fatalf("%d of %d requests failed; first: %v", failed, b.N, firstErr)
 	}
-	all := slices.Concat(lat...)
 	slices.Sort(all)
 	pct := func(p float64) float64 {
 		if len(all) == 0 {
@@ -238,15 +234,66 @@ func load(b *testing.B, unit string, req func(i int) (*http.Request, error), wan
 	// what the garbage collector has to keep up with.
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(b.N), "alloc-B/req")
 	if rate > 0 {
-		// How late the clients sent: time the load generator itself lost
-		// (timers, scheduling), which the latencies above include.
-		l := slices.Concat(late...)
-		slices.Sort(l)
-		if len(l) > 0 {
-			b.ReportMetric(float64(l[min(len(l)-1, len(l)*99/100)].Microseconds())/1000, "send-late-p99-ms")
+		// How late requests went out: time lost waiting for a free
+		// connection or by the load generator itself, which the
+		// latencies above include.
+		slices.Sort(late)
+		if len(late) > 0 {
+			b.ReportMetric(float64(late[min(len(late)-1, len(late)*99/100)].Microseconds())/1000, "send-late-p99-ms")
 		}
 	}
 	b.ReportMetric(0, "ns/op") // throughput and latency say it; ns/op of a concurrent run misleads
+}
+
+// closedLoop sends b.N requests from c goroutines, each as soon as the
+// goroutine's previous one is answered, and returns their latencies.
+func closedLoop(b *testing.B, c int, req func(i int) (*http.Request, error), want int) ([][]time.Duration, int, error) {
+	conns := make([]*rawConn, c)
+	for i := range conns {
+		conns[i] = &rawConn{}
+	}
+	lat := make([][]time.Duration, c)
+	var next, failed atomic.Int64
+	var mu sync.Mutex
+	var firstErr error
+	fail := func(err error) {
+		failed.Add(1)
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for g := range c {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				r, err := req(i)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				t0 := time.Now()
+				resp, err := conns[g].do(r)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				lat[g] = append(lat[g], time.Since(t0))
+				if resp.StatusCode != want {
+					fail(fmt.Errorf("%d %s", resp.StatusCode, body))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return lat, int(failed.Load()), firstErr
 }
 
 func BenchmarkHTTPRead(b *testing.B) {

@@ -422,6 +422,9 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 			pool.AddCert(ca.Cert)
 			gopt.BackendRoots = pool
 		}
+		if gopt.ACME, err = acmeOptions(cfg.ACME, filepath.Join(a.cfg.DataDir, "gateway", "acme")); err != nil {
+			return err
+		}
 	}
 	var err error
 	if a.Gateway, err = gateway.New(gopt); err != nil {
@@ -432,6 +435,28 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 		return err
 	}
 	return a.Routes.Start(ctx)
+}
+
+// acmeOptions are the gateway's ACME settings (nil without a directory):
+// the system's roots plus those of cfg.CAFile for the CA's own HTTPS.
+func acmeOptions(cfg config.ACME, cacheDir string) (*gateway.ACME, error) {
+	if cfg.Directory == "" {
+		return nil, nil
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, apperr.E(apperr.Invalid, "gateway-acme-ca: %v", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, apperr.E(apperr.Invalid, "gateway-acme-ca: %s holds no PEM certificate", cfg.CAFile)
+		}
+	}
+	return &gateway.ACME{Directory: cfg.Directory, Email: cfg.Email, Roots: roots, CacheDir: cacheDir}, nil
 }
 
 // newPipelines builds the pipeline service: logs and artifacts in a blob

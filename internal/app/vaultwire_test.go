@@ -406,24 +406,7 @@ func TestVaultWire_RegistrySignsWithVaultKey(t *testing.T) {
 // cachedTool is a client built by .ci/run into .cache/tools.
 func cachedTool(t *testing.T, name, version string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = filepath.Dir(dir)
-	}
-	p := filepath.Join(dir, ".cache", "tools", name+"-"+version)
-	if _, err := os.Stat(p); err != nil {
-		testenv.Missing(t, p+" (built by .ci/run)")
-	}
-	return p
+	return testenv.Tool(t, name, version)
 }
 
 func runTool(t *testing.T, env []string, bin string, args ...string) string {

@@ -64,6 +64,18 @@ type Gateway struct {
 	WAFRuleFilter bool
 	// MaxHeaderBytes caps request lines and headers (431 above).
 	MaxHeaderBytes int
+	// ACME gets route hosts' certificates from an ACME CA instead of the
+	// local one (needs TLS).
+	ACME ACME
+}
+
+// ACME names the CA the gateway gets certificates from (package gateway,
+// ACME): its directory URL ("" for none), the account's contact and a PEM
+// file of roots to trust for the CA's own HTTPS (a private CA).
+type ACME struct {
+	Directory string
+	Email     string
+	CAFile    string
 }
 
 // SCM tunes source hosting (package scm).
@@ -270,6 +282,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Gateway.MaxHeaderBytes < 1024 || c.Gateway.MaxHeaderBytes > 1<<20 {
 		bad("gateway-max-header", "must be 1 KiB to 1 MiB")
+	}
+	if a := c.Gateway.ACME; a.Directory != "" {
+		if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("gateway-acme", "must be the https URL of an ACME directory")
+		} else if !c.Gateway.TLS {
+			bad("gateway-acme", "needs --gateway-tls=on")
+		}
+	} else if a.Email != "" || a.CAFile != "" {
+		bad("gateway-acme", "is needed by --gateway-acme-email and --gateway-acme-ca")
 	}
 	if c.SCM.SSHAddr != "" {
 		if _, _, err := net.SplitHostPort(c.SCM.SSHAddr); err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -48,16 +47,6 @@ const (
 	killAdminPassword = "kill-test-admin-password-1"
 	mariaPassword     = "maria-kill-test-password-1"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // start runs `rampart up`; pause, when set, is the test-only pause point
 // (RAMPART_TEST_DEPLOY_PAUSE) whose file the rollout creates when it
@@ -262,7 +251,7 @@ func TestKill9_MidRollout(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	p := &upProcess{t: t, bin: bin, data: t.TempDir(), policy: t.TempDir(), addr: freeAddr(t), gw: freeAddr(t)}
+	p := &upProcess{t: t, bin: bin, data: t.TempDir(), policy: t.TempDir(), addr: testenv.FreeAddr(t), gw: testenv.FreeAddr(t)}
 	// The test images are unsigned: the pre-deploy policies audit.
 	if err := os.WriteFile(filepath.Join(p.policy, "policy.yaml"), []byte("modes:\n  - policy: RMP-DEP-*\n    mode: audit\n"), 0o600); err != nil {
 		t.Fatal(err)

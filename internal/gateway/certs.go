@@ -10,13 +10,15 @@ import (
 )
 
 // certStore picks the certificate for a TLS handshake by server name:
-// a configured certificate that covers the name, else one issued by the
-// local CA for the route host claiming it (cached), else the default
+// a configured certificate that covers the name, else, with ACME, the
+// ACME certificate of a host an exact route claims, else one issued by
+// the local CA for the route host claiming it (cached), else the default
 // certificate (localhost and the loopback addresses).
 type certStore struct {
 	issuer  CertIssuer
 	static  []tls.Certificate
 	claimed func(host string) (string, bool)
+	acme    *acmeCerts // nil without ACME
 	mu      sync.Mutex
 	issued  map[string]*tls.Certificate
 }
@@ -32,9 +34,17 @@ func newCertStore(issuer CertIssuer, static []tls.Certificate, claimed func(stri
 
 func (s *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	name := strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")
+	if s.acme != nil && challenge(hello) {
+		return s.acme.m.GetCertificate(hello)
+	}
 	for i := range s.static {
 		if leaf := s.static[i].Leaf; leaf != nil && name != "" && leaf.VerifyHostname(name) == nil {
 			return &s.static[i], nil
+		}
+	}
+	if s.acme != nil && name != "" && acmeHost(name, s.claimed) {
+		if c, err := s.acme.get(hello, name); err == nil {
+			return c, nil
 		}
 	}
 	key := "default"

@@ -79,4 +79,14 @@
 // Options.AccessLogWriter (as `rampart up` runs it), are encoded by the
 // gateway and written in batches every 250 ms or 64 KiB and when Run
 // ends.
+//
+// # Certificates
+//
+// With TLS, a handshake gets the config file's certificate covering its
+// server name, else, with Options.ACME, the ACME certificate of a host an
+// exact route claims (acme.go: autocert, the TLS-ALPN-01 challenge on the
+// gateway's own listener, the local CA's certificate while the ACME CA
+// fails), else a certificate the local CA issues for the claiming route
+// host, else the default one (localhost): the gateway never gets or mints
+// a certificate for a name no route claims.
 package gateway

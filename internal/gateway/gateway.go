@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/acme"
 
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/logging"
@@ -32,6 +33,9 @@ type Options struct {
 	TLS    bool
 	Issuer CertIssuer
 	Certs  []tls.Certificate
+	// ACME, with TLS, gets the certificates of hosts exact routes claim
+	// from an ACME CA (see ACME); nil issues them from Issuer.
+	ACME *ACME
 	// BackendRoots are the CAs trusted for https backends (nil: the
 	// system's).
 	BackendRoots *x509.CertPool
@@ -103,6 +107,9 @@ func New(opt Options) (*Gateway, error) {
 	if opt.TLS && opt.Issuer == nil && len(opt.Certs) == 0 {
 		return nil, errors.New("gateway: TLS needs an Issuer or certificates")
 	}
+	if opt.ACME != nil && !opt.TLS {
+		return nil, errors.New("gateway: ACME needs TLS")
+	}
 	if opt.MaxHeaderBytes <= 0 {
 		opt.MaxHeaderBytes = 32 << 10
 	}
@@ -143,6 +150,14 @@ func New(opt Options) (*Gateway, error) {
 	if opt.TLS {
 		g.certs = newCertStore(opt.Issuer, opt.Certs, g.hostClaimed)
 		g.srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.certs.get, NextProtos: []string{"h2", "http/1.1"}}
+		if opt.ACME != nil {
+			var err error
+			if g.certs.acme, err = newACMECerts(opt.ACME, g.hostClaimed, g.log); err != nil {
+				return nil, err
+			}
+			// The CA's TLS-ALPN-01 validation asks for this protocol.
+			g.srv.TLSConfig.NextProtos = append(g.srv.TLSConfig.NextProtos, acme.ALPNProto)
+		}
 	} else {
 		g.srv.Protocols.SetUnencryptedHTTP2(true)
 	}

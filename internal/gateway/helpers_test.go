@@ -31,6 +31,17 @@ func startGateway(t testing.TB, eng *waf.Engine, routes []gateway.Route, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startGatewayWith(t, ln, eng, routes, opts...)
+}
+
+// startGatewayOn is startGateway on the listener ln, without a WAF.
+func startGatewayOn(t testing.TB, ln net.Listener, routes []gateway.Route, opts ...gwOption) *testGateway {
+	t.Helper()
+	return startGatewayWith(t, ln, nil, routes, opts...)
+}
+
+func startGatewayWith(t testing.TB, ln net.Listener, eng *waf.Engine, routes []gateway.Route, opts ...gwOption) *testGateway {
+	t.Helper()
 	if eng == nil {
 		eng = waf.NewEngine(waf.Options{})
 	}

@@ -5,8 +5,10 @@ package testenv
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -66,4 +68,39 @@ func GoModule(t testing.TB, path, version string) string {
 		Missing(t, "go mod download "+path+"@"+version+": "+msg)
 	}
 	return res.Dir
+}
+
+// Tool returns the binary .ci/run builds into .cache/tools at the
+// repository root (name-version), or handles it as missing.
+func Tool(t testing.TB, name, version string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		if dir == filepath.Dir(dir) {
+			Missing(t, "repository root (go.mod) not found above the test")
+		}
+	}
+	p := filepath.Join(dir, ".cache", "tools", name+"-"+version)
+	if _, err := os.Stat(p); err != nil {
+		Missing(t, p+" (built by .ci/run)")
+	}
+	return p
+}
+
+// FreeAddr is a 127.0.0.1 address with a TCP port free at the time of the
+// call, for a server a test starts that must be told its address up front.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

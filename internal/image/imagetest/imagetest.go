@@ -43,25 +43,7 @@ const (
 // Tool returns a binary built into .cache/tools, or handles it as missing.
 func Tool(t testing.TB, name, version string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			testenv.Missing(t, "repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, ".cache", "tools", name+"-"+version)
-	if _, err := os.Stat(p); err != nil {
-		testenv.Missing(t, p+" (built by .ci/run)")
-	}
-	return p
+	return testenv.Tool(t, name, version)
 }
 
 // Registry is the reference registry (CNCF distribution) behind a

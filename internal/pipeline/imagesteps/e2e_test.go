@@ -168,23 +168,7 @@ func (w *world) log(t *testing.T, r pipeline.RunJSON) string {
 // tool is a client binary .ci/run builds into .cache/tools.
 func tool(t testing.TB, name, version string) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if dir == filepath.Dir(dir) {
-			t.Fatal("no go.mod above the test")
-		}
-	}
-	p := filepath.Join(dir, ".cache", "tools", name+"-"+version)
-	if _, err := os.Stat(p); err != nil {
-		testenv.Missing(t, p+" (built by .ci/run: go install "+name+"@"+version+")")
-	}
-	return p
+	return testenv.Tool(t, name, version)
 }
 
 // client runs a registry client logged in as nobody but with HOME in a

@@ -79,6 +79,7 @@ func TestUp_GatewayACMEFlags(t *testing.T) {
 		{[]string{"--gateway-acme", "http://acme.test/dir"}, "gateway-acme"},
 		{[]string{"--gateway-acme", "https://acme.test/dir", "--gateway-tls=off"}, "--gateway-tls"},
 		{[]string{"--gateway-acme-email", "ops@app.test"}, "gateway-acme"},
+		{[]string{"--gateway-acme", "https://acme.test/dir", "--gateway-addr", ""}, "--gateway-addr"},
 		{[]string{"--gateway-acme", "https://acme.test/dir", "--gateway-acme-ca", "/nonexistent/ca.pem"}, "gateway-acme-ca"},
 	} {
 		args := append([]string{"up", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--ssh-addr", ""}, tc.args...)

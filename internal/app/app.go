@@ -425,6 +425,10 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 		if gopt.ACME, err = acmeOptions(cfg.ACME, filepath.Join(a.cfg.DataDir, "gateway", "acme")); err != nil {
 			return err
 		}
+		if _, port, _ := net.SplitHostPort(a.gwLn.Addr().String()); gopt.ACME != nil && port != "443" {
+			a.log.Warn("the ACME CA validates each host on port 443 of its address: forward that port to the gateway",
+				logging.KeyAddr, a.gwLn.Addr().String())
+		}
 	}
 	var err error
 	if a.Gateway, err = gateway.New(gopt); err != nil {

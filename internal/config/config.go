@@ -286,6 +286,8 @@ func (c *Config) Validate() error {
 	if a := c.Gateway.ACME; a.Directory != "" {
 		if u, err := url.Parse(a.Directory); err != nil || u.Scheme != "https" || u.Host == "" {
 			bad("gateway-acme", "must be the https URL of an ACME directory")
+		} else if c.Gateway.Addr == "" {
+			bad("gateway-acme", "needs the gateway (--gateway-addr)")
 		} else if !c.Gateway.TLS {
 			bad("gateway-acme", "needs --gateway-tls=on")
 		}

@@ -8,8 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,12 +27,16 @@ import (
 	"github.com/rampartsec/rampart/internal/testenv"
 )
 
-// handshake connects to the gateway at addr asking for host and returns
-// the certificate chain it presents, unverified.
-func handshake(t *testing.T, addr, host string) []*x509.Certificate {
+// handshake connects to the gateway at addr asking for host, offering
+// protos (default http/1.1), and returns the certificate chain it
+// presents, unverified.
+func handshake(t *testing.T, addr, host string, protos ...string) []*x509.Certificate {
 	t.Helper()
+	if len(protos) == 0 {
+		protos = []string{"http/1.1"}
+	}
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 30 * time.Second}, "tcp", addr,
-		&tls.Config{ServerName: host, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		&tls.Config{ServerName: host, InsecureSkipVerify: true, NextProtos: protos})
 	if err != nil {
 		t.Fatalf("TLS handshake for %s: %v", host, err)
 	}
@@ -49,8 +57,10 @@ func verify(chain []*x509.Certificate, host string, roots *x509.CertPool) error 
 // certificates from a real ACME CA (Pebble), which validates the
 // TLS-ALPN-01 challenge by connecting to the gateway itself: a browser
 // trusting the CA then reaches the application. A wildcard route (which
-// would need DNS-01) and names no route claims keep the local CA's
-// certificates; the certificate survives a restart without the CA.
+// would need DNS-01), names no route claims and names the config file's
+// certificate covers keep their certificates, whatever protocols a client
+// offers; a server name that only folds to a route host does not disturb
+// it; the certificate survives a restart without the CA.
 func TestGateway_ACMECertificates(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -64,20 +74,25 @@ func TestGateway_ACMECertificates(t *testing.T) {
 	}
 	localRoots := x509.NewCertPool()
 	localRoots.AddCert(local.Cert)
+	static, err := local.Issue([]string{"static.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	app := newNamed(t, "app", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from app") })
-	routes := []gateway.Route{route(1, "app", "app.test", "/", app.URL), route(2, "w", "*.wild.test", "/", app.URL)}
+	routes := []gateway.Route{route(1, "app", "api.test", "/", app.URL), route(2, "w", "*.wild.test", "/", app.URL),
+		route(3, "static", "static.test", "/", app.URL)}
 	cache := t.TempDir()
 	startGatewayOn(t, ln, routes, func(o *gateway.Options) {
-		o.TLS, o.Issuer = true, local
-		o.ACME = &gateway.ACME{Directory: p.Directory, Roots: p.Roots, CacheDir: cache, Email: "ops@app.test"}
+		o.TLS, o.Issuer, o.Certs = true, local, []tls.Certificate{static}
+		o.ACME = &gateway.ACME{Directory: p.Directory, Roots: p.Roots, CacheDir: cache, Email: "ops@api.test"}
 	})
 	acmeRoots := p.IssuingRoot(t)
 
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: acmeRoots, ServerName: "app.test"},
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: acmeRoots, ServerName: "api.test"},
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		}}
-	resp, err := (&http.Client{Transport: tr, Timeout: 60 * time.Second}).Get("https://app.test/")
+	resp, err := (&http.Client{Transport: tr, Timeout: 60 * time.Second}).Get("https://api.test/")
 	if err != nil {
 		t.Fatalf("a client trusting the ACME CA: %v", err)
 	}
@@ -87,23 +102,34 @@ func TestGateway_ACMECertificates(t *testing.T) {
 		t.Fatalf("through the gateway: %d %q", resp.StatusCode, body)
 	}
 	issued := resp.TLS.PeerCertificates[0]
-	if err := verify(resp.TLS.PeerCertificates, "app.test", localRoots); err == nil {
+	if err := verify(resp.TLS.PeerCertificates, "api.test", localRoots); err == nil {
 		t.Error("the ACME certificate verifies against the local CA")
 	}
 
-	for _, host := range []string{"x.wild.test", "unclaimed.test"} {
-		chain := handshake(t, addr, host)
+	for _, host := range []string{"x.wild.test", "unclaimed.test", "static.test"} {
+		chain := handshake(t, addr, host, "http/1.1", "acme-tls/1")
 		if err := verify(chain, host, acmeRoots); err == nil {
 			t.Errorf("%s got a certificate from the ACME CA", host)
 		}
-		if host == "x.wild.test" {
+		if host != "unclaimed.test" {
 			if err := verify(chain, host, localRoots); err != nil {
 				t.Errorf("%s: the local CA's certificate does not verify: %v", host, err)
 			}
 		}
 	}
-	if entries, _ := os.ReadDir(cache); len(entries) < 2 {
-		t.Errorf("the ACME cache holds %d files; want the account key and app.test's certificate", len(entries))
+	// U+0130 lowers to "i" in Go but not in IDNA: such a name is not the
+	// route host, and asking for it leaves the host's certificate alone.
+	handshake(t, addr, "ap\u0130.test")
+	if chain := handshake(t, addr, "api.test"); verify(chain, "api.test", acmeRoots) != nil {
+		t.Error("after a hello for \"ap\\u0130.test\", api.test no longer gets its ACME certificate")
+	}
+	entries, _ := os.ReadDir(cache)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Contains(names, "api.test") || slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, "static") }) {
+		t.Errorf("the ACME cache holds %v; want the account key and api.test's certificate only", names)
 	}
 
 	// Restarted on the same cache with the CA unreachable, the gateway
@@ -116,20 +142,17 @@ func TestGateway_ACMECertificates(t *testing.T) {
 		o.TLS, o.Issuer = true, local
 		o.ACME = &gateway.ACME{Directory: "https://" + testenv.FreeAddr(t) + "/dir", Roots: p.Roots, CacheDir: cache}
 	})
-	chain := handshake(t, ln2.Addr().String(), "app.test")
+	chain := handshake(t, ln2.Addr().String(), "api.test")
 	if chain[0].SerialNumber.Cmp(issued.SerialNumber) != 0 {
-		t.Errorf("after a restart app.test has certificate %v, want %v", chain[0].SerialNumber, issued.SerialNumber)
+		t.Errorf("after a restart api.test has certificate %v, want %v", chain[0].SerialNumber, issued.SerialNumber)
 	}
 }
 
-// TestGateway_ACMEUnreachable: with the CA down, a host's handshake gets
-// the local CA's certificate instead of failing, and later handshakes do
-// not wait for the CA again within the retry interval.
+// TestGateway_ACMEUnreachable: with the CA failing — refusing, or never
+// answering — handshakes get the local CA's certificate within the wait
+// instead of failing or hanging, and the CA is not asked again before
+// the retry interval.
 func TestGateway_ACMEUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	local, err := pki.EnsureCA(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -137,20 +160,85 @@ func TestGateway_ACMEUnreachable(t *testing.T) {
 	localRoots := x509.NewCertPool()
 	localRoots.AddCert(local.Cert)
 	app := newNamed(t, "app", nil)
-	startGatewayOn(t, ln, []gateway.Route{route(1, "app", "app.test", "/", app.URL)}, func(o *gateway.Options) {
+	routes := []gateway.Route{route(1, "a", "a.test", "/", app.URL), route(2, "b", "b.test", "/", app.URL)}
+
+	// A CA that refuses every request (403, which the ACME client does
+	// not retry), counting them.
+	var asked atomic.Int32
+	refusing := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"type":"urn:ietf:params:acme:error:unauthorized","detail":"no"}`)
+	}))
+	t.Cleanup(refusing.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(refusing.Certificate())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startGatewayOn(t, ln, routes, func(o *gateway.Options) {
 		o.TLS, o.Issuer = true, local
-		o.ACME = &gateway.ACME{Directory: "https://" + testenv.FreeAddr(t) + "/dir", CacheDir: t.TempDir(), RetryAfter: time.Hour}
+		o.ACME = &gateway.ACME{Directory: refusing.URL + "/dir", Roots: roots, CacheDir: t.TempDir(), RetryAfter: time.Hour}
 	})
-	for i := range 2 {
-		t0 := time.Now()
-		chain := handshake(t, ln.Addr().String(), "app.test")
-		if err := verify(chain, "app.test", localRoots); err != nil {
-			t.Fatalf("handshake %d: not the local CA's certificate: %v", i, err)
+	var first int32
+	for i := range 3 {
+		if chain := handshake(t, ln.Addr().String(), "a.test"); verify(chain, "a.test", localRoots) != nil {
+			t.Fatalf("handshake %d: not the local CA's certificate", i)
 		}
-		if d := time.Since(t0); i == 1 && d > 2*time.Second {
-			t.Errorf("the second handshake took %v: it waited for the unreachable CA again", d)
+		switch n := asked.Load(); {
+		case i == 0 && n == 0:
+			t.Fatal("the first handshake did not ask the CA")
+		case i == 0:
+			first = n
+		case n != first:
+			t.Errorf("handshake %d asked the CA again within the retry interval: %d requests, then %d", i, first, n)
 		}
 	}
+
+	// A CA that accepts connections and never answers.
+	hanging, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hanging.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := hanging.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startGatewayOn(t, ln2, routes, func(o *gateway.Options) {
+		o.TLS, o.Issuer = true, local
+		o.ACME = &gateway.ACME{Directory: "https://" + hanging.Addr().String() + "/dir", CacheDir: t.TempDir(), Wait: 300 * time.Millisecond}
+	})
+	var wg sync.WaitGroup
+	for _, host := range []string{"a.test", "b.test", "a.test"} {
+		wg.Go(func() {
+			t0 := time.Now()
+			if chain := handshake(t, ln2.Addr().String(), host); verify(chain, host, localRoots) != nil {
+				t.Errorf("%s: not the local CA's certificate", host)
+			}
+			if d := time.Since(t0); d > 3*time.Second {
+				t.Errorf("%s: the handshake took %v with the CA hanging", host, d)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestGateway_ACMENeedsTLS(t *testing.T) {

@@ -42,9 +42,11 @@ func (s *certStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return &s.static[i], nil
 		}
 	}
-	if s.acme != nil && name != "" && acmeHost(name, s.claimed) {
-		if c, err := s.acme.get(hello, name); err == nil {
-			return c, nil
+	if s.acme != nil {
+		if plain, ok := plainName(hello); ok && plain == name && acmeHost(name, s.claimed) {
+			if c, err := s.acme.get(hello, name); err == nil {
+				return c, nil
+			}
 		}
 	}
 	key := "default"

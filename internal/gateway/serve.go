@@ -169,6 +169,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "" {
 		path = "/"
 	}
+	// A path with dot segments names another path once a backend
+	// resolves them: refused, so a route (and its sign-in) is never
+	// chosen for a path the backend will not serve. Routes with a WAF
+	// refuse it after the WAF has seen it (its path-traversal rules log
+	// the attempt).
+	dots := dotSegment(path)
 	tbl := g.tbl.Load()
 	var l *live
 	if strings.HasPrefix(path, AuthPrefix) {
@@ -185,7 +191,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.l = l
-	r.Header.Del(UserHeader)
+	if dots && l.waf == nil {
+		writeError(sw, http.StatusBadRequest, st.id, dotSegmentMessage)
+		return
+	}
+	dropUserHeaders(r.Header)
 	if l.waf == nil && l.route.Spec.Auth != AuthRequired && directable(l, r) {
 		// The common case: no request state in the context, no clone of
 		// the request.
@@ -194,6 +204,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tooMany(sw, st.id, wait)
 			return
 		}
+		dropRealmCookies(r.Header)
 		g.serveDirect(sw, r, st)
 		return
 	}
@@ -226,6 +237,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	dropRealmCookies(r.Header)
 	if r.ContentLength > l.route.Spec.MaxBody {
 		writeError(sw, http.StatusRequestEntityTooLarge, st.id, "request body exceeds "+strconv.FormatInt(l.route.Spec.MaxBody, 10)+" bytes")
 		return
@@ -234,7 +246,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(sw, r.Body, l.route.Spec.MaxBody)
 	}
 	if l.waf != nil {
-		st.waf = l.waf.Serve(sw, r, st.id, l.proxy, g.deny)
+		next := l.proxy
+		if dots {
+			next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				writeError(w, http.StatusBadRequest, st.id, dotSegmentMessage)
+			})
+		}
+		st.waf = l.waf.Serve(sw, r, st.id, next, g.deny)
 		if st.waf.Flagged() {
 			g.securityEvent(r, host, sw, st)
 		}
@@ -242,6 +260,110 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	l.proxy.ServeHTTP(sw, r)
 }
+
+const dotSegmentMessage = "request path must not contain . or .. segments, plain or percent-encoded"
+
+// dotSegment reports whether the escaped request path p has a "." or ".."
+// segment: plainly, percent-encoded (%2e), or behind an encoded slash or
+// backslash (..%2f, ..%5c) that a backend may decode before resolving.
+func dotSegment(p string) bool {
+	if strings.IndexByte(p, '.') < 0 && strings.IndexByte(p, '%') < 0 {
+		return false
+	}
+	n, dotsOnly := 0, true // the current segment's length, and whether it is all dots
+	end := func() bool { return dotsOnly && (n == 1 || n == 2) }
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' && i+2 < len(p) && ishex(p[i+1]) && ishex(p[i+2]) {
+			c = unhex(p[i+1])<<4 | unhex(p[i+2])
+			i += 2
+		}
+		switch c {
+		case '/', '\\':
+			if end() {
+				return true
+			}
+			n, dotsOnly = 0, true
+		case '.':
+			n++
+		default:
+			n++
+			dotsOnly = false
+		}
+	}
+	return end()
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// dropUserHeaders removes what a client sent as the user header, under
+// any spelling a backend may read as it: X-Rampart-User, and with
+// underscores (CGI, WSGI and PHP map both to HTTP_X_RAMPART_USER).
+func dropUserHeaders(h http.Header) {
+	for k := range h {
+		if len(k) == len(UserHeader) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), UserHeader) {
+			delete(h, k)
+		}
+	}
+}
+
+// dropRealmCookies removes the end-user realm's cookies (its session,
+// CSRF and sign-in binding cookies, all named rampart_realm…, with the
+// __Host- prefix over TLS) from a request going to a backend: they are
+// the gateway's, and a backend (or whoever reads its logs) holding the
+// session cookie could act as the user.
+func dropRealmCookies(h http.Header) {
+	vs := h["Cookie"]
+	if len(vs) == 0 {
+		return
+	}
+	kept := vs[:0:0]
+	changed := false
+	for _, v := range vs {
+		if !strings.Contains(v, realmCookiePrefix) {
+			kept = append(kept, v)
+			continue
+		}
+		changed = true
+		var b strings.Builder
+		for part := range strings.SplitSeq(v, ";") {
+			name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if n := strings.TrimPrefix(name, "__Host-"); n == realmCookiePrefix || strings.HasPrefix(n, realmCookiePrefix+"_") {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(strings.TrimSpace(part))
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	switch {
+	case !changed:
+	case len(kept) == 0:
+		delete(h, "Cookie")
+	default:
+		h["Cookie"] = kept
+	}
+}
+
+// realmCookiePrefix begins the name of every cookie of the end-user realm
+// (package identity/realm).
+const realmCookiePrefix = "rampart_realm"
 
 func tooMany(w http.ResponseWriter, id string, wait time.Duration) {
 	secs := int(wait/time.Second) + 1

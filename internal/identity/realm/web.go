@@ -29,6 +29,8 @@ const AuthPrefix = gateway.AuthPrefix
 // accept only from a secure origin, for the exact host, with path / —
 // so a sibling host cannot plant them.
 const (
+	// Every cookie of the realm is named rampart_realm…: the gateway
+	// strips those from requests it forwards to backends.
 	sessionCookie = "rampart_realm"
 	csrfCookie    = "rampart_realm_csrf"
 	maxFormBytes  = 16 << 10

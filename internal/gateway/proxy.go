@@ -100,8 +100,12 @@ func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, st *reqSt
 		kind = "reset"
 	}
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	var cbe *clientBodyError
+	switch {
+	case errors.As(err, &mbe):
 		status, kind, detail = http.StatusRequestEntityTooLarge, "", "request body too large"
+	case errors.As(err, &cbe):
+		status, kind, detail = http.StatusBadRequest, "", "the request body could not be read: "+truncate(cbe.err.Error(), 200)
 	}
 	st.upErr = kind
 	if kind != "" && kind != "client_closed" {
@@ -187,6 +191,15 @@ func (t *routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		attempts += *spec.Retries
 	}
 	path, rawPath := req.URL.Path, req.URL.RawPath
+	// A body the client fails to send (too large, cut short, a stream
+	// reset) fails the exchange through no fault of the backend: it must
+	// not count towards ejecting it, or any client could take a route's
+	// backends out of service.
+	var body *clientBody
+	if req.Body != nil && req.Body != http.NoBody {
+		body = &clientBody{ReadCloser: req.Body}
+		req.Body = body
+	}
 	var tried [maxRetries + 1]*backend
 	var lastErr error
 	for n := 0; n < attempts; n++ {
@@ -214,6 +227,9 @@ func (t *routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Context().Err() != nil {
 			return nil, err // the client is gone
 		}
+		if cerr := body.failure(); cerr != nil {
+			return nil, cerr
+		}
 		b.failed(spec.HealthCheck.Unhealthy, now)
 		if errors.Is(err, errTimeout) {
 			return nil, err // a slow backend is not retried: that doubles the load on it
@@ -228,6 +244,46 @@ func (t *routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return nil, lastErr
 }
+
+// clientBody is a request body that remembers the error reading it
+// failed with: the client's fault, not the backend's.
+type clientBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (c *clientBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// failure is the error reading the body failed with (nil for none, or
+// no body), wrapped in errClientBody.
+func (c *clientBody) failure() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		return nil
+	}
+	return &clientBodyError{err: c.err}
+}
+
+// clientBodyError is an exchange failed by the client's request body.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
 
 // try makes one exchange with b; timeout bounds it up to the response
 // headers (the body may then take as long as it takes).

@@ -53,11 +53,18 @@ type statusWriter struct {
 	status int
 	bytes  int64
 	id     []string // the X-Request-Id value
+	// http10: the request is HTTP/1.0, which has no interim responses.
+	http10 bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	switch {
 	case code < 200 && code != http.StatusSwitchingProtocols:
+		if w.http10 {
+			// RFC 9110 15.2: never sent to an HTTP/1.0 client, which
+			// would take it for the final response.
+			return
+		}
 		// An interim response relayed by ReverseProxy comes with the
 		// backend's hop-by-hop headers.
 		h := w.Header()
@@ -115,6 +122,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.idv[0] = st.id
 	st.sw.ResponseWriter = w
 	st.sw.id = st.idv[:]
+	st.sw.http10 = !r.ProtoAtLeast(1, 1)
 	sw := &st.sw
 	w.Header()["X-Request-Id"] = st.idv[:]
 	g.m.inflight.Inc()
@@ -157,6 +165,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.IndexByte(r.RequestURI, '#') >= 0 {
 		writeError(sw, http.StatusBadRequest, st.id, "request target must not contain a fragment (#)")
+		return
+	}
+	// HTTP/1 parsing refuses these already; an HTTP/2 request carries
+	// its method and path as it likes, and a backend reading the HTTP/1
+	// request line the gateway writes must see one request.
+	if !validMethod(r.Method) {
+		writeError(sw, http.StatusBadRequest, st.id, "invalid request method")
+		return
+	}
+	if !validTarget(r.RequestURI) {
+		writeError(sw, http.StatusBadRequest, st.id, "request target must not contain spaces or control characters")
 		return
 	}
 	host, ok := NormalizeHost(r.Host, false)
@@ -308,13 +327,49 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-// dropUserHeaders removes what a client sent as the user header, under
-// any spelling a backend may read as it: X-Rampart-User, and with
-// underscores (CGI, WSGI and PHP map both to HTTP_X_RAMPART_USER).
+// validMethod reports whether m is an HTTP token (RFC 9110 5.6.2).
+func validMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget reports whether a request target is free of spaces and
+// control characters.
+func validTarget(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// protectedHeaders are the request headers the gateway sets for the
+// backend: what a client sends under these names, or the same names with
+// underscores (CGI, WSGI and PHP read X_Forwarded_For as
+// HTTP_X_FORWARDED_FOR too), never reaches a backend.
+var protectedHeaders = []string{UserHeader, "X-Request-Id", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}
+
+// dropUserHeaders removes the client's spellings of protectedHeaders
+// that the forwarding paths would not (those with underscores, and any
+// not in canonical form).
 func dropUserHeaders(h http.Header) {
 	for k := range h {
-		if len(k) == len(UserHeader) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), UserHeader) {
-			delete(h, k)
+		for _, p := range protectedHeaders {
+			if len(k) == len(p) && strings.EqualFold(strings.ReplaceAll(k, "_", "-"), p) {
+				if k != p || p == UserHeader {
+					delete(h, k)
+				}
+				break
+			}
 		}
 	}
 }

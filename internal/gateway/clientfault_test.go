@@ -186,7 +186,7 @@ func TestGateway_NoInterimResponsesToHTTP10(t *testing.T) {
 	be := newRecordingBackend(t, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	gw := startGateway(t, nil, []gateway.Route{route(1, "app", "app.test", "/", be.url)})
 	for _, raw := range []string{
-		"GET / HTTP/1.0\r\nHost: app.test\r\n\r\n",                       // direct path
+		"GET / HTTP/1.0\r\nHost: app.test\r\n\r\n",                        // direct path
 		"POST / HTTP/1.0\r\nHost: app.test\r\nContent-Length: 1\r\n\r\nx", // ReverseProxy
 	} {
 		out := exchange(t, gw.URL, raw)

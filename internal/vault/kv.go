@@ -2,6 +2,8 @@ package vault
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -150,7 +152,7 @@ func (k *kvAPI) route(w http.ResponseWriter, r *http.Request) error {
 	ctx := authn.With(r.Context(), p)
 	r = r.WithContext(ctx)
 	if rest == "auth/token/lookup-self" && r.Method == http.MethodGet {
-		return k.lookupSelf(w, p)
+		return k.lookupSelf(w, r, p)
 	}
 	if m, ok := strings.CutPrefix(rest, "sys/internal/ui/mounts/"); ok && r.Method == http.MethodGet {
 		if m != k.mount && !strings.HasPrefix(m, k.mount+"/") {
@@ -507,23 +509,64 @@ func (k *kvAPI) list(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 	return writeKV(w, http.StatusOK, envelope(r, map[string]any{"keys": keys}))
 }
 
-func (k *kvAPI) lookupSelf(w http.ResponseWriter, p *authn.Principal) error {
+// lookupSelf answers auth/token/lookup-self as Vault does, in the usual
+// envelope: Vault Agent's token_file auto-auth reads the token back from
+// data.id, and clients check ttl, renewable and policies. Rampart tokens
+// are not renewable; their scopes stand for Vault's policies.
+func (k *kvAPI) lookupSelf(w http.ResponseWriter, r *http.Request, p *authn.Principal) error {
+	raw := rawToken(r)
 	var (
-		ttl    int64
-		expire any
-		scopes []string
+		ttl, creationTTL int64
+		created          time.Time
+		expire           any
+		scopes           = []string{}
+		accessor         string
 	)
 	if t := p.Token; t != nil {
+		created = t.CreatedAt
 		if !t.ExpiresAt.IsZero() {
-			ttl = int64(time.Until(t.ExpiresAt).Seconds())
+			ttl = max(int64(time.Until(t.ExpiresAt).Seconds()), 0)
 			expire = kvTime(t.ExpiresAt)
+			if !created.IsZero() {
+				creationTTL = int64(t.ExpiresAt.Sub(created).Seconds())
+			}
 		}
 		for _, sc := range t.Scopes {
 			scopes = append(scopes, string(sc))
 		}
+		// The token's row id: stable and not the secret (Vault's accessor
+		// names a token without being it).
+		accessor = "rampart-token-" + strconv.FormatInt(t.ID, 10)
+	} else {
+		// Some other bearer (an OAuth access token): a digest names it.
+		sum := sha256.Sum256([]byte(raw))
+		accessor = "rampart-oauth-" + hex.EncodeToString(sum[:12])
 	}
-	return writeKV(w, http.StatusOK, map[string]any{"data": map[string]any{
-		"display_name": "rampart-" + p.User.Username, "entity_id": strconv.FormatInt(p.User.ID, 10), "policies": scopes,
-		"ttl": ttl, "expire_time": expire, "renewable": false, "orphan": true, "type": "service", "meta": map[string]string{"username": p.User.Username},
-	}})
+	var creation int64
+	if !created.IsZero() {
+		creation = created.Unix()
+	}
+	env := envelope(r, map[string]any{
+		"accessor": accessor, "creation_time": creation, "creation_ttl": creationTTL, "display_name": "rampart-" + p.User.Username,
+		"entity_id": strconv.FormatInt(p.User.ID, 10), "expire_time": expire, "explicit_max_ttl": creationTTL, "id": raw,
+		"issue_time": kvTime(created), "meta": map[string]string{"username": p.User.Username}, "num_uses": 0, "orphan": true,
+		"path": "auth/token/create", "policies": scopes, "renewable": false, "ttl": ttl, "type": "service",
+	})
+	env.MountType = "token"
+	return writeKV(w, http.StatusOK, env)
+}
+
+// rawToken is the token the request authenticated with: X-Vault-Token,
+// else the bearer or Basic password the middleware resolved.
+func rawToken(r *http.Request) string {
+	if tok := r.Header.Get("X-Vault-Token"); tok != "" {
+		return strings.TrimSpace(tok)
+	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	if _, pw, ok := r.BasicAuth(); ok {
+		return pw
+	}
+	return ""
 }

@@ -1,0 +1,164 @@
+package vault_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/httpapi"
+	"github.com/rampartsec/rampart/internal/testenv"
+	"github.com/rampartsec/rampart/internal/vault"
+)
+
+// Compatibility with HashiCorp Vault's KV v2 API where it differed, each
+// checked against a real Vault 1.19.0 dev server.
+
+// kvWorld is a world whose admin holds a vault:read+vault:write token and
+// a policy letting them read every acme secret.
+func kvWorld(t *testing.T) (*world, string) {
+	t.Helper()
+	w := newWorld(t)
+	tok := w.token(t, w.a.AdminToken(t), "vault:read", "vault:write")
+	w.admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/vault/policies/admins", vault.PutPolicyRequest{
+		Secrets: []string{"*", "*/*", "*/*/*"}, Subjects: []string{"user:admin"}})
+	return w, tok
+}
+
+// kvCall does one raw request with X-Vault-Token and returns its status
+// and body.
+func kvCall(t *testing.T, w *world, tok, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, w.a.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("X-Vault-Token", tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// vaultBinary is the HashiCorp Vault binary tools/vaultserver/build.sh
+// builds (RAMPART_TEST_VAULT_BIN overrides it).
+func vaultBinary(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("RAMPART_TEST_VAULT_BIN")
+	if bin == "" {
+		_, file, _, _ := runtime.Caller(0)
+		bin = filepath.Join(filepath.Dir(file), "..", "..", ".cache", "vault-v1.19.0", "vault")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		testenv.Missing(t, "a HashiCorp Vault binary at "+bin+" (run bash tools/vaultserver/build.sh)")
+	}
+	return bin
+}
+
+// TestKV_LookupSelfCarriesToken: lookup-self answers with the fields
+// Vault 1.19 gives, data.id being the caller's own token (Vault Agent's
+// token_file auto-auth does secret.Data["id"].(string) unchecked), in the
+// usual envelope.
+func TestKV_LookupSelfCarriesToken(t *testing.T) {
+	w, tok := kvWorld(t)
+	c := w.vaultClient(t, tok)
+	s, err := c.Auth().Token().LookupSelfWithContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "accessor", "creation_time", "creation_ttl", "display_name", "entity_id", "expire_time",
+		"explicit_max_ttl", "issue_time", "meta", "num_uses", "orphan", "path", "policies", "renewable", "ttl", "type"} {
+		if _, ok := s.Data[k]; !ok {
+			t.Errorf("lookup-self data has no %q", k)
+		}
+	}
+	if id, _ := s.Data["id"].(string); id != tok {
+		t.Errorf("data.id = %q, want the caller's token", id)
+	}
+	acc, _ := s.Data["accessor"].(string)
+	if acc == "" || strings.Contains(acc, tok) || strings.Contains(tok, acc) {
+		t.Errorf("data.accessor = %q: want a non-empty identifier that is not the token", acc)
+	}
+	// The same token gives the same accessor.
+	if s2, err := c.Auth().Token().LookupSelfWithContext(t.Context()); err != nil || s2.Data["accessor"] != acc {
+		t.Errorf("second lookup: accessor %v, err %v", s2.Data["accessor"], err)
+	}
+	// What Vault Agent's auth handler (command/agentproxyshared/auth) does.
+	if _, err := s.Data["ttl"].(json.Number).Int64(); err != nil {
+		t.Errorf("ttl %v: %v", s.Data["ttl"], err)
+	}
+	if _, ok := s.Data["renewable"].(bool); !ok {
+		t.Errorf("renewable %v is not a boolean", s.Data["renewable"])
+	}
+	if ttl, _ := s.TokenTTL(); ttl <= 0 {
+		t.Errorf("token TTL %v for a token that expires", ttl)
+	}
+	if pol, err := s.TokenPolicies(); err != nil || len(pol) != 2 {
+		t.Errorf("policies %v %v, want the token's two scopes", pol, err)
+	}
+	if s.RequestID == "" {
+		t.Errorf("no request_id: not Vault's envelope")
+	}
+	if it, _ := s.Data["issue_time"].(string); it == "" {
+		t.Errorf("issue_time %v", s.Data["issue_time"])
+	}
+}
+
+// TestKV_VaultAgentTokenFile runs the real Vault Agent (1.19.0) with the
+// token_file auto-auth method — the auto-auth method a Rampart token can
+// use — rendering a template that reads a Rampart secret.
+func TestKV_VaultAgentTokenFile(t *testing.T) {
+	bin := vaultBinary(t)
+	w, tok := kvWorld(t)
+	if st, body := kvCall(t, w, tok, "POST", "/v1/secret/data/acme/web/db", `{"data":{"password":"agent-p1"}}`); st != http.StatusOK {
+		t.Fatalf("write: %d %s", st, body)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template_config { exit_on_retry_failure = true }
+template {
+  contents    = "{{ with secret \"secret/data/acme/web/db\" }}{{ .Data.data.password }}{{ end }}"
+  destination = %q
+}
+exit_after_auth = true
+`, w.a.URL, filepath.Join(dir, "token"), filepath.Join(dir, "out"))
+	if err := os.WriteFile(filepath.Join(dir, "agent.hcl"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "agent", "-config", filepath.Join(dir, "agent.hcl"))
+	cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+	out, err := cmd.CombinedOutput()
+	got, rerr := os.ReadFile(filepath.Join(dir, "out"))
+	if err != nil || rerr != nil || string(got) != "agent-p1" {
+		t.Fatalf("vault agent rendered %q (%v); agent: %v\n%s", got, rerr, err, out)
+	}
+}

@@ -385,27 +385,86 @@ func (k *kvAPI) versions(w http.ResponseWriter, r *http.Request, p *authn.Princi
 		return err
 	}
 	var req struct {
-		Versions []int `json:"versions"`
+		Versions json.RawMessage `json:"versions"`
 	}
 	if err := k.decode(w, r, &req); err != nil {
 		return err
 	}
-	if len(req.Versions) == 0 {
-		return &kvError{status: http.StatusBadRequest, msgs: []string{"no version number provided"}}
+	versions, err := parseVersions(req.Versions)
+	if err != nil {
+		return err
 	}
 	switch op {
 	case "delete":
-		err = k.s.SetVersionsDeleted(ctx, ref, req.Versions, true)
+		err = k.s.SetVersionsDeleted(ctx, ref, versions, true)
 	case "undelete":
-		err = k.s.SetVersionsDeleted(ctx, ref, req.Versions, false)
+		err = k.s.SetVersionsDeleted(ctx, ref, versions, false)
 	case "destroy":
-		err = k.s.DestroyVersions(ctx, ref, req.Versions)
+		err = k.s.DestroyVersions(ctx, ref, versions)
 	}
 	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// parseVersions reads the versions of a delete, undelete or destroy body
+// the ways Vault takes them: an array of numbers, an array of strings
+// (the CLI's -versions=1 sends ["1"]), one number, or a string of
+// comma-separated numbers.
+func parseVersions(raw json.RawMessage) ([]int, error) {
+	none := &kvError{status: http.StatusBadRequest, msgs: []string{"no version number provided"}}
+	bad := func(s string) error {
+		return &kvError{status: http.StatusBadRequest, msgs: []string{"versions: cannot parse \"" + clip(s) + "\" as a version number"}}
+	}
+	atoi := func(s string) (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return 0, bad(s)
+		}
+		return n, nil
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, none
+	}
+	var elems []json.RawMessage
+	var str string
+	switch {
+	case json.Unmarshal(raw, &str) == nil:
+		if strings.TrimSpace(str) == "" {
+			return nil, none
+		}
+		for f := range strings.SplitSeq(str, ",") {
+			elems = append(elems, json.RawMessage(strconv.Quote(f)))
+		}
+	case json.Unmarshal(raw, &elems) == nil:
+	default:
+		elems = []json.RawMessage{raw}
+	}
+	if len(elems) == 0 {
+		return nil, none
+	}
+	if len(elems) > 1000 {
+		return nil, &kvError{status: http.StatusBadRequest, msgs: []string{"name at most 1000 versions at once"}}
+	}
+	out := make([]int, 0, len(elems))
+	for _, e := range elems {
+		var (
+			n   int
+			err error
+		)
+		if json.Unmarshal(e, &str) == nil {
+			n, err = atoi(str)
+		} else if json.Unmarshal(e, &n) != nil {
+			err = bad(string(e))
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {

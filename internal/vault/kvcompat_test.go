@@ -162,3 +162,72 @@ exit_after_auth = true
 		t.Fatalf("vault agent rendered %q (%v); agent: %v\n%s", got, rerr, err, out)
 	}
 }
+
+// kvDeleted reports whether version v of acme/web/db reads as deleted.
+func kvDeleted(t *testing.T, w *world, tok string, v int) bool {
+	t.Helper()
+	st, body := kvCall(t, w, tok, "GET", fmt.Sprintf("/v1/secret/data/acme/web/db?version=%d", v), "")
+	switch st {
+	case http.StatusOK:
+		return false
+	case http.StatusNotFound:
+		return true
+	}
+	t.Fatalf("read version %d: %d %s", v, st, body)
+	return false
+}
+
+// TestKV_VersionsInEveryForm: delete, undelete and destroy take versions
+// as Vault does — numbers, strings (what `vault kv delete -versions=1`
+// sends), one number, or comma-separated in a string.
+func TestKV_VersionsInEveryForm(t *testing.T) {
+	w, tok := kvWorld(t)
+	for i := range 3 {
+		if st, body := kvCall(t, w, tok, "POST", "/v1/secret/data/acme/web/db", fmt.Sprintf(`{"data":{"password":"p%d"}}`, i+1)); st != http.StatusOK {
+			t.Fatalf("write: %d %s", st, body)
+		}
+	}
+	for _, tt := range []struct {
+		versions string
+		want     []int
+	}{
+		{`[1]`, []int{1}},
+		{`["1"]`, []int{1}},
+		{`["1", 2]`, []int{1, 2}},
+		{`"1,2"`, []int{1, 2}},
+		{`" 2 , 3 "`, []int{2, 3}},
+		{`3`, []int{3}},
+		{`"2"`, []int{2}},
+	} {
+		if st, body := kvCall(t, w, tok, "POST", "/v1/secret/delete/acme/web/db", `{"versions":`+tt.versions+`}`); st != http.StatusNoContent {
+			t.Fatalf("delete %s: %d %s", tt.versions, st, body)
+		}
+		for _, v := range tt.want {
+			if !kvDeleted(t, w, tok, v) {
+				t.Errorf("delete %s left version %d readable", tt.versions, v)
+			}
+		}
+		if st, body := kvCall(t, w, tok, "POST", "/v1/secret/undelete/acme/web/db", `{"versions":`+tt.versions+`}`); st != http.StatusNoContent {
+			t.Fatalf("undelete %s: %d %s", tt.versions, st, body)
+		}
+		for v := 1; v <= 3; v++ {
+			if kvDeleted(t, w, tok, v) {
+				t.Errorf("undelete %s left version %d deleted", tt.versions, v)
+			}
+		}
+	}
+	if st, body := kvCall(t, w, tok, "POST", "/v1/secret/destroy/acme/web/db", `{"versions":["1"]}`); st != http.StatusNoContent || !kvDeleted(t, w, tok, 1) {
+		t.Fatalf("destroy [\"1\"]: %d %s", st, body)
+	}
+
+	// What Vault refuses too changes nothing.
+	mark := w.a.Mark(t)
+	for _, b := range []string{`{"versions":["x"]}`, `{"versions":"1,x"}`, `{"versions":["1,2"]}`, `{"versions":[1.5]}`,
+		`{"versions":[]}`, `{"versions":""}`, `{"versions":null}`, `{}`, `{"versions":{"a":1}}`} {
+		st, body := kvCall(t, w, tok, "POST", "/v1/secret/delete/acme/web/db", b)
+		if st != http.StatusBadRequest || !strings.Contains(body, `"errors"`) {
+			t.Errorf("delete %s = %d %s, want 400 with errors", b, st, body)
+		}
+	}
+	mark.Unchanged(t)
+}

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rampartsec/rampart/internal/apperr"
+	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/authn"
 	"github.com/rampartsec/rampart/internal/authz"
 	"github.com/rampartsec/rampart/internal/identity"
@@ -363,15 +364,28 @@ func (k *kvAPI) write(w http.ResponseWriter, r *http.Request, p *authn.Principal
 
 func (k *kvAPI) deleteLatest(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
 	ctx := r.Context()
-	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	ref, pl, err := k.checkAt(ctx, p, path, authz.VaultSecretWrite)
 	if err != nil {
 		return err
 	}
 	sec, err := k.s.Metadata(ctx, ref)
-	if err != nil {
-		return err
+	if err == nil {
+		err = k.s.SetVersionsDeleted(ctx, ref, []int{sec.CurrentVersion}, true)
 	}
-	if err := k.s.SetVersionsDeleted(ctx, ref, []int{sec.CurrentVersion}, true); err != nil {
+	return k.done(w, r, pl, ref, "vault.secret.delete", map[string]any{"versions": "latest"}, err)
+}
+
+// done ends a delete, undelete or destroy: 204, also when there is no
+// secret at ref — Vault's answer, as those operations are idempotent.
+// Nothing changed then, and the attempt is audited as such.
+func (k *kvAPI) done(w http.ResponseWriter, r *http.Request, pl place, ref Ref, action string, details map[string]any, err error) error {
+	if apperr.Is(err, apperr.NotFound) {
+		details["reason"] = "no such secret: nothing to do"
+		details["via"] = "kv"
+		err = k.s.appendAudit(r.Context(), audit.Record{Action: action, Outcome: audit.Failure, OrgID: pl.org.ID,
+			Target: audit.Target{Type: "secret", Name: ref.String()}, Details: details})
+	}
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -380,7 +394,7 @@ func (k *kvAPI) deleteLatest(w http.ResponseWriter, r *http.Request, p *authn.Pr
 
 func (k *kvAPI) versions(w http.ResponseWriter, r *http.Request, p *authn.Principal, op, path string) error {
 	ctx := r.Context()
-	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	ref, pl, err := k.checkAt(ctx, p, path, authz.VaultSecretWrite)
 	if err != nil {
 		return err
 	}
@@ -402,11 +416,7 @@ func (k *kvAPI) versions(w http.ResponseWriter, r *http.Request, p *authn.Princi
 	case "destroy":
 		err = k.s.DestroyVersions(ctx, ref, versions)
 	}
-	if err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return k.done(w, r, pl, ref, "vault.secret."+op, map[string]any{"versions": versions}, err)
 }
 
 // parseVersions reads the versions of a delete, undelete or destroy body
@@ -492,15 +502,11 @@ func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Princi
 
 func (k *kvAPI) deleteAll(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
 	ctx := r.Context()
-	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	ref, pl, err := k.checkAt(ctx, p, path, authz.VaultSecretWrite)
 	if err != nil {
 		return err
 	}
-	if err := k.s.Delete(ctx, ref); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return k.done(w, r, pl, ref, "vault.secret.delete_all", map[string]any{}, k.s.Delete(ctx, ref))
 }
 
 // list lists the keys under a folder: a user's orgs at the root, an org's

@@ -1,6 +1,7 @@
 package vault_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,10 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/testenv"
 	"github.com/rampartsec/rampart/internal/vault"
@@ -230,4 +233,59 @@ func TestKV_VersionsInEveryForm(t *testing.T) {
 		}
 	}
 	mark.Unchanged(t)
+}
+
+// TestKV_OpsOnMissingSecret: deleting, undeleting or destroying versions
+// of a path with no secret, and deleting its data or metadata, answer 204
+// as Vault does (they are idempotent) — authorised first, audited, and
+// creating nothing.
+func TestKV_OpsOnMissingSecret(t *testing.T) {
+	w, tok := kvWorld(t)
+	ops := []struct{ method, path, body, action string }{
+		{"DELETE", "/v1/secret/data/acme/web/nope", "", "vault.secret.delete"},
+		{"POST", "/v1/secret/delete/acme/web/nope", `{"versions":[1]}`, "vault.secret.delete"},
+		{"PUT", "/v1/secret/undelete/acme/web/nope", `{"versions":["1"]}`, "vault.secret.undelete"},
+		{"POST", "/v1/secret/destroy/acme/web/nope", `{"versions":"1,2"}`, "vault.secret.destroy"},
+		{"DELETE", "/v1/secret/metadata/acme/web/nope", "", "vault.secret.delete_all"},
+	}
+
+	// Still authorised: a reader of acme and another org's admin are refused.
+	carolLogin := w.a.CreateUser(t, w.admin, "carol")
+	w.admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/members/carol", map[string]string{"role": "reader"})
+	carol := w.token(t, carolLogin, "vault:read", "vault:write")
+	bobLogin := w.a.CreateUser(t, w.admin, "bob")
+	w.a.Client(t, bobLogin).Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "globex"})
+	bob := w.token(t, bobLogin, "vault:read", "vault:write")
+	readOnly := w.token(t, w.a.AdminToken(t), "vault:read")
+	for _, who := range []struct{ name, tok string }{{"carol (reader)", carol}, {"bob (other org)", bob}, {"read-only token", readOnly}} {
+		for _, op := range ops {
+			if st, body := kvCall(t, w, who.tok, op.method, op.path, op.body); st != http.StatusForbidden && st != http.StatusNotFound {
+				t.Errorf("%s: %s %s = %d %s, want refused", who.name, op.method, op.path, st, body)
+			}
+		}
+	}
+
+	head := w.a.AuditHead(t)
+	for _, op := range ops {
+		if st, body := kvCall(t, w, tok, op.method, op.path, op.body); st != http.StatusNoContent {
+			t.Errorf("%s %s = %d %s, want 204 as Vault", op.method, op.path, st, body)
+		}
+	}
+	entries := w.a.AuditSince(t, head)
+	slices.SortFunc(entries, func(a, b audit.Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	if len(entries) != len(ops) {
+		t.Fatalf("%d audit entries, want %d: %+v", len(entries), len(ops), entries)
+	}
+	for i, e := range entries {
+		if e.Action != ops[i].action || e.TargetName != "acme/web/nope" || e.Outcome != "failure" || e.ActorName != "admin" {
+			t.Errorf("audit entry %d = %s %s %s by %s, want %s acme/web/nope failure by admin", i, e.Action, e.TargetName, e.Outcome, e.ActorName, ops[i].action)
+		}
+	}
+	if st, body := kvCall(t, w, tok, "GET", "/v1/secret/metadata/acme/web/nope", ""); st != http.StatusNotFound {
+		t.Errorf("metadata after the operations: %d %s, want no secret", st, body)
+	}
+	// An unknown org is still not found.
+	if st, _ := kvCall(t, w, tok, "DELETE", "/v1/secret/data/nosuchorg/x", ""); st != http.StatusNotFound {
+		t.Errorf("delete in an unknown org = %d, want 404", st)
+	}
 }

@@ -289,3 +289,53 @@ func TestKV_OpsOnMissingSecret(t *testing.T) {
 		t.Errorf("delete in an unknown org = %d, want 404", st)
 	}
 }
+
+// TestKV_ReadDeletedVersionGivesMetadata: reading a deleted or destroyed
+// version answers 404 with the version's metadata and null data, as Vault
+// does, so the official client's KVv2.Get returns the metadata (deletion
+// time, destroyed) instead of "secret not found". Never the value.
+func TestKV_ReadDeletedVersionGivesMetadata(t *testing.T) {
+	w, tok := kvWorld(t)
+	ctx := t.Context()
+	kv := w.vaultClient(t, tok).KVv2("secret")
+	if _, err := kv.Put(ctx, "acme/web/db", map[string]any{"password": "deleted-value-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "acme/web/db", map[string]any{"password": "deleted-value-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "acme/web/db"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := kv.Get(ctx, "acme/web/db")
+	if err != nil {
+		t.Fatalf("KVv2.Get of a deleted version: %v (Vault: no error, the version's metadata)", err)
+	}
+	if s.Data != nil || s.VersionMetadata == nil || s.VersionMetadata.Version != 2 || s.VersionMetadata.DeletionTime.IsZero() ||
+		s.VersionMetadata.Destroyed {
+		t.Fatalf("deleted version: data %v, metadata %+v", s.Data, s.VersionMetadata)
+	}
+	if err := kv.Destroy(ctx, "acme/web/db", []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	s, err = kv.GetVersion(ctx, "acme/web/db", 1)
+	if err != nil {
+		t.Fatalf("KVv2.GetVersion of a destroyed version: %v", err)
+	}
+	if s.Data != nil || s.VersionMetadata == nil || s.VersionMetadata.Version != 1 || !s.VersionMetadata.Destroyed {
+		t.Fatalf("destroyed version: data %v, metadata %+v", s.Data, s.VersionMetadata)
+	}
+	for _, v := range []string{"", "?version=1", "?version=2"} {
+		st, body := kvCall(t, w, tok, "GET", "/v1/secret/data/acme/web/db"+v, "")
+		if st != http.StatusNotFound || !strings.Contains(body, `"data":{"data":null,"metadata":{`) || strings.Contains(body, "deleted-value") {
+			t.Errorf("read %s = %d %s", v, st, body)
+		}
+	}
+	// A version that never was is a plain 404.
+	if _, err := kv.GetVersion(ctx, "acme/web/db", 9); err == nil {
+		t.Error("reading version 9 succeeded")
+	}
+	if st, body := kvCall(t, w, tok, "GET", "/v1/secret/data/acme/web/db?version=9", ""); st != http.StatusNotFound || strings.Contains(body, "metadata") {
+		t.Errorf("version 9 = %d %s", st, body)
+	}
+}

@@ -89,6 +89,8 @@ func (rd Reader) via() string {
 // policy grants it to rd. Every attempt — granted, denied or failed — is
 // audited with the reader, the secret and version, and on whose behalf;
 // a granted read returns its value only once that entry is durable.
+// Reading a deleted or destroyed version fails with NotFound and returns
+// that version's metadata (no value).
 func (s *Service) Read(ctx context.Context, rd Reader, ref Ref, version int) (Value, Secret, Version, error) {
 	if err := rd.valid(); err != nil {
 		return Value{}, Secret{}, Version{}, err
@@ -198,6 +200,11 @@ func (s *Service) finishRead(ctx context.Context, rd Reader, ref Ref, version in
 		details["reason"] = apperr.Message(err)
 		if aerr := s.appendAudit(ctx, rec); aerr != nil {
 			return Value{}, Secret{}, Version{}, errors.Join(err, aerr)
+		}
+		if v.Version != 0 && !v.Readable() {
+			// A deleted or destroyed version: its metadata (never a value)
+			// goes with the NotFound, as Vault's KV read answers with it.
+			return Value{}, sec, v, err
 		}
 		return Value{}, Secret{}, Version{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -182,6 +183,8 @@ func (k *kvAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return k.metadata(w, r, p, path)
 	case op == "metadata" && method == http.MethodDelete:
 		return k.deleteAll(w, r, p, path)
+	case op == "metadata" && (method == http.MethodPut || method == http.MethodPost || method == http.MethodPatch):
+		return k.writeMetadata(w, r, p, path)
 	case (op == "delete" || op == "undelete" || op == "destroy") && (method == http.MethodPut || method == http.MethodPost):
 		return k.versions(w, r, p, op, path)
 	}
@@ -252,8 +255,14 @@ func kvTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-func versionMeta(v Version) kvVersionMeta {
-	return kvVersionMeta{CreatedTime: kvTime(v.CreatedAt), DeletionTime: kvTime(v.DeletedAt), Destroyed: v.Destroyed, Version: v.Version}
+// versionMeta is v's metadata in Vault's shape, with the path's custom
+// metadata (nil when none).
+func versionMeta(v Version, custom map[string]string) kvVersionMeta {
+	m := kvVersionMeta{CreatedTime: kvTime(v.CreatedAt), DeletionTime: kvTime(v.DeletedAt), Destroyed: v.Destroyed, Version: v.Version}
+	if custom != nil {
+		m.CustomMetadata = custom
+	}
+	return m
 }
 
 // kvVersionMeta is a version's metadata in Vault's shape (fields in
@@ -293,10 +302,11 @@ func (k *kvAPI) read(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 			return &kvError{status: http.StatusBadRequest, msgs: []string{"version must be a non-negative number"}}
 		}
 	}
-	val, _, v, err := k.s.readAt(ctx, Reader{UserID: p.User.ID, Username: p.User.Username, Via: "kv"}, pl, ref, version)
+	val, sec, v, err := k.s.readAt(ctx, Reader{UserID: p.User.ID, Username: p.User.Username, Via: "kv"}, pl, ref, version)
 	if apperr.Is(err, apperr.NotFound) && v.Version != 0 {
 		// A deleted or destroyed version: Vault answers 404 with its metadata.
-		return &kvError{status: http.StatusNotFound, body: envelope(r, map[string]any{"data": nil, "metadata": versionMeta(v)})}
+		custom, _ := parseCustom(sec.kvCustom)
+		return &kvError{status: http.StatusNotFound, body: envelope(r, map[string]any{"data": nil, "metadata": versionMeta(v, custom)})}
 	}
 	if err != nil {
 		return err
@@ -305,7 +315,11 @@ func (k *kvAPI) read(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 	if err != nil {
 		return err
 	}
-	return writeKV(w, http.StatusOK, envelope(r, map[string]any{"data": data, "metadata": versionMeta(v)}))
+	custom, err := parseCustom(sec.kvCustom)
+	if err != nil {
+		return err
+	}
+	return writeKV(w, http.StatusOK, envelope(r, map[string]any{"data": data, "metadata": versionMeta(v, custom)}))
 }
 
 func (k *kvAPI) decode(w http.ResponseWriter, r *http.Request, v any) error {
@@ -325,8 +339,12 @@ func (k *kvAPI) decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 func (k *kvAPI) write(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
 	ctx := r.Context()
-	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	ref, pl, err := k.checkAt(ctx, p, path, authz.VaultSecretWrite)
 	if err != nil {
+		return err
+	}
+	meta, err := k.s.kvMetadataAt(ctx, k.s.db, pl, ref)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return err
 	}
 	var req struct {
@@ -340,6 +358,9 @@ func (k *kvAPI) write(w http.ResponseWriter, r *http.Request, p *authn.Principal
 	}
 	if req.Data == nil {
 		return &kvError{status: http.StatusBadRequest, msgs: []string{"no data provided"}}
+	}
+	if meta.CASRequired && req.Options.CAS == nil {
+		return &kvError{status: http.StatusBadRequest, msgs: []string{"check-and-set parameter required for this call"}}
 	}
 	wr := Write{CAS: req.Options.CAS, Format: FormatJSON}
 	var raw string
@@ -359,7 +380,7 @@ func (k *kvAPI) write(w http.ResponseWriter, r *http.Request, p *authn.Principal
 		}
 		return err
 	}
-	return writeKV(w, http.StatusOK, envelope(r, versionMeta(v)))
+	return writeKV(w, http.StatusOK, envelope(r, versionMeta(v, meta.Custom)))
 }
 
 func (k *kvAPI) deleteLatest(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
@@ -479,11 +500,20 @@ func parseVersions(raw json.RawMessage) ([]int, error) {
 
 func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
 	ctx := r.Context()
-	ref, err := k.check(ctx, p, path, authz.VaultSecretList)
+	ref, pl, err := k.checkAt(ctx, p, path, authz.VaultSecretList)
 	if err != nil {
 		return err
 	}
+	meta, err := k.s.kvMetadataAt(ctx, k.s.db, pl, ref)
+	hasMeta := err == nil
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return err
+	}
 	sec, vs, err := k.s.History(ctx, ref)
+	if apperr.Is(err, apperr.NotFound) && hasMeta {
+		// Metadata written before any data: Vault shows it without versions.
+		sec, vs, err = Secret{CreatedAt: meta.CreatedAt, UpdatedAt: meta.UpdatedAt}, nil, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -493,11 +523,123 @@ func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Princi
 		versions[strconv.Itoa(v.Version)] = map[string]any{"created_time": kvTime(v.CreatedAt), "deletion_time": kvTime(v.DeletedAt), "destroyed": v.Destroyed}
 		oldest = min(oldest, v.Version)
 	}
+	var custom any
+	if meta.Custom != nil {
+		custom = meta.Custom
+	}
 	return writeKV(w, http.StatusOK, envelope(r, map[string]any{
-		"cas_required": false, "created_time": kvTime(sec.CreatedAt), "current_version": sec.CurrentVersion,
-		"custom_metadata": map[string]string{"owner": sec.Owner}, "delete_version_after": "0s", "max_versions": 0,
+		"cas_required": meta.CASRequired, "created_time": kvTime(sec.CreatedAt), "current_version": sec.CurrentVersion,
+		"custom_metadata": custom, "delete_version_after": "0s", "max_versions": meta.MaxVersions,
 		"oldest_version": oldest, "updated_time": kvTime(sec.UpdatedAt), "versions": versions,
 	}))
+}
+
+// writeMetadata is Vault's metadata write: PUT and POST set the fields
+// given (custom_metadata whole), PATCH merges custom_metadata (a null
+// value removes a key). The path need not hold a secret yet: External
+// Secrets Operator writes metadata first, then data. max_versions and
+// cas_required are kept and honoured by this API; delete_version_after is
+// accepted and ignored.
+func (k *kvAPI) writeMetadata(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
+	ctx := r.Context()
+	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
+	if err != nil {
+		return err
+	}
+	patch := r.Method == http.MethodPatch
+	if ct := r.Header.Get("Content-Type"); patch && !strings.HasPrefix(strings.ToLower(ct), "application/merge-patch+json") {
+		return &kvError{status: http.StatusUnsupportedMediaType, msgs: []string{"PATCH requires Content-Type of application/merge-patch+json, provided " + clip(ct)}}
+	}
+	var req struct {
+		CustomMetadata     map[string]json.RawMessage `json:"custom_metadata"`
+		MaxVersions        json.RawMessage            `json:"max_versions"`
+		CASRequired        json.RawMessage            `json:"cas_required"`
+		DeleteVersionAfter json.RawMessage            `json:"delete_version_after"`
+	}
+	if err := k.decode(w, r, &req); err != nil {
+		return err
+	}
+	ch := KVMetadataChange{MustExist: patch}
+	bad := func(field, msg string) error {
+		return &kvError{status: http.StatusBadRequest, msgs: []string{field + ": " + msg}}
+	}
+	if req.CustomMetadata != nil {
+		if len(req.CustomMetadata) > MaxCustomMetadataKeys {
+			return bad("custom_metadata", fmt.Sprintf("at most %d keys", MaxCustomMetadataKeys))
+		}
+		if patch {
+			ch.Patch = map[string]*string{}
+		} else {
+			ch.Custom = map[string]string{}
+		}
+		for key, raw := range req.CustomMetadata {
+			if string(raw) == "null" {
+				if !patch {
+					return bad("custom_metadata", "the value of "+strconv.Quote(clip(key))+" is null")
+				}
+				ch.Patch[key] = nil
+				continue
+			}
+			v, ok := scalarString(raw)
+			if !ok {
+				return bad("custom_metadata", "the value of "+strconv.Quote(clip(key))+" is not a string")
+			}
+			if patch {
+				ch.Patch[key] = &v
+			} else {
+				ch.Custom[key] = v
+			}
+		}
+	}
+	if len(req.MaxVersions) > 0 && string(req.MaxVersions) != "null" {
+		s, _ := scalarString(req.MaxVersions)
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return bad("max_versions", "not a number of versions")
+		}
+		ch.MaxVersions = &n
+	}
+	if len(req.CASRequired) > 0 && string(req.CASRequired) != "null" {
+		s, _ := scalarString(req.CASRequired)
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return bad("cas_required", "not a boolean")
+		}
+		ch.CASRequired = &b
+	}
+	if len(req.DeleteVersionAfter) > 0 && string(req.DeleteVersionAfter) != "null" {
+		// Accepted for Vault's clients (the Go client always sends it) and
+		// ignored: versions are not deleted on a timer.
+		s, _ := scalarString(req.DeleteVersionAfter)
+		if _, err := strconv.Atoi(s); err != nil {
+			if _, err := time.ParseDuration(s); err != nil {
+				return bad("delete_version_after", "not a duration")
+			}
+		}
+	}
+	if _, err := k.s.SetKVMetadata(ctx, ref, ch); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// scalarString is a JSON string's text, or a number's or boolean's (Vault
+// converts them the same way).
+func scalarString(raw json.RawMessage) (string, bool) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, true
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String(), true
+	}
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return strconv.FormatBool(b), true
+	}
+	return "", false
 }
 
 func (k *kvAPI) deleteAll(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
@@ -506,7 +648,12 @@ func (k *kvAPI) deleteAll(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	if err != nil {
 		return err
 	}
-	return k.done(w, r, pl, ref, "vault.secret.delete_all", map[string]any{}, k.s.Delete(ctx, ref))
+	err = k.s.Delete(ctx, ref)
+	if apperr.Is(err, apperr.NotFound) {
+		// Perhaps metadata written before any data.
+		err = k.s.DeleteKVMetadata(ctx, ref)
+	}
+	return k.done(w, r, pl, ref, "vault.secret.delete_all", map[string]any{}, err)
 }
 
 // list lists the keys under a folder: a user's orgs at the root, an org's

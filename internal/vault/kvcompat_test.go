@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+
+	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/audit"
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/testenv"
@@ -27,9 +30,9 @@ import (
 
 // kvWorld is a world whose admin holds a vault:read+vault:write token and
 // a policy letting them read every acme secret.
-func kvWorld(t *testing.T) (*world, string) {
+func kvWorld(t *testing.T, opts ...apptest.Option) (*world, string) {
 	t.Helper()
-	w := newWorld(t)
+	w := newWorld(t, opts...)
 	tok := w.token(t, w.a.AdminToken(t), "vault:read", "vault:write")
 	w.admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/vault/policies/admins", vault.PutPolicyRequest{
 		Secrets: []string{"*", "*/*", "*/*/*"}, Subjects: []string{"user:admin"}})
@@ -337,5 +340,202 @@ func TestKV_ReadDeletedVersionGivesMetadata(t *testing.T) {
 	}
 	if st, body := kvCall(t, w, tok, "GET", "/v1/secret/data/acme/web/db?version=9", ""); st != http.StatusNotFound || strings.Contains(body, "metadata") {
 		t.Errorf("version 9 = %d %s", st, body)
+	}
+}
+
+// kvMeta is the data of a metadata read.
+type kvMeta struct {
+	CASRequired    bool              `json:"cas_required"`
+	CurrentVersion int               `json:"current_version"`
+	CustomMetadata map[string]string `json:"custom_metadata"`
+	MaxVersions    int               `json:"max_versions"`
+	Versions       map[string]any    `json:"versions"`
+}
+
+func kvReadMeta(t *testing.T, w *world, tok, path string) (int, kvMeta, string) {
+	t.Helper()
+	st, body := kvCall(t, w, tok, "GET", "/v1/secret/metadata/"+path, "")
+	var env struct {
+		Data kvMeta `json:"data"`
+	}
+	if st == http.StatusOK {
+		if err := json.Unmarshal([]byte(body), &env); err != nil {
+			t.Fatalf("metadata of %s: %v: %s", path, err, body)
+		}
+	}
+	return st, env.Data, body
+}
+
+// TestKV_CustomMetadata: metadata writes (POST, PUT, PATCH) keep
+// custom_metadata per secret, on both stores, and metadata and data reads
+// return it (null when none); External Secrets Operator's PushSecret
+// writes it before the secret's first version, as Vault allows.
+func TestKV_CustomMetadata(t *testing.T) {
+	eachStore(t, func(t *testing.T, opt apptest.Option) {
+		w, tok := kvWorld(t, opt)
+		ctx := t.Context()
+		kv := w.vaultClient(t, tok).KVv2("secret")
+
+		// A secret without custom metadata shows none (no made-up entry).
+		if _, err := kv.Put(ctx, "acme/web/plain", map[string]any{"a": "b"}); err != nil {
+			t.Fatal(err)
+		}
+		if st, md, body := kvReadMeta(t, w, tok, "acme/web/plain"); st != http.StatusOK || md.CustomMetadata != nil ||
+			!strings.Contains(body, `"custom_metadata":null`) {
+			t.Errorf("metadata of a secret without custom metadata: %d %s", st, body)
+		}
+
+		// ESO's PushSecret: metadata first, on a path with no secret yet...
+		head := w.a.AuditHead(t)
+		if st, body := kvCall(t, w, tok, "POST", "/v1/secret/metadata/acme/web/pushed", `{"custom_metadata":{"managed-by":"external-secrets"}}`); st != http.StatusNoContent {
+			t.Fatalf("metadata write before data: %d %s", st, body)
+		}
+		st, md, body := kvReadMeta(t, w, tok, "acme/web/pushed")
+		if st != http.StatusOK || md.CurrentVersion != 0 || len(md.Versions) != 0 || md.CustomMetadata["managed-by"] != "external-secrets" {
+			t.Fatalf("metadata before data: %d %s", st, body)
+		}
+		if st, _ := kvCall(t, w, tok, "GET", "/v1/secret/data/acme/web/pushed", ""); st != http.StatusNotFound {
+			t.Errorf("data before any write: %d", st)
+		}
+		// ... then data, which carries it.
+		s, err := kv.Put(ctx, "acme/web/pushed", map[string]any{"token": "pushed-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.VersionMetadata.Version != 1 || s.CustomMetadata["managed-by"] != "external-secrets" {
+			t.Errorf("write response: %+v custom %v", s.VersionMetadata, s.CustomMetadata)
+		}
+		if s, err = kv.Get(ctx, "acme/web/pushed"); err != nil || s.CustomMetadata["managed-by"] != "external-secrets" {
+			t.Fatalf("read: %+v %v", s, err)
+		}
+		md2, err := kv.GetMetadata(ctx, "acme/web/pushed")
+		if err != nil || md2.CurrentVersion != 1 || md2.CustomMetadata["managed-by"] != "external-secrets" {
+			t.Fatalf("GetMetadata: %+v %v", md2, err)
+		}
+		entries := w.a.AuditSince(t, head)
+		found := false
+		for _, e := range entries {
+			if e.Action == "vault.secret.metadata" && e.TargetName == "acme/web/pushed" {
+				found = true
+				if strings.Contains(toJSON(e.Details), "external-secrets") || !strings.Contains(toJSON(e.Details), "managed-by") {
+					t.Errorf("metadata audit details %v: want the keys, not the values", e.Details)
+				}
+			}
+		}
+		if !found {
+			t.Error("the metadata write is not audited")
+		}
+
+		// The official client's PutMetadata replaces custom_metadata and sets
+		// max_versions and cas_required; PatchMetadata merges.
+		if err := kv.PutMetadata(ctx, "acme/web/pushed", api.KVMetadataPutInput{
+			CustomMetadata: map[string]any{"team": "payments", "tier": "1"}, MaxVersions: 5}); err != nil {
+			t.Fatal(err)
+		}
+		md2, err = kv.GetMetadata(ctx, "acme/web/pushed")
+		if err != nil || md2.MaxVersions != 5 || md2.CustomMetadata["team"] != "payments" || md2.CustomMetadata["managed-by"] != nil {
+			t.Fatalf("after PutMetadata: %+v %v", md2, err)
+		}
+		yes := true
+		if err := kv.PatchMetadata(ctx, "acme/web/pushed", api.KVMetadataPatchInput{
+			CustomMetadata: map[string]any{"owner-team": "core"}, CASRequired: &yes}); err != nil {
+			t.Fatal(err)
+		}
+		if st, body := kvCall(t, w, tok, "PATCH", "/v1/secret/metadata/acme/web/pushed", `{"custom_metadata":{"tier":null}}`); st != http.StatusUnsupportedMediaType {
+			t.Errorf("PATCH without merge-patch content type = %d %s, want 415 as Vault", st, body)
+		}
+		req, _ := http.NewRequest("PATCH", w.a.URL+"/v1/secret/metadata/acme/web/pushed", strings.NewReader(`{"custom_metadata":{"tier":null}}`))
+		req.Header.Set("X-Vault-Token", tok)
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("PATCH removing a key: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		st, md, body = kvReadMeta(t, w, tok, "acme/web/pushed")
+		want := map[string]string{"team": "payments", "owner-team": "core"}
+		if st != http.StatusOK || !md.CASRequired || md.MaxVersions != 5 || fmt.Sprint(md.CustomMetadata) != fmt.Sprint(want) {
+			t.Fatalf("after patches: %d %s", st, body)
+		}
+		// cas_required is honoured.
+		if _, err := kv.Put(ctx, "acme/web/pushed", map[string]any{"token": "no-cas"}); err == nil {
+			t.Error("a write without cas succeeded on a cas_required secret")
+		}
+		if _, err := kv.Put(ctx, "acme/web/pushed", map[string]any{"token": "with-cas"}, api.WithCheckAndSet(1)); err != nil {
+			t.Errorf("a write with cas: %v", err)
+		}
+		// PATCH of a path with neither secret nor metadata: 404, as Vault.
+		if err := kv.PatchMetadata(ctx, "acme/web/none", api.KVMetadataPatchInput{CustomMetadata: map[string]any{"a": "b"}}); err == nil {
+			t.Error("PATCH of metadata on an empty path succeeded")
+		}
+
+		// Deleting the secret's metadata deletes the custom metadata too.
+		if err := kv.DeleteMetadata(ctx, "acme/web/pushed"); err != nil {
+			t.Fatal(err)
+		}
+		if st, _, body := kvReadMeta(t, w, tok, "acme/web/pushed"); st != http.StatusNotFound {
+			t.Errorf("metadata after DeleteMetadata: %d %s", st, body)
+		}
+		if _, err := kv.Put(ctx, "acme/web/pushed", map[string]any{"token": "again"}); err != nil {
+			t.Fatalf("write after delete (cas_required went with the metadata): %v", err)
+		}
+		if st, md, body := kvReadMeta(t, w, tok, "acme/web/pushed"); st != http.StatusOK || md.CustomMetadata != nil || md.CASRequired {
+			t.Errorf("recreated secret's metadata: %d %s", st, body)
+		}
+		// Metadata alone is deleted too.
+		if st, _ := kvCall(t, w, tok, "PUT", "/v1/secret/metadata/acme/web/alone", `{"custom_metadata":{"a":"b"}}`); st != http.StatusNoContent {
+			t.Fatalf("metadata alone: %d", st)
+		}
+		if st, _ := kvCall(t, w, tok, "DELETE", "/v1/secret/metadata/acme/web/alone", ""); st != http.StatusNoContent {
+			t.Fatalf("delete of metadata alone: %d", st)
+		}
+		if st, _, body := kvReadMeta(t, w, tok, "acme/web/alone"); st != http.StatusNotFound {
+			t.Errorf("metadata alone after delete: %d %s", st, body)
+		}
+	})
+}
+
+// TestKV_CustomMetadataRefused: metadata writes beyond Vault's limits, of
+// the wrong shape or by someone who may not write change nothing.
+func TestKV_CustomMetadataRefused(t *testing.T) {
+	w, tok := kvWorld(t)
+	if st, body := kvCall(t, w, tok, "POST", "/v1/secret/data/acme/web/db", `{"data":{"a":"b"}}`); st != http.StatusOK {
+		t.Fatalf("write: %d %s", st, body)
+	}
+	many := map[string]string{}
+	for i := range vault.MaxCustomMetadataKeys + 1 {
+		many[fmt.Sprintf("k%d", i)] = "v"
+	}
+	tooMany, _ := json.Marshal(map[string]any{"custom_metadata": many})
+	carolLogin := w.a.CreateUser(t, w.admin, "carol")
+	w.admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/orgs/acme/members/carol", map[string]string{"role": "reader"})
+	carol := w.token(t, carolLogin, "vault:read", "vault:write")
+	for _, tt := range []struct {
+		name, tok, body string
+		status          int
+	}{
+		{"too many keys", tok, string(tooMany), 400},
+		{"long key", tok, `{"custom_metadata":{"` + strings.Repeat("k", vault.MaxCustomMetadataKeyLen+1) + `":"v"}}`, 400},
+		{"long value", tok, `{"custom_metadata":{"k":"` + strings.Repeat("v", vault.MaxCustomMetadataValueLen+1) + `"}}`, 400},
+		{"empty key", tok, `{"custom_metadata":{"":"v"}}`, 400},
+		{"empty value", tok, `{"custom_metadata":{"k":""}}`, 400},
+		{"object value", tok, `{"custom_metadata":{"k":{"a":"b"}}}`, 400},
+		{"not an object", tok, `{"custom_metadata":"k=v"}`, 400},
+		{"negative max_versions", tok, `{"max_versions":-1}`, 400},
+		{"bad cas_required", tok, `{"cas_required":"maybe"}`, 400},
+		{"bad delete_version_after", tok, `{"delete_version_after":"soon"}`, 400},
+		{"a reader", carol, `{"custom_metadata":{"k":"v"}}`, 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mark := w.a.Mark(t)
+			st, body := kvCall(t, w, tt.tok, "POST", "/v1/secret/metadata/acme/web/db", tt.body)
+			if st != tt.status || !strings.Contains(body, `"errors"`) {
+				t.Errorf("= %d %s, want %d", st, body, tt.status)
+			}
+			mark.Unchanged(t)
+		})
+	}
+	if st, md, body := kvReadMeta(t, w, tok, "acme/web/db"); st != http.StatusOK || md.CustomMetadata != nil {
+		t.Errorf("metadata after refused writes: %d %s", st, body)
 	}
 }

@@ -158,20 +158,25 @@ func (s *Service) readSlow(ctx context.Context, rd Reader, p place, ref Ref, ver
 const selectForRead = "SELECT " + secretColumns + `,
 	v.version, v.format, v.created_at, v.created_by, v.reason, v.deleted_at, v.destroyed, v.leaked_at, v.kek_version,
 	v.ciphertext, v.wrapped_dek,
-	COALESCE((SELECT g.generation FROM vault_policy_generation g WHERE g.org_id = s.org_id), 0)
+	COALESCE((SELECT g.generation FROM vault_policy_generation g WHERE g.org_id = s.org_id), 0),
+	COALESCE((SELECT m.custom_metadata FROM vault_kv_metadata m WHERE m.scope_key = s.scope_key), '')
 	FROM vault_secrets s JOIN vault_versions v ON v.secret_id = s.id
 	WHERE s.scope_key = ? AND v.version = CASE WHEN CAST(? AS INTEGER) = 0 THEN s.current_version ELSE CAST(? AS INTEGER) END`
 
 // loadForRead loads a secret with one of its versions (0: the current one)
-// and its org's policy generation. NotFound when either is missing.
+// and its org's policy generation (and the path's KV custom metadata, for
+// the Vault-compatible API). NotFound when either is missing.
 func (s *Service) loadForRead(ctx context.Context, p place, ref Ref, version int, sl *sealed, gen *int64) (Secret, Version, error) {
-	var v Version
+	var (
+		v      Version
+		custom string
+	)
 	// One row by primary key: nothing to interrupt, and a context that
 	// cannot end spares the driver a watcher goroutine per query.
 	sec, err := scanSecret(s.db.QueryRow(context.WithoutCancel(ctx), selectForRead, p.scopeKey(ref.Name), version, version), ref.Scope,
 		&v.Version, &v.Format, store.TimeDest(&v.CreatedAt), &v.CreatedBy, &v.Reason, store.TimeDest(&v.DeletedAt),
-		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, &sl.ciphertext, &sl.wrapped, gen)
-	sl.kekVersion = v.KEKVersion
+		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, &sl.ciphertext, &sl.wrapped, gen, &custom)
+	sl.kekVersion, sec.kvCustom = v.KEKVersion, custom
 	return sec, v, err
 }
 

@@ -38,6 +38,7 @@ type Secret struct {
 	ExpiresAt      time.Time
 	LeakedAt       time.Time
 	uid            string
+	kvCustom       string // the path's KV custom metadata as JSON, when loaded for a read
 	orgID          int64
 	projectID      int64
 }
@@ -586,13 +587,16 @@ func (s *Service) DestroyVersions(ctx context.Context, ref Ref, versions []int) 
 	})
 }
 
-// Delete removes a secret with every version.
+// Delete removes a secret with every version, and its path's KV metadata.
 func (s *Service) Delete(ctx context.Context, ref Ref) error {
 	sec, err := s.Metadata(ctx, ref)
 	if err != nil {
 		return err
 	}
 	return s.commit.do(ctx, func(ctx context.Context, tx *store.Tx) error {
+		if err := dropKVMetadataTx(ctx, tx, sec.ID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "DELETE FROM vault_secrets WHERE id = ?", sec.ID); err != nil {
 			return err
 		}

@@ -539,3 +539,88 @@ func TestKV_CustomMetadataRefused(t *testing.T) {
 		t.Errorf("metadata after refused writes: %d %s", st, body)
 	}
 }
+
+// TestKV_MaxVersionsDestroysOldest: a path's max_versions is honoured as
+// Vault does, by every write: versions older than the newest max_versions
+// are destroyed (Rampart keeps their rows, marked destroyed).
+func TestKV_MaxVersionsDestroysOldest(t *testing.T) {
+	w, tok := kvWorld(t)
+	ctx := t.Context()
+	kv := w.vaultClient(t, tok).KVv2("secret")
+	if err := kv.PutMetadata(ctx, "acme/web/rotating", api.KVMetadataPutInput{MaxVersions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	head := w.a.AuditHead(t)
+	for i := 1; i <= 4; i++ {
+		if _, err := kv.Put(ctx, "acme/web/rotating", map[string]any{"v": fmt.Sprintf("value-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for v := 1; v <= 4; v++ {
+		s, err := kv.GetVersion(ctx, "acme/web/rotating", v)
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		if destroyed := v <= 2; s.VersionMetadata.Destroyed != destroyed || (s.Data == nil) != destroyed {
+			t.Errorf("version %d: destroyed %v, data %v; want destroyed %v", v, s.VersionMetadata.Destroyed, s.Data, destroyed)
+		}
+	}
+	var through []any
+	for _, e := range w.a.AuditSince(t, head) {
+		if e.Action == "vault.secret.write" && e.Details["destroyed_through"] != nil {
+			through = append(through, e.Details["destroyed_through"])
+		}
+	}
+	if len(through) != 2 {
+		t.Errorf("writes audited with destroyed versions: %v, want the third and fourth", through)
+	}
+}
+
+// TestVault_VersionLimitCountsVersionsNotDestroyed: a secret keeps a
+// bounded number of versions that are not destroyed; writes past it are
+// refused with what to do, and go on once old versions are destroyed or
+// the path's max_versions destroys them.
+func TestVault_VersionLimitCountsVersionsNotDestroyed(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		e.v.SetMaxVersions(3)
+		ctx := e.as(context.Background(), e.owner)
+		ref := mustRef(t, "acme/web/rotating")
+		for i := range 3 {
+			e.set(t, ref.String(), fmt.Sprintf("value-%d", i))
+		}
+		_, _, err := e.v.Set(ctx, ref, vault.Write{Value: vault.NewValue([]byte("next"))})
+		if err == nil || !strings.Contains(err.Error(), "destroy old ones") {
+			t.Fatalf("write past the limit: %v", err)
+		}
+		if err := e.v.DestroyVersions(ctx, ref, []int{1}); err != nil {
+			t.Fatal(err)
+		}
+		e.set(t, ref.String(), "fourth")
+		if _, _, err := e.v.Set(ctx, ref, vault.Write{Value: vault.NewValue([]byte("fifth"))}); err == nil {
+			t.Fatal("write past the limit again succeeded")
+		}
+		two := 2
+		if _, err := e.v.SetKVMetadata(ctx, ref, vault.KVMetadataChange{MaxVersions: &two}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 5; i <= 8; i++ {
+			e.set(t, ref.String(), fmt.Sprintf("value-%d", i))
+		}
+		_, vs, err := e.v.History(ctx, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live := 0
+		for _, v := range vs {
+			if !v.Destroyed {
+				live++
+				if v.Version < 7 {
+					t.Errorf("version %d is not destroyed", v.Version)
+				}
+			}
+		}
+		if live != 2 || vs[0].Version != 8 {
+			t.Errorf("%d versions not destroyed, latest %d; want 2 and 8", live, vs[0].Version)
+		}
+	})
+}

@@ -29,7 +29,7 @@ const (
 	MaxNameLen    = 128
 	MaxRefLen     = 512
 	maxDescLen    = 500
-	maxVersions   = 10000 // versions kept per secret
+	maxVersions   = 10000 // versions per secret that are not destroyed
 	maxListResult = 5000
 )
 

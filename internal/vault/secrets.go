@@ -346,8 +346,18 @@ func (s *Service) write(ctx context.Context, ref Ref, w Write, reason string, fr
 		if w.CAS != nil && *w.CAS != sec.CurrentVersion {
 			return Secret{}, Version{}, apperr.E(apperr.Conflict, "check-and-set: the current version of %s is %d, not %d", ref, sec.CurrentVersion, *w.CAS)
 		}
-		if sec.CurrentVersion >= maxVersions {
-			return Secret{}, Version{}, apperr.E(apperr.Invalid, "%s has %d versions, the most a secret keeps; delete it and start again", ref, maxVersions)
+		if sec.CurrentVersion >= s.maxVersions {
+			// Past the wall only while old versions are being destroyed
+			// (by hand, or by the path's max_versions).
+			var live, keep int
+			if err := s.db.QueryRow(ctx, `SELECT COUNT(*), COALESCE((SELECT m.max_versions FROM vault_kv_metadata m WHERE m.scope_key = ?), 0)
+				FROM vault_versions WHERE secret_id = ? AND destroyed = FALSE`, p.scopeKey(ref.Name), sec.ID).Scan(&live, &keep); err != nil {
+				return Secret{}, Version{}, err
+			}
+			if live >= s.maxVersions && (keep <= 0 || keep > s.maxVersions) {
+				return Secret{}, Version{}, apperr.E(apperr.Invalid, "%s has %d versions that are not destroyed, the most a secret keeps: destroy old ones "+
+					"(or set max_versions in its KV metadata), or delete the secret and start again", ref, s.maxVersions)
+			}
 		}
 		if isNew {
 			if sec.uid, err = newUID(); err != nil {
@@ -436,6 +446,11 @@ func (s *Service) writeTx(ctx context.Context, tx *store.Tx, p place, sec *Secre
 	}
 	action := "vault.secret.write"
 	details := map[string]any{"version": ver.Version, "format": ver.Format, "bytes": w.Value.Len()}
+	if !isNew {
+		if err := s.pruneTx(ctx, tx, p, *sec, ver.Version, details); err != nil {
+			return err
+		}
+	}
 	if isNew {
 		action = "vault.secret.create"
 	}
@@ -458,6 +473,32 @@ func (s *Service) writeTx(ctx context.Context, tx *store.Tx, p place, sec *Secre
 		}
 	}
 	return s.audit.AppendTx(ctx, tx, audit.Record{Action: action, OrgID: p.org.ID, Target: secretTarget(*sec), Details: details})
+}
+
+// pruneTx honours the max_versions of the secret's KV metadata after
+// version latest was written: older versions beyond the limit are
+// destroyed (values and fingerprints wiped, the rows kept), noted in the
+// write's audit details.
+func (s *Service) pruneTx(ctx context.Context, tx *store.Tx, p place, sec Secret, latest int, details map[string]any) error {
+	var keep int
+	err := tx.QueryRow(ctx, "SELECT max_versions FROM vault_kv_metadata WHERE scope_key = ?", p.scopeKey(sec.Ref.Name)).Scan(&keep)
+	if apperr.Is(err, apperr.NotFound) || (err == nil && (keep <= 0 || latest <= keep)) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n, err := tx.Exec(ctx, `UPDATE vault_versions SET destroyed = TRUE, ciphertext = NULL, wrapped_dek = NULL, fingerprint = NULL
+		WHERE secret_id = ? AND version <= ? AND destroyed = FALSE`, sec.ID, latest-keep)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		details["max_versions"] = keep
+		details["destroyed_versions"] = n
+		details["destroyed_through"] = latest - keep
+	}
+	return nil
 }
 
 // queueRestartTx records a rotation event for the project's workloads

@@ -75,6 +75,10 @@ type Service struct {
 	placeMu sync.RWMutex
 	places  map[Scope]cachedPlace
 
+	// maxVersions is how many versions that are not destroyed a secret
+	// may have (maxVersions; tests lower it).
+	maxVersions int
+
 	rotating sync.Mutex // one KEK rotation at a time in this process
 	wake     chan struct{}
 }
@@ -100,8 +104,8 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	s := &Service{db: d.DB, audit: d.Audit, ids: d.IDs, kek: d.KEK, log: d.Logger.With("component", "vault"),
 		now: d.Clock, restarter: d.Restarter, alerts: d.Alerts, commit: newCommitter(d.DB, d.Audit), policyCache: map[int64]policySet{},
-		places: map[Scope]cachedPlace{},
-		wake:   make(chan struct{}, 1)}
+		places: map[Scope]cachedPlace{}, maxVersions: maxVersions,
+		wake: make(chan struct{}, 1)}
 	key, err := s.internalKey(ctx, "fingerprint")
 	if err != nil {
 		return nil, err

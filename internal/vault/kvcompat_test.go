@@ -624,3 +624,47 @@ func TestVault_VersionLimitCountsVersionsNotDestroyed(t *testing.T) {
 		}
 	})
 }
+
+// TestKV_VaultCLI runs the real vault CLI (1.19.0) against Rampart: what
+// it sends for -versions (strings), metadata put, and reading a deleted
+// version all work as against Vault.
+func TestKV_VaultCLI(t *testing.T) {
+	bin := vaultBinary(t)
+	w, tok := kvWorld(t)
+	home := t.TempDir()
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "VAULT_ADDR=" + w.a.URL, "VAULT_TOKEN=" + tok, "VAULT_MAX_RETRIES=0"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("vault %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	run("kv", "put", "-mount=secret", "acme/web/db", "password=cli-p1")
+	run("kv", "put", "-mount=secret", "acme/web/db", "password=cli-p2")
+	run("kv", "metadata", "put", "-custom-metadata=team=payments", "secret/acme/web/db")
+	if out := run("kv", "metadata", "get", "-format=json", "secret/acme/web/db"); !strings.Contains(out, `"team": "payments"`) {
+		t.Errorf("metadata get:\n%s", out)
+	}
+	run("kv", "delete", "-versions=1", "secret/acme/web/db")
+	if out := run("kv", "get", "-format=json", "-version=1", "secret/acme/web/db"); strings.Contains(out, "cli-p1") || !strings.Contains(out, `"deletion_time": "20`) {
+		t.Errorf("get of the deleted version:\n%s", out)
+	}
+	run("kv", "undelete", "-versions=1", "secret/acme/web/db")
+	if out := run("kv", "get", "-format=json", "-version=1", "secret/acme/web/db"); !strings.Contains(out, "cli-p1") {
+		t.Errorf("get after undelete:\n%s", out)
+	}
+	run("kv", "destroy", "-versions=1,2", "secret/acme/web/db")
+	if out := run("kv", "get", "-format=json", "secret/acme/web/db"); strings.Contains(out, "cli-p2") || !strings.Contains(out, `"destroyed": true`) {
+		t.Errorf("get of the destroyed version:\n%s", out)
+	}
+	if out := run("token", "lookup", "-format=json"); !strings.Contains(out, `"id": "`+tok+`"`) {
+		t.Errorf("token lookup does not show the token's id:\n%s", out)
+	}
+	run("kv", "metadata", "delete", "secret/acme/web/db")
+	run("kv", "metadata", "delete", "secret/acme/web/db") // idempotent, as on Vault
+}

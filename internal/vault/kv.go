@@ -34,10 +34,12 @@ import (
 //
 // Served: data (GET read, ?version=N; PUT/POST write with options.cas;
 // DELETE the latest version), metadata (GET; LIST or ?list=true lists
-// keys; DELETE everything), delete, undelete and destroy of versions,
+// keys; PUT/POST/PATCH custom_metadata, max_versions, cas_required; DELETE
+// everything), delete, undelete and destroy of versions,
 // sys/internal/ui/mounts (the CLI's KV preflight), auth/token/lookup-self
 // and sys/health. Values written as {"value": "..."} are stored raw (what
-// `rampart secret get` prints); other objects are stored as JSON.
+// `rampart secret get` prints); other objects are stored as JSON. Where it
+// differs from Vault, docs/vault.md says so.
 
 // Authenticator resolves a token sent in X-Vault-Token
 // (authn.Authenticator).

@@ -194,6 +194,12 @@ type framingParser struct {
 	chunked   bool
 	clValue   int64
 	upgrade   bool
+	// http10: the request is HTTP/1.0, whose Transfer-Encoding net/http
+	// ignores (the body is framed by Content-Length alone).
+	http10 bool
+	// hdr is the header line being read: net/http joins obs-folded
+	// continuation lines (starting with a space or tab) to it.
+	hdr []byte
 }
 
 // feed advances the parser over b, appending the facts of every request
@@ -247,21 +253,47 @@ func (p *framingParser) lineDone(line []byte, q []requestFacts) []requestFacts {
 			return q
 		}
 		p.facts, p.chunked, p.clValue, p.upgrade = requestFacts{}, false, -1, false
+		// As net/http's parseRequestLine: the protocol is what follows
+		// the second space.
+		_, rest, _ := bytes.Cut(line, []byte(" "))
+		_, proto, _ := bytes.Cut(rest, []byte(" "))
+		p.http10 = string(proto) == "HTTP/1.0"
+		p.hdr = p.hdr[:0]
 		p.state = stHeaders
 	case stHeaders:
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			// obs-fold: net/http joins the line, trimmed, to the
+			// previous header's value with a space (and refuses a
+			// request whose first header line is folded).
+			if len(p.hdr) == 0 || len(p.hdr)+len(line) > maxFramingLine {
+				p.state = stLost
+				return q
+			}
+			p.hdr = append(p.hdr, ' ')
+			p.hdr = append(p.hdr, bytes.Trim(line, " \t")...)
+			return q
+		}
+		if len(p.hdr) > 0 {
+			p.header(p.hdr)
+			p.hdr = p.hdr[:0]
+		}
 		if len(line) > 0 {
-			p.header(line)
+			p.hdr = append(p.hdr, line...)
 			return q
 		}
 		q = append(q, p.facts)
+		// net/http ignores Transfer-Encoding on HTTP/1.0 requests (the
+		// fact is kept: both headers are refused all the same).
+		te := p.facts.transferEncoding && !p.http10
 		switch {
 		case p.upgrade:
 			// A connection that may switch protocols carries no more
-			// HTTP/1 requests we could follow reliably.
+			// HTTP/1 requests we could follow reliably (the gateway
+			// closes it after an upgrade request not upgraded).
 			p.state = stLost
-		case p.facts.transferEncoding && p.chunked:
+		case te && p.chunked:
 			p.state = stChunkSize
-		case p.facts.transferEncoding:
+		case te:
 			p.state = stLost // net/http refuses other codings and closes
 		case p.clValue > 0:
 			p.state, p.remaining = stBody, p.clValue

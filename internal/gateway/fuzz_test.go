@@ -61,6 +61,8 @@ func FuzzFramingParser(f *testing.F) {
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost:\r\n\r\n"), 7)
 	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n4\r\nabcd\r\n0\r\nT: x\r\n\r\n"), 3)
 	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 1)
+	f.Add([]byte("GET / HTTP/1.1\r\nX-A: b\r\n Upgrade: x\r\nTransfer-Encoding:\r\n\tchunked\r\n\r\n0\r\n\r\n"), 40)
+	f.Add([]byte("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\nxGET / HTTP/1.1\r\n\r\n"), 20)
 	f.Fuzz(func(t *testing.T, b []byte, split int) {
 		var whole, parts framingParser
 		a := whole.feed(b, nil)

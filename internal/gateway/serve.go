@@ -55,6 +55,9 @@ type statusWriter struct {
 	id     []string // the X-Request-Id value
 	// http10: the request is HTTP/1.0, which has no interim responses.
 	http10 bool
+	// closeConn: the final response closes the connection (an HTTP/1
+	// request asking to upgrade that is not upgraded).
+	closeConn bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -82,11 +85,15 @@ func (w *statusWriter) WriteHeader(code int) {
 
 // keepID puts the request id back on the final response: ReverseProxy
 // clears the whole header map after relaying an interim (1xx) response.
+// It runs once, when the final response's status is known.
 func (w *statusWriter) keepID() {
 	if w.id != nil {
 		if h := w.Header(); h["X-Request-Id"] == nil {
 			h["X-Request-Id"] = w.id
 		}
+	}
+	if w.closeConn && w.status != http.StatusSwitchingProtocols {
+		w.Header().Set("Connection", "close")
 	}
 }
 
@@ -155,7 +162,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					// Sent empty: let the WAF tell it from a missing one.
 					r.Header["Host"] = []string{""}
 				}
+			} else if len(r.TransferEncoding) > 0 {
+				// The parser lost track of the connection: a request
+				// with Transfer-Encoding may have carried Content-Length
+				// too.
+				w.Header().Set("Connection", "close")
+				writeError(sw, http.StatusBadRequest, st.id, "request has Transfer-Encoding on a connection whose framing the gateway could not follow")
+				return
 			}
+		}
+		if len(r.Header["Upgrade"]) > 0 {
+			// Unless it is upgraded, the connection is closed after the
+			// response: the framing parser does not follow connections
+			// past a request that may switch protocols.
+			sw.closeConn = true
 		}
 	}
 	if r.Method == http.MethodConnect {

@@ -58,6 +58,16 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes idle keep-alive connections (default 2m).
 	IdleTimeout time.Duration
+	// BodyIdleTimeout bounds each read of a request body (default 30s):
+	// a client that stops sending the body it announced gets 408 and
+	// its connection closed. The deadline moves with progress: slow
+	// uploads that keep sending are not cut off.
+	BodyIdleTimeout time.Duration
+	// WriteIdleTimeout bounds each write of a response to the client
+	// (default 30s): a client that stops reading has its connection
+	// (or HTTP/2 stream) closed and the backend exchange ended. Per
+	// write, not per response: long streams are not cut off.
+	WriteIdleTimeout time.Duration
 	// AccessLog writes one JSON line per request at info level.
 	AccessLog bool
 	// AccessLogWriter, with AccessLog, receives the access log lines
@@ -119,6 +129,12 @@ func New(opt Options) (*Gateway, error) {
 	if opt.IdleTimeout <= 0 {
 		opt.IdleTimeout = 2 * time.Minute
 	}
+	if opt.BodyIdleTimeout <= 0 {
+		opt.BodyIdleTimeout = 30 * time.Second
+	}
+	if opt.WriteIdleTimeout <= 0 {
+		opt.WriteIdleTimeout = 30 * time.Second
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -144,6 +160,10 @@ func New(opt Options) (*Gateway, error) {
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
 		ConnContext:       connContext,
+		// An HTTP/2 connection none of whose pending writes makes
+		// progress is closed (the streams' deadlines are set per write,
+		// deadlines.go; this covers the connection's own frames).
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: opt.WriteIdleTimeout},
 	}
 	g.srv.Protocols.SetHTTP1(true)
 	g.srv.Protocols.SetHTTP2(true)
@@ -340,6 +360,7 @@ func newRequestID() string {
 // writeError answers a request the gateway refuses itself, as RFC 9457
 // problem details with the request id.
 func writeError(w http.ResponseWriter, status int, id, detail string) {
+	closeIfBodyUnread(w)
 	h := w.Header()
 	for k := range h {
 		switch k {

@@ -102,6 +102,9 @@ func (g *Gateway) backendError(w http.ResponseWriter, r *http.Request, st *reqSt
 	var mbe *http.MaxBytesError
 	var cbe *clientBodyError
 	switch {
+	case st.sw.body != nil && st.sw.body.timedOut():
+		// The client stopped sending the body (deadlines.go).
+		status, kind, detail = http.StatusRequestTimeout, "", "the request body was not received in time"
 	case errors.As(err, &mbe):
 		status, kind, detail = http.StatusRequestEntityTooLarge, "", "request body too large"
 	case errors.As(err, &cbe):

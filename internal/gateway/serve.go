@@ -55,6 +55,12 @@ type statusWriter struct {
 	id     []string // the X-Request-Id value
 	// http10: the request is HTTP/1.0, which has no interim responses.
 	http10 bool
+	// writeIdle bounds each write to the client (deadlines.go); h2: the
+	// request came over HTTP/2.
+	writeIdle time.Duration
+	h2        bool
+	// body is the request's body when it has one (deadlines.go).
+	body *idleBody
 	// closeConn: the final response closes the connection (an HTTP/1
 	// request asking to upgrade that is not upgraded).
 	closeConn bool
@@ -80,6 +86,13 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.status = code
 		w.keepID()
 	}
+	if code < 200 {
+		// Written at once (a final status is written with the body).
+		w.beforeWrite()
+		w.ResponseWriter.WriteHeader(code)
+		w.afterWrite()
+		return
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -102,7 +115,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 		w.keepID()
 	}
+	w.beforeWrite()
 	n, err := w.ResponseWriter.Write(b)
+	w.afterWrite()
 	w.bytes += int64(n)
 	return n, err
 }
@@ -113,7 +128,9 @@ func (w *statusWriter) Flush() {
 			w.status = http.StatusOK
 			w.keepID()
 		}
+		w.beforeWrite()
 		f.Flush()
+		w.afterWrite()
 	}
 }
 
@@ -130,6 +147,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.sw.ResponseWriter = w
 	st.sw.id = st.idv[:]
 	st.sw.http10 = !r.ProtoAtLeast(1, 1)
+	st.sw.writeIdle, st.sw.h2 = g.opt.WriteIdleTimeout, r.ProtoMajor >= 2
+	if r.Body != nil && r.Body != http.NoBody {
+		r = g.watchBody(r, w, st)
+	}
 	sw := &st.sw
 	w.Header()["X-Request-Id"] = st.idv[:]
 	g.m.inflight.Inc()
@@ -146,6 +167,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeError(sw, http.StatusInternalServerError, st.id, "internal error; quote the request id to the site's administrators")
 			}
 		}
+		st.endExchange()
 		g.finish(r0, st, start)
 	}()
 	ctx := r.Context()
@@ -449,6 +471,11 @@ func tooMany(w http.ResponseWriter, id string, wait time.Duration) {
 // deny answers a request the WAF blocked.
 func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, status int) {
 	st := stateOf(r.Context())
+	if b := st.sw.body; b != nil && b.timedOut() {
+		// The WAF could not read the body: the client stopped sending it.
+		writeError(w, http.StatusRequestTimeout, st.id, "the request body was not received in time")
+		return
+	}
 	writeError(w, status, st.id, "request blocked by the web application firewall; quote request id "+st.id+" to the site's administrators")
 }
 

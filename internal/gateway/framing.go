@@ -84,9 +84,10 @@ func (f *framingState) isGone() bool { return f.gone.Load() }
 // exchange in flight. It mirrors net/http, which cancels the request's
 // context when a read from the connection fails (the client went away,
 // or the connection was closed) — except for the timeout its own
-// abortPendingRead provokes to end its background read. The gateway
-// sets no read deadline while it serves a request (no ReadTimeout), so
-// a timeout is never the client's doing and is ignored here.
+// abortPendingRead provokes to end its background read. Timeouts are
+// ignored here: that one, and those of the request body's read deadlines
+// (deadlines.go), which end the request themselves (the gateway sets no
+// other read deadline while it serves a request).
 func (f *framingState) readFailed(err error) {
 	// A type assertion as net/http's own (errors.As would allocate: this
 	// runs for every request, when net/http ends its background read).

@@ -46,6 +46,7 @@ func TestBrowser_RegisterEnrolReachApp(t *testing.T) {
 	c.Do("confirm the address",
 		chromedp.Navigate(link),
 		chromedp.WaitVisible(chromedp.CSS("#confirm")),
+		chromedp.SetValue(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS("#confirm")),
 		chromedp.WaitVisible(chromedp.CSS("#signin-link")),
 		chromedp.Click(chromedp.CSS("#signin-link")),

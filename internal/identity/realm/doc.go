@@ -31,11 +31,16 @@
 //
 //	register  e-mail + password (identity's policy; argon2id); a
 //	          single-use link valid 24 h is mailed (only its SHA-256 is
-//	          stored). Registering an address again re-sends the link
-//	          (at most once a minute) or, when it is verified already,
-//	          mails a notice: the page says the same in every case.
-//	verify    GET shows a button, POST uses the token up (mail scanners
-//	          that fetch links do not consume it).
+//	          stored, with the hash of the password typed). Registering
+//	          an unverified address again mails another link with its
+//	          own password, leaving the account's as it is (at most once
+//	          a minute); a verified one gets a notice: the page says the
+//	          same in every case.
+//	verify    GET shows the form, POST with the password chosen at the
+//	          link's registration uses the token up and gives the
+//	          account that password (mail scanners that fetch links do
+//	          not consume it; a stranger's registration of the address
+//	          cannot be confirmed with the owner's password).
 //	signin    e-mail + password; unverified addresses are refused. A
 //	          session starts at stage "enrol" (no authenticator app
 //	          yet: MFA is required, so the user enrols one now) or

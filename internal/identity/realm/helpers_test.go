@@ -299,8 +299,15 @@ func (b *browser) register(email string) string {
 	return link
 }
 
-// confirm follows a verification link: GET shows the form, POST uses it.
+// confirm follows a verification link with the password the test's users
+// register with: GET shows the form, POST uses it.
 func (b *browser) confirm(link string) page {
+	b.t.Helper()
+	return b.confirmWith(link, password)
+}
+
+// confirmWith follows a verification link, typing pw on its form.
+func (b *browser) confirmWith(link, pw string) page {
 	b.t.Helper()
 	u, err := url.Parse(link)
 	if err != nil {
@@ -310,7 +317,7 @@ func (b *browser) confirm(link string) page {
 	if p.status != http.StatusOK {
 		b.t.Fatalf("GET verification link = %d: %s", p.status, p.body)
 	}
-	return b.submit(u.RequestURI(), url.Values{"token": {u.Query().Get("token")}})
+	return b.submit(u.RequestURI(), url.Values{"token": {u.Query().Get("token")}, "password": {pw}})
 }
 
 // signIn posts the password form and returns the answer.

@@ -135,6 +135,12 @@ type Registration struct {
 // registered but not verified, sends a new link; for a verified one, a
 // notice). base is the scheme and host the link points at
 // ("https://app.example.com").
+//
+// The password is kept with the new link, not given to the account: it
+// becomes the account's password only when that link is used, with that
+// password (Verify). So registering someone else's pending address again
+// neither changes the password they chose nor lets the mailbox's owner
+// confirm a stranger's password by clicking the newest link.
 func (s *Service) Register(ctx context.Context, r Realm, base, email, password string) (Registration, error) {
 	if !r.AllowSignup {
 		return Registration{}, apperr.E(apperr.Forbidden, "this site does not accept new registrations")
@@ -188,21 +194,19 @@ func (s *Service) Register(ctx context.Context, r Realm, base, email, password s
 		if verified {
 			return nil
 		}
-		if !created {
-			// The password of an unverified account is the latest one
-			// typed: whoever controls the mailbox decides.
-			if _, err := tx.Exec(ctx, "UPDATE realm_users SET password_hash = ? WHERE id = ?", hash, userID); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE user_id = ? AND purpose = ?", userID, purposeVerify); err != nil {
+		// The account's password is left as it is: this registration's
+		// password goes with this registration's link. Earlier links
+		// still work (each with its own password) until they expire or
+		// the address is confirmed.
+		if _, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE user_id = ? AND purpose = ? AND expires_at <= ?",
+			userID, purposeVerify, store.Time(now)); err != nil {
 			return err
 		}
 		if token, err = randomToken(32); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, "INSERT INTO realm_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-			hashToken(token), userID, purposeVerify, store.Time(now), store.Time(now.Add(verifyTTL)))
+		_, err = tx.Exec(ctx, "INSERT INTO realm_tokens (token_hash, user_id, purpose, created_at, expires_at, password_hash) VALUES (?, ?, ?, ?, ?, ?)",
+			hashToken(token), userID, purposeVerify, store.Time(now), store.Time(now.Add(verifyTTL)), hash)
 		return err
 	})
 	if err != nil || recent {
@@ -218,7 +222,8 @@ func (s *Service) Register(ctx context.Context, r Realm, base, email, password s
 		link := base + AuthPrefix + "verify?token=" + token
 		msg = message{To: email, Subject: "Confirm your e-mail address for " + r.DisplayName,
 			Body: "Confirm your e-mail address to finish signing up at " + r.DisplayName + ":\r\n\r\n" + link + "\r\n\r\n" +
-				"The link works once, for 24 hours. If you did not sign up, ignore this message.\r\n"}
+				"The link works once, for 24 hours, with the password you chose when signing up.\r\n" +
+				"If you did not sign up, ignore this message.\r\n"}
 	}
 	if err := s.send(ctx, r, msg); err != nil {
 		if created {
@@ -239,33 +244,58 @@ func (s *Service) Register(ctx context.Context, r Realm, base, email, password s
 }
 
 // Verify consumes an e-mail verification token: it works once, before it
-// expires.
-func (s *Service) Verify(ctx context.Context, r Realm, token string) (User, error) {
+// expires, and only with the password typed at the registration that
+// mailed it, which then becomes the account's password. A wrong password
+// leaves the token as it was.
+func (s *Service) Verify(ctx context.Context, r Realm, token, password string) (User, error) {
 	bad := apperr.E(apperr.Invalid, "this link is invalid, expired or already used; register again to get a new one")
 	if len(token) == 0 || len(token) > 128 {
 		return User{}, bad
 	}
-	var u User
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
-		var (
-			userID  int64
-			expires time.Time
-		)
-		err := tx.QueryRow(ctx, `SELECT t.user_id, t.expires_at FROM realm_tokens t JOIN realm_users u ON u.id = t.user_id
-			WHERE t.token_hash = ? AND t.purpose = ? AND u.realm_id = ?`, hashToken(token), purposeVerify, r.ID).Scan(&userID, store.TimeDest(&expires))
-		if apperr.Is(err, apperr.NotFound) {
-			return bad
+	var (
+		userID  int64
+		expires time.Time
+		hash    string
+	)
+	// A link mailed before passwords went with links has none of its
+	// own: the account's is the one to know.
+	err := s.db.QueryRow(ctx, `SELECT t.user_id, t.expires_at, COALESCE(t.password_hash, u.password_hash) FROM realm_tokens t
+		JOIN realm_users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.purpose = ? AND u.realm_id = ?`,
+		hashToken(token), purposeVerify, r.ID).Scan(&userID, store.TimeDest(&expires), &hash)
+	if apperr.Is(err, apperr.NotFound) {
+		return User{}, bad
+	}
+	if err != nil {
+		return User{}, err
+	}
+	if !s.now().Before(expires) {
+		if _, err := s.db.Exec(ctx, "DELETE FROM realm_tokens WHERE token_hash = ?", hashToken(token)); err != nil {
+			return User{}, err
 		}
+		return User{}, bad
+	}
+	if len(password) > 1024 {
+		password = ""
+	}
+	if ok, _ := identity.CheckPassword(hash, password); !ok {
+		return User{}, apperr.InvalidField("password",
+			"this is not the password chosen when this link was requested: type that one, or register again to get a new link")
+	}
+	var u User
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		// Deleting the token is what uses it: of two confirmations with
+		// one link, one wins.
+		n, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE token_hash = ? AND purpose = ?", hashToken(token), purposeVerify)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE token_hash = ?", hashToken(token)); err != nil {
+		if n == 0 {
+			return bad
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE user_id = ? AND purpose = ?", userID, purposeVerify); err != nil {
 			return err
 		}
-		if !s.now().Before(expires) {
-			return nil // deleted, and refused below
-		}
-		if _, err := tx.Exec(ctx, "UPDATE realm_users SET email_verified = TRUE WHERE id = ?", userID); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE realm_users SET email_verified = TRUE, password_hash = ? WHERE id = ?", hash, userID); err != nil {
 			return err
 		}
 		if u, err = s.user(ctx, tx, r, userID); err != nil {
@@ -274,9 +304,6 @@ func (s *Service) Verify(ctx context.Context, r Realm, token string) (User, erro
 		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.verify", OrgID: r.OrgID, ActorName: "realm:" + u.Email,
 			Target: userTarget(r, u.ID, u.Email)})
 	})
-	if err == nil && u.ID == 0 {
-		return User{}, bad
-	}
 	return u, err
 }
 

@@ -284,7 +284,13 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request, rlm Realm, host
 		s.render(w, r, http.StatusOK, "verify", p)
 		return
 	}
-	u, err := s.Verify(r.Context(), rlm, r.PostForm.Get("token"))
+	u, err := s.Verify(r.Context(), rlm, r.PostForm.Get("token"), r.PostForm.Get("password"))
+	if apperr.Is(err, apperr.Invalid) && apperr.FieldOf(err) == "password" {
+		// The link is good: ask again on the same form.
+		p.Token = limit(r.PostForm.Get("token"), 128)
+		s.formError(w, r, rlm, "verify", p, err)
+		return
+	}
 	if err != nil {
 		s.formError(w, r, rlm, "error", p, err)
 		return

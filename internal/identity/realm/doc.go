@@ -56,7 +56,9 @@
 //	jwks.json the realm's public keys.
 //
 // Five wrong passwords or codes in a row lock the account for fifteen
-// minutes (429 with Retry-After; audited realm.user.lock). Unknown
+// minutes (429 with Retry-After; audited realm.user.lock). An attempt is
+// counted before it is checked (one UPDATE … RETURNING), so concurrent
+// guesses get no more than sequential ones. Unknown
 // addresses cost the same argon2 work as known ones.
 //
 // Sessions are one cookie per gateway host (host-only, HttpOnly,

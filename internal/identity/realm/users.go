@@ -482,12 +482,21 @@ func (s *Service) Login(ctx context.Context, r Realm, email, password string) (U
 	if u, err = s.user(ctx, s.db, r, u.ID); err != nil {
 		return User{}, err
 	}
-	if err := s.checkLock(u); err != nil {
-		s.auditLogin(ctx, r, u, audit.Denied, "locked")
+	n, err := s.claimAttempt(ctx, u)
+	if err != nil {
+		if apperr.Is(err, apperr.TooManyRequests) {
+			s.auditLogin(ctx, r, u, audit.Denied, "locked")
+		}
 		return User{}, err
 	}
 	if ok, _ := identity.CheckPassword(hash, password); !ok {
-		return User{}, s.failure(ctx, r, u, "password", wrong)
+		return User{}, s.failure(ctx, r, u, n, "password", wrong)
+	}
+	// A right password is no failure, but it does not wipe out wrong
+	// codes either: the count runs across both factors until a sign-in
+	// completes.
+	if err := s.releaseAttempt(ctx, u); err != nil {
+		return User{}, err
 	}
 	if !u.EmailVerified {
 		s.auditLogin(ctx, r, u, audit.Denied, "unverified")
@@ -504,13 +513,66 @@ func (s *Service) checkLock(u User) error {
 	return nil
 }
 
-// failure counts a failed password or code and locks the account after
-// maxFailures in a row.
-func (s *Service) failure(ctx context.Context, r Realm, u User, factor string, err error) error {
-	var n int
-	if qerr := s.db.QueryRow(ctx, "UPDATE realm_users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins", u.ID).Scan(&n); qerr != nil {
-		return qerr
+func tooMany(wait time.Duration) error {
+	return &apperr.Error{Kind: apperr.TooManyRequests, RetryAfter: wait,
+		Msg: fmt.Sprintf("too many failed attempts; try again in %d minutes", int(wait/time.Minute))}
+}
+
+// claimAttempt counts an attempt at a password or code of u as failed
+// before it is checked, in one statement, and returns its number in the
+// current run of failures. It refuses while the account is locked, and
+// when earlier attempts (failed or still being checked, concurrently)
+// already used up the maxFailures allowed: concurrent guesses cannot all
+// be checked. The caller then settles the attempt: releaseAttempt when
+// it was not a failure after all, failure when it was, succeeded when
+// the sign-in is complete.
+func (s *Service) claimAttempt(ctx context.Context, u User) (int, error) {
+	n, claimed := 0, false
+	for try := 0; try < 3; try++ {
+		err := s.db.QueryRow(ctx, `UPDATE realm_users SET failed_logins = failed_logins + 1
+			WHERE id = ? AND (locked_until IS NULL OR locked_until <= ?) RETURNING failed_logins`, u.ID, store.Time(s.now())).Scan(&n)
+		if err != nil && !apperr.Is(err, apperr.NotFound) {
+			return 0, err
+		}
+		if err == nil {
+			claimed = true
+			break
+		}
+		// Locked, or gone (NotFound here).
+		u.LockedUntil = time.Time{}
+		if err := s.db.QueryRow(ctx, "SELECT locked_until FROM realm_users WHERE id = ?", u.ID).Scan(store.TimeDest(&u.LockedUntil)); err != nil {
+			return 0, err
+		}
+		if err := s.checkLock(u); err != nil {
+			return 0, err
+		}
+		// The lock ended between the two statements: claim again.
 	}
+	if !claimed {
+		return 0, apperr.E(apperr.Unavailable, "the account is busy; try again")
+	}
+	if n > maxFailures {
+		// The attempts before this one are still being checked and
+		// will lock the account if they fail: this one is not checked.
+		if err := s.releaseAttempt(ctx, u); err != nil {
+			return 0, err
+		}
+		return 0, tooMany(lockFor)
+	}
+	return n, nil
+}
+
+// releaseAttempt takes back an attempt claimed by claimAttempt that
+// turned out not to be a failure (or could not be checked).
+func (s *Service) releaseAttempt(ctx context.Context, u User) error {
+	_, err := s.db.Exec(ctx, "UPDATE realm_users SET failed_logins = failed_logins - 1 WHERE id = ? AND failed_logins > 0", u.ID)
+	return err
+}
+
+// failure records attempt n (claimed by claimAttempt, which counted it)
+// as a failed password or code, and locks the account for lockFor when
+// it is the maxFailures-th in a row.
+func (s *Service) failure(ctx context.Context, r Realm, u User, n int, factor string, err error) error {
 	s.auditLogin(ctx, r, u, audit.Failure, "wrong "+factor)
 	if n >= maxFailures {
 		until := s.now().Add(lockFor)
@@ -521,8 +583,7 @@ func (s *Service) failure(ctx context.Context, r Realm, u User, factor string, e
 			Target: userTarget(r, u.ID, u.Email), Details: map[string]any{"failures": n, "minutes": int(lockFor / time.Minute)}}); aerr != nil {
 			return aerr
 		}
-		return &apperr.Error{Kind: apperr.TooManyRequests, RetryAfter: lockFor,
-			Msg: fmt.Sprintf("too many failed attempts; try again in %d minutes", int(lockFor/time.Minute))}
+		return tooMany(lockFor)
 	}
 	return err
 }
@@ -601,12 +662,13 @@ func (s *Service) BeginTOTP(ctx context.Context, r Realm, u User) (TOTPEnrolment
 // ConfirmTOTP completes enrolment with a code from the app and returns
 // the user's recovery codes (shown once).
 func (s *Service) ConfirmTOTP(ctx context.Context, r Realm, u User, code string) ([]string, error) {
-	if err := s.checkLock(u); err != nil {
+	n, err := s.claimAttempt(ctx, u)
+	if err != nil {
 		return nil, err
 	}
 	var codes []string
 	var mismatch bool
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
 		secret, confirmed, last, err := s.loadTOTP(ctx, tx, u.ID)
 		if err != nil {
 			return err
@@ -632,7 +694,14 @@ func (s *Service) ConfirmTOTP(ctx context.Context, r Realm, u User, code string)
 			Target: userTarget(r, u.ID, u.Email), Details: map[string]any{"method": "totp"}})
 	})
 	if err == nil && mismatch {
-		return nil, s.failure(ctx, r, u, "code", apperr.InvalidField("code", "that code does not match; check the time on your device and try the next one"))
+		return nil, s.failure(ctx, r, u, n, "code", apperr.InvalidField("code", "that code does not match; check the time on your device and try the next one"))
+	}
+	if err != nil {
+		// Not a wrong code (no enrolment started, one done already, or
+		// the database failed): the attempt does not count.
+		if rerr := s.releaseAttempt(ctx, u); rerr != nil {
+			s.log.WarnContext(ctx, "release a realm sign-in attempt", "user", u.ID, "error", rerr)
+		}
 	}
 	return codes, err
 }
@@ -660,23 +729,36 @@ func newRecoveryCodesTx(ctx context.Context, tx *store.Tx, userID int64) ([]stri
 // SecondFactor checks a TOTP code or a recovery code (used up) and
 // returns the authentication method it proves: "otp" or "rec".
 func (s *Service) SecondFactor(ctx context.Context, r Realm, u User, code string) (string, error) {
-	if err := s.checkLock(u); err != nil {
+	n, err := s.claimAttempt(ctx, u)
+	if err != nil {
 		return "", err
 	}
+	method, err := s.secondFactor(ctx, r, u, n, code)
+	if err != nil && !apperr.Is(err, apperr.Unauthenticated) && !apperr.Is(err, apperr.TooManyRequests) {
+		// Not a wrong code: the attempt does not count.
+		if rerr := s.releaseAttempt(ctx, u); rerr != nil {
+			s.log.WarnContext(ctx, "release a realm sign-in attempt", "user", u.ID, "error", rerr)
+		}
+	}
+	return method, err
+}
+
+// secondFactor checks code as attempt n claimed by SecondFactor.
+func (s *Service) secondFactor(ctx context.Context, r Realm, u User, n int, code string) (string, error) {
 	wrong := apperr.E(apperr.Unauthenticated, "wrong or already used code")
 	code = strings.TrimSpace(code)
 	if len(code) > 64 {
-		return "", s.failure(ctx, r, u, "code", wrong)
+		return "", s.failure(ctx, r, u, n, "code", wrong)
 	}
 	if rc := normalizeRecovery(code); len(rc) == recoveryLen {
-		n, err := s.db.Exec(ctx, "DELETE FROM realm_recovery_codes WHERE user_id = ? AND code_hash = ?", u.ID, hashToken(rc))
+		deleted, err := s.db.Exec(ctx, "DELETE FROM realm_recovery_codes WHERE user_id = ? AND code_hash = ?", u.ID, hashToken(rc))
 		if err != nil {
 			return "", err
 		}
-		if n == 1 {
+		if deleted == 1 {
 			return "rec", s.succeeded(ctx, r, u, "recovery code")
 		}
-		return "", s.failure(ctx, r, u, "code", wrong)
+		return "", s.failure(ctx, r, u, n, "code", wrong)
 	}
 	secret, confirmed, last, err := s.loadTOTP(ctx, s.db, u.ID)
 	if err != nil {
@@ -687,15 +769,15 @@ func (s *Service) SecondFactor(ctx context.Context, r Realm, u User, code string
 	}
 	step, ok := matchTOTP(secret, code, s.now(), last)
 	if !ok {
-		return "", s.failure(ctx, r, u, "code", wrong)
+		return "", s.failure(ctx, r, u, n, "code", wrong)
 	}
 	// Compare-and-set: a code is accepted once.
-	n, err := s.db.Exec(ctx, "UPDATE realm_users SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?", step, u.ID, step)
+	set, err := s.db.Exec(ctx, "UPDATE realm_users SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?", step, u.ID, step)
 	if err != nil {
 		return "", err
 	}
-	if n == 0 {
-		return "", s.failure(ctx, r, u, "code", wrong)
+	if set == 0 {
+		return "", s.failure(ctx, r, u, n, "code", wrong)
 	}
 	return "otp", s.succeeded(ctx, r, u, "totp")
 }

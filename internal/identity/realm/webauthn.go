@@ -213,8 +213,9 @@ func (s *Service) BeginKeyLogin(ctx context.Context, r Realm, u User, tok, host,
 }
 
 // FinishKeyLogin verifies the browser's answer as the second factor. A
-// failure counts like a wrong code; a key whose counter went backwards
-// (cloned) is refused.
+// failure counts like a wrong code (the attempt is claimed before the
+// check, as for codes); a key whose counter went backwards (cloned) is
+// refused.
 func (s *Service) FinishKeyLogin(ctx context.Context, r Realm, u User, tok, host, origin string, response []byte) error {
 	if err := s.checkLock(u); err != nil {
 		return err
@@ -223,10 +224,26 @@ func (s *Service) FinishKeyLogin(ctx context.Context, r Realm, u User, tok, host
 	if err != nil {
 		return err
 	}
+	n, err := s.claimAttempt(ctx, u)
+	if err != nil {
+		return err
+	}
+	err = s.finishKeyLogin(ctx, r, u, n, host, origin, sd, response)
+	if err != nil && !apperr.Is(err, apperr.Unauthenticated) && !apperr.Is(err, apperr.TooManyRequests) {
+		// Not a wrong answer: the attempt does not count.
+		if rerr := s.releaseAttempt(ctx, u); rerr != nil {
+			s.log.WarnContext(ctx, "release a realm sign-in attempt", "user", u.ID, "error", rerr)
+		}
+	}
+	return err
+}
+
+// finishKeyLogin checks the answer to the ceremony sd as attempt n.
+func (s *Service) finishKeyLogin(ctx context.Context, r Realm, u User, n int, host, origin string, sd webauthn.SessionData, response []byte) error {
 	wrong := apperr.E(apperr.Unauthenticated, "the security key was not accepted")
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
 	if err != nil {
-		return s.failure(ctx, r, u, "security key", wrong)
+		return s.failure(ctx, r, u, n, "security key", wrong)
 	}
 	rp, err := relyingParty(r, host, origin)
 	if err != nil {
@@ -238,7 +255,7 @@ func (s *Service) FinishKeyLogin(ctx context.Context, r Realm, u User, tok, host
 	}
 	cred, err := rp.ValidateLogin(ku, sd, parsed)
 	if err != nil || cred.Authenticator.CloneWarning {
-		return s.failure(ctx, r, u, "security key", wrong)
+		return s.failure(ctx, r, u, n, "security key", wrong)
 	}
 	raw, err := json.Marshal(cred)
 	if err != nil {

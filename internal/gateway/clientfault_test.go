@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -18,15 +19,15 @@ import (
 	"github.com/rampartsec/rampart/internal/gateway"
 )
 
-// recordingBackend answers every request with answer and records the
-// request lines and header names it got.
+// recordingBackend answers every request with a fixed answer and
+// records what format makes of each request.
 type recordingBackend struct {
 	url  string
 	mu   sync.Mutex
 	seen []string
 }
 
-func newRecordingBackend(t *testing.T, answer string) *recordingBackend {
+func newRecordingBackend(t *testing.T, answer string, format func(*http.Request) string) *recordingBackend {
 	t.Helper()
 	b := &recordingBackend{}
 	b.url = rawBackend(t, func(c net.Conn, br *bufio.Reader) {
@@ -36,15 +37,8 @@ func newRecordingBackend(t *testing.T, answer string) *recordingBackend {
 				return
 			}
 			_, _ = io.Copy(io.Discard, req.Body)
-			names := slices.Sorted(func(yield func(string) bool) {
-				for k := range req.Header {
-					if !yield(k) {
-						return
-					}
-				}
-			})
 			b.mu.Lock()
-			b.seen = append(b.seen, req.Method+" "+req.RequestURI+" "+strings.Join(names, ","))
+			b.seen = append(b.seen, format(req))
 			b.mu.Unlock()
 			_, _ = io.WriteString(c, answer)
 		}
@@ -52,32 +46,25 @@ func newRecordingBackend(t *testing.T, answer string) *recordingBackend {
 	return b
 }
 
+// headerNames formats a request as its line and sorted header names.
+func headerNames(req *http.Request) string {
+	return req.Method + " " + req.RequestURI + " " + strings.Join(slices.Sorted(maps.Keys(req.Header)), ",")
+}
+
+// requests is what the backend recorded so far.
 func (b *recordingBackend) requests() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.seen)
 }
 
-// exchange writes raw on a new connection and returns what comes back
-// until the gateway closes it or stays silent for a moment.
-func exchange(t *testing.T, gwURL, raw string) string {
-	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(gwURL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, _ = io.WriteString(c, raw)
-	var out bytes.Buffer
-	buf := make([]byte, 16<<10)
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
-		n, err := c.Read(buf)
-		out.Write(buf[:n])
-		if err != nil {
-			return out.String()
-		}
-	}
+// take is requests, forgetting them.
+func (b *recordingBackend) take() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.seen
+	b.seen = nil
+	return r
 }
 
 // h2Request sends one HTTP/2 request with prior knowledge, with the
@@ -136,13 +123,13 @@ func h2Request(t *testing.T, gwURL string, fields [][2]string, body string) stri
 // the backend: another client's request afterwards is served (before the
 // fix, two of them ejected the only backend and everyone got 503).
 func TestGateway_ClientFaultsDoNotEjectBackends(t *testing.T) {
-	be := newRecordingBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	be := newRecordingBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", headerNames)
 	rt := route(1, "app", "app.test", "/", be.url)
 	rt.Spec.MaxBody = 16
 	gw := startGateway(t, nil, []gateway.Route{rt})
 	big := strings.Repeat("a", 64)
 	for range 3 {
-		if out := exchange(t, gw.URL, "POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n"+big+"\r\n0\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 413 ") {
+		if out := converse(t, gw.URL, "POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n"+big+"\r\n0\r\n\r\n"); !strings.HasPrefix(out, "HTTP/1.1 413 ") {
 			t.Errorf("chunked body over the limit: %q", truncate(out, 40))
 		}
 	}
@@ -183,13 +170,13 @@ func TestGateway_ClientFaultsDoNotEjectBackends(t *testing.T) {
 // not passed to an HTTP/1.0 client, on either forwarding path (RFC 9110
 // 15.2: it would take it for the final answer).
 func TestGateway_NoInterimResponsesToHTTP10(t *testing.T) {
-	be := newRecordingBackend(t, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	be := newRecordingBackend(t, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", headerNames)
 	gw := startGateway(t, nil, []gateway.Route{route(1, "app", "app.test", "/", be.url)})
 	for _, raw := range []string{
 		"GET / HTTP/1.0\r\nHost: app.test\r\n\r\n",                        // direct path
 		"POST / HTTP/1.0\r\nHost: app.test\r\nContent-Length: 1\r\n\r\nx", // ReverseProxy
 	} {
-		out := exchange(t, gw.URL, raw)
+		out := converse(t, gw.URL, raw)
 		if !strings.HasPrefix(out, "HTTP/1.0 200 ") || strings.Contains(out, " 103 ") {
 			t.Errorf("%q: %q", truncate(raw, 24), truncate(out, 80))
 		}
@@ -201,11 +188,11 @@ func TestGateway_NoInterimResponsesToHTTP10(t *testing.T) {
 // CGI, WSGI and PHP read as the same variables), never reaches the
 // backend, on either path.
 func TestGateway_ProtectedHeaderSpellings(t *testing.T) {
-	be := newRecordingBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	be := newRecordingBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", headerNames)
 	gw := startGateway(t, nil, []gateway.Route{route(1, "app", "app.test", "/", be.url)})
 	forged := "X-Rampart_User: forged\r\nX-Forwarded_For: 6.6.6.6\r\nX-Request_Id: forged\r\nx_forwarded_host: evil\r\nX-Keep: 1\r\n"
-	exchange(t, gw.URL, "GET /a HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n"+forged+"\r\n")
-	exchange(t, gw.URL, "POST /b HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 1\r\n"+forged+"\r\nx")
+	converse(t, gw.URL, "GET /a HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n"+forged+"\r\n")
+	converse(t, gw.URL, "POST /b HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nContent-Length: 1\r\n"+forged+"\r\nx")
 	seen := be.requests()
 	if len(seen) != 2 {
 		t.Fatalf("the backend got %q", seen)

@@ -1,51 +1,23 @@
 package gateway_test
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/gateway"
 )
 
-// headLog is a backend that records the request line, Content-Length and
-// Transfer-Encoding of every request it gets.
-type headLog struct {
-	url  string
-	mu   sync.Mutex
-	reqs []string
-}
-
-func newHeadLog(t *testing.T) *headLog {
+// newHeadLog is a backend that records the request line, Content-Length
+// and Transfer-Encoding of every request it gets.
+func newHeadLog(t *testing.T) *recordingBackend {
 	t.Helper()
-	b := &headLog{}
-	b.url = rawBackend(t, func(c net.Conn, br *bufio.Reader) {
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			_, _ = io.Copy(io.Discard, req.Body)
-			b.mu.Lock()
-			b.reqs = append(b.reqs, req.Method+" "+req.RequestURI+" CL="+req.Header.Get("Content-Length")+" TE="+strings.Join(req.TransferEncoding, ","))
-			b.mu.Unlock()
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		}
+	return newRecordingBackend(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", func(req *http.Request) string {
+		return req.Method + " " + req.RequestURI + " CL=" + req.Header.Get("Content-Length") + " TE=" + strings.Join(req.TransferEncoding, ",")
 	})
-	return b
-}
-
-func (b *headLog) take() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	r := b.reqs
-	b.reqs = nil
-	return r
 }
 
 // converse writes each step on one connection, reading what comes back

@@ -216,6 +216,12 @@ func (k *kvAPI) authorise(ctx context.Context, p *authn.Principal, sc Scope, a a
 
 func (k *kvAPI) authoriseAt(ctx context.Context, p *authn.Principal, sc Scope, a authz.Action) (place, error) {
 	pl, err := k.s.resolve(ctx, sc)
+	if apperr.Is(err, apperr.NotFound) {
+		// As Vault: a path the token may not use is "permission denied"
+		// whether or not it exists, so org and project names cannot be
+		// probed (an existing org the caller is not in answers the same).
+		return place{}, errKVPermission
+	}
 	if err != nil {
 		return place{}, err
 	}

@@ -229,7 +229,7 @@ func TestKV_BadRequests(t *testing.T) {
 	}{
 		{"bad ref", "GET", "/v1/secret/data/acme/a/b/c/d", "", 400},
 		{"upper-case org", "GET", "/v1/secret/data/ACME/x", "", 400},
-		{"unknown org", "GET", "/v1/secret/data/nope/x", "", 404},
+		{"unknown org", "GET", "/v1/secret/data/nope/x", "", 403}, // as Vault: names cannot be probed
 		{"unknown mount", "GET", "/v1/other/data/acme/x", "", 404},
 		{"unsupported op", "PATCH", "/v1/secret/data/acme/x", `{"data":{}}`, 405},
 		{"bad version", "GET", "/v1/secret/data/acme/x?version=abc", "", 400},

@@ -287,9 +287,10 @@ func TestKV_OpsOnMissingSecret(t *testing.T) {
 	if st, body := kvCall(t, w, tok, "GET", "/v1/secret/metadata/acme/web/nope", ""); st != http.StatusNotFound {
 		t.Errorf("metadata after the operations: %d %s, want no secret", st, body)
 	}
-	// An unknown org is still not found.
-	if st, _ := kvCall(t, w, tok, "DELETE", "/v1/secret/data/nosuchorg/x", ""); st != http.StatusNotFound {
-		t.Errorf("delete in an unknown org = %d, want 404", st)
+	// An unknown org is "permission denied", as in Vault, not "not
+	// found": org names cannot be probed.
+	if st, _ := kvCall(t, w, tok, "DELETE", "/v1/secret/data/nosuchorg/x", ""); st != http.StatusForbidden {
+		t.Errorf("delete in an unknown org = %d, want 403", st)
 	}
 }
 

@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net/url"
 	"sort"
+	"strings"
 )
 
 // maskText replaces a secret in logs.
@@ -14,10 +16,16 @@ const maskText = "***"
 // ordinary output ("a", "1"), so a job whose secret is shorter is refused.
 const minSecretLen = 4
 
+// minLineLen is the shortest line of a multi-line secret masked on its
+// own: shorter lines ("}", "true") would mangle ordinary output.
+const minLineLen = 8
+
 // maskForms returns the forms of a secret value that are masked: the value
 // itself, its standard and URL-safe base64 encodings (at each of the three
 // alignments it can have inside a longer encoded stream, padded and not),
-// and its URL query and path escapings.
+// its URL query and path escapings and its JSON string escaping; and, for
+// a multi-line value (a PEM key), each of its lines of minLineLen bytes or
+// more, which output shows indented, with CRLF or escaped as JSON.
 func maskForms(secret string) []string {
 	set := map[string]bool{secret: true}
 	add := func(s string) {
@@ -27,6 +35,15 @@ func maskForms(secret string) []string {
 	}
 	add(url.QueryEscape(secret))
 	add(url.PathEscape(secret))
+	add(jsonEscaped(secret))
+	if strings.ContainsAny(secret, "\r\n") {
+		for line := range strings.FieldsFuncSeq(secret, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			if line = strings.TrimSpace(line); len(line) >= minLineLen {
+				set[line] = true
+				set[jsonEscaped(line)] = true
+			}
+		}
+	}
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
 		add(enc.EncodeToString([]byte(secret)))
 		for shift := 0; shift < 3; shift++ {
@@ -51,6 +68,15 @@ func maskForms(secret string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// jsonEscaped is s as it appears inside a JSON string.
+func jsonEscaped(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil || len(b) < 2 {
+		return s
+	}
+	return string(b[1 : len(b)-1])
 }
 
 // Masker is a streaming writer that replaces every form of its secrets

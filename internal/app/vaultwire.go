@@ -124,6 +124,7 @@ const (
 	maxLeakCandidates = 32
 	maxLeakBlob       = 8 << 20
 	maxLeakLine       = 64 << 10
+	maxLeakReport     = 10000 // vault.ReportLeaks's limit per call
 )
 
 // vaultLeaks hands secrets pushed past push protection to the vault's
@@ -169,10 +170,15 @@ func (l vaultLeaks) SecretsLeaked(ctx context.Context, repo scm.Repo, findings [
 			found = append(found, vault.Found{Value: &v, Source: "push-protection", Location: where})
 		}
 	}
-	if len(found) > 0 {
-		if _, err := l.vault.ReportLeaks(ctx, found); err != nil {
+	// The vault compares at most maxLeakReport findings per call: a push
+	// with more (a fixtures file of fake tokens next to a real one) is
+	// reported in parts, so none of its findings goes unmatched.
+	for len(found) > 0 {
+		n := min(len(found), maxLeakReport)
+		if _, err := l.vault.ReportLeaks(ctx, found[:n]); err != nil {
 			errs = append(errs, err)
 		}
+		found = found[n:]
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("report leaked secrets of %s: %w", repo.FullName(), errs[0])

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 )
@@ -61,6 +62,13 @@ type Ring struct {
 
 	// rotate creates the next version's key durably and returns it.
 	rotate func(next int) ([]byte, error)
+	// load reads version v's key from the keyring's storage (nil when the
+	// kind keeps no versions there): another replica sharing the key
+	// directory may have rotated. loadMu serialises loads; checked is
+	// when storage was last looked at for newer versions.
+	load    func(v int) ([]byte, error)
+	loadMu  sync.Mutex
+	checked time.Time
 	// primary seals identity's small secrets (version 1).
 	primary *Local
 }
@@ -89,9 +97,57 @@ func (r *Ring) Versions() []int {
 
 // Current implements KEK.
 func (r *Ring) Current(context.Context) (int, error) {
+	r.refresh()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.current, nil
+}
+
+// refreshEvery is how often Wrap and Current look for versions another
+// replica sharing the key directory added.
+const refreshEvery = 5 * time.Second
+
+// refresh loads the versions after the current one that storage holds,
+// at most every refreshEvery: replicas sharing the key directory follow a
+// rotation made on one of them, wrapping under the new version within
+// seconds.
+func (r *Ring) refresh() {
+	if r.load == nil {
+		return
+	}
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	if time.Since(r.checked) < refreshEvery {
+		return
+	}
+	r.checked = time.Now()
+	for {
+		r.mu.RLock()
+		next := r.current + 1
+		r.mu.RUnlock()
+		key, err := r.load(next)
+		if err != nil || key == nil || r.add(next, key) != nil {
+			return
+		}
+	}
+}
+
+// loadVersion adds version v from storage if it is there (a rotation on
+// another replica), reporting whether the ring now holds it.
+func (r *Ring) loadVersion(v int) bool {
+	if r.load == nil {
+		return false
+	}
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	r.mu.RLock()
+	have := r.versions[v] != nil
+	r.mu.RUnlock()
+	if have {
+		return true
+	}
+	key, err := r.load(v)
+	return err == nil && key != nil && r.add(v, key) == nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
@@ -125,6 +181,7 @@ func (r *Ring) add(version int, key []byte) error {
 // Wrap implements KEK: format byte, version (4 bytes, big endian), nonce,
 // then the sealed data key.
 func (r *Ring) Wrap(_ context.Context, dek, aad []byte) ([]byte, int, error) {
+	r.refresh()
 	r.mu.RLock()
 	v, aead := r.current, r.versions[r.current]
 	r.mu.RUnlock()
@@ -158,8 +215,14 @@ func (r *Ring) Unwrap(_ context.Context, wrapped, aad []byte) ([]byte, error) {
 	r.mu.RLock()
 	aead := r.versions[v]
 	r.mu.RUnlock()
+	if aead == nil && r.loadVersion(v) {
+		r.mu.RLock()
+		aead = r.versions[v]
+		r.mu.RUnlock()
+	}
 	if aead == nil {
-		return nil, apperr.E(apperr.Unavailable, "key-encryption key version %d is missing from the %s keyring in %s", v, r.kind, r.dir)
+		// No path in the message: it reaches API callers.
+		return nil, apperr.E(apperr.Unavailable, "key-encryption key version %d is missing from the %s keyring", v, r.kind)
 	}
 	ns := aead.NonceSize()
 	if len(wrapped) < 5+ns+aead.Overhead() {
@@ -177,6 +240,14 @@ func (r *Ring) Unwrap(_ context.Context, wrapped, aad []byte) ([]byte, error) {
 func (r *Ring) Rotate(context.Context) (int, error) {
 	r.rotMu.Lock()
 	defer r.rotMu.Unlock()
+	// Follow a rotation another replica made first, so this one adds the
+	// version after it; no load runs while this rotation writes.
+	r.loadMu.Lock()
+	r.checked = time.Time{}
+	r.loadMu.Unlock()
+	r.refresh()
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
 	r.mu.RLock()
 	next := r.current + 1
 	r.mu.RUnlock()
@@ -231,6 +302,16 @@ func OpenFileRing(dir string) (*Ring, error) {
 		if err := r.add(v, key); err != nil {
 			return nil, err
 		}
+	}
+	r.load = func(v int) ([]byte, error) {
+		if v < 2 {
+			return nil, nil
+		}
+		key, err := readKeyFile(filepath.Join(dir, fmt.Sprintf("kek-%d.key", v)))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return key, err
 	}
 	r.rotate = func(next int) ([]byte, error) {
 		key := make([]byte, keyLen)

@@ -222,3 +222,53 @@ func TestFileRing_MissingVersion(t *testing.T) {
 		t.Fatalf("Unwrap without the key file = %v", err)
 	}
 }
+
+// TestRing_FollowsRotationOnAnotherReplica: two rings on one key
+// directory (two replicas). After A rotates, B unwraps a data key A
+// wrapped under the new version, and wraps new ones under it too; the
+// error for a version that really is missing names no path.
+func TestRing_FollowsRotationOnAnotherReplica(t *testing.T) {
+	ctx := context.Background()
+	open := map[string]func(dir string) (*Ring, error){
+		"file": OpenFileRing,
+		"passphrase": func(dir string) (*Ring, error) {
+			return OpenPassphraseRing(dir, []byte("correct horse battery staple"), Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1})
+		},
+	}
+	for name, openRing := range open {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			a, err := openRing(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := openRing(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := a.Rotate(ctx); err != nil || v != 2 {
+				t.Fatalf("rotate: %d %v", v, err)
+			}
+			dek := bytes.Repeat([]byte{7}, 32)
+			wrapped, v, err := a.Wrap(ctx, dek, []byte("aad"))
+			if err != nil || v != 2 {
+				t.Fatalf("A wraps under %d: %v", v, err)
+			}
+			got, err := b.Unwrap(ctx, wrapped, []byte("aad"))
+			if err != nil || !bytes.Equal(got, dek) {
+				t.Fatalf("B unwraps A's version 2: %v", err)
+			}
+			if cur, _ := b.Current(ctx); cur != 2 {
+				t.Errorf("B's current version is %d, want 2", cur)
+			}
+			if _, v, _ := b.Wrap(ctx, dek, nil); v != 2 {
+				t.Errorf("B wraps under version %d, want 2", v)
+			}
+			missing := append([]byte{wrapped[0], 0, 0, 0, 9}, wrapped[5:]...)
+			_, err = b.Unwrap(ctx, missing, []byte("aad"))
+			if err == nil || strings.Contains(err.Error(), dir) {
+				t.Errorf("a missing version 9: %v (want an error without the key directory)", err)
+			}
+		})
+	}
+}

@@ -118,6 +118,28 @@ func OpenPassphraseRing(dir string, passphrase []byte, params Argon2Params) (*Ri
 	if r.primary == nil {
 		return nil, apperr.E(apperr.Invalid, "%s has no version 1", path)
 	}
+	r.load = func(v int) ([]byte, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		var now passphraseDoc
+		if err := json.Unmarshal(b, &now); err != nil {
+			return nil, err
+		}
+		for _, dv := range now.Versions {
+			if dv.Version != v {
+				continue
+			}
+			key := derive(passphrase, dv.Salt, now.Params)
+			if !hmac.Equal(checkValue(key), dv.Check) {
+				return nil, apperr.E(apperr.Unauthenticated, "the passphrase does not open key-encryption key version %d", v)
+			}
+			doc = now
+			return key, nil
+		}
+		return nil, nil
+	}
 	r.rotate = func(next int) ([]byte, error) {
 		salt := make([]byte, 16)
 		if _, err := io.ReadFull(rand.Reader, salt); err != nil {

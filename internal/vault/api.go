@@ -443,7 +443,8 @@ func (s *Service) apiLeaks(c *httpapi.Call) error {
 		}
 		open = b
 	}
-	ls, err := s.Leaks(c.R.Context(), c.Org.Name, open)
+	manage := authz.Check(c.P.Subject, authz.VaultPolicyWrite, c.Org.Resource()) == nil
+	ls, err := s.LeaksFor(c.R.Context(), c.Org.Name, open, readerOf(c, "api"), manage)
 	if err != nil {
 		return err
 	}

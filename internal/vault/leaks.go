@@ -97,6 +97,41 @@ func (s *Service) ReportLeaks(ctx context.Context, found []Found) ([]Leak, error
 	return out, nil
 }
 
+// hiddenLocation replaces where a leak was found for a viewer who may not
+// read the secret.
+const hiddenLocation = "(hidden: you may not read this secret)"
+
+// LeaksFor is Leaks as rd may see them: where each leak was found is shown
+// only to an org's policy managers (manage) and to readers a policy grants
+// the secret. Anyone who may push to a repository can push values past
+// push protection; were the matching line shown to every org member, a
+// member without access could push guesses, one per line, and learn which
+// one is a secret's value.
+func (s *Service) LeaksFor(ctx context.Context, org string, open bool, rd Reader, manage bool) ([]Leak, error) {
+	ls, err := s.Leaks(ctx, org, open)
+	if err != nil || manage {
+		return ls, err
+	}
+	o, err := s.ids.Org(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	set, err := s.policies(ctx, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ls {
+		policy, err := s.grantIn(ctx, set, o, ls[i].Ref, rd)
+		if err != nil {
+			return nil, err
+		}
+		if policy == "" {
+			ls[i].Location = hiddenLocation
+		}
+	}
+	return ls, nil
+}
+
 func clipText(s string, n int) string {
 	s = strings.ToValidUTF8(s, "?")
 	if len(s) > n {

@@ -124,7 +124,8 @@ func (s *Service) scopeData(c *web.Ctx, sc Scope) (scopeView, error) {
 			v.Children = append(v.Children, p.Name)
 		}
 		v.ChildKind = "Projects"
-		leaks, err := s.Leaks(ctx, sc.Org, true)
+		manage := c.Check(authz.VaultPolicyWrite, o.Resource()) == nil
+		leaks, err := s.LeaksFor(ctx, sc.Org, true, Reader{UserID: c.P.User.ID, Username: c.P.User.Username, Via: "ui"}, manage)
 		if err != nil {
 			return v, err
 		}

@@ -2,24 +2,32 @@ package gateway
 
 import (
 	"math"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
 
 // limiter is a set of token buckets keyed by client address or user, one
-// per route and kind. It holds at most maxKeys buckets; full buckets idle
-// for a while are dropped first.
+// per route and kind. It holds at most max buckets, in order of last use:
+// buckets that have refilled (they carry no state worth keeping) are
+// dropped first, then, at the cap, the least recently used. A limiter
+// outlives table loads that leave its route's settings alone (load.go).
 type limiter struct {
 	rate  float64 // tokens per second
 	burst float64
+	max   int
 	mu    sync.Mutex
 	m     map[string]*bucket
+	lru   bucket // sentinel of the use list: lru.next is the most recent
 	sweep time.Time
 }
 
 type bucket struct {
-	tokens float64
-	last   time.Time
+	tokens     float64
+	last       time.Time
+	key        string
+	prev, next *bucket
 }
 
 const maxLimiterKeys = 100_000
@@ -28,11 +36,18 @@ func newLimiter(rate float64, burst int) *limiter {
 	if rate <= 0 {
 		return nil
 	}
-	b := float64(burst)
-	if b <= 0 {
-		b = math.Max(1, math.Ceil(2*rate))
+	l := &limiter{rate: rate, burst: burstOf(rate, burst), max: maxLimiterKeys, m: map[string]*bucket{}}
+	l.lru.prev, l.lru.next = &l.lru, &l.lru
+	return l
+}
+
+// burstOf is the bucket size for rate and the configured burst (default
+// 2×rate, at least 1).
+func burstOf(rate float64, burst int) float64 {
+	if burst <= 0 {
+		return math.Max(1, math.Ceil(2*rate))
 	}
-	return &limiter{rate: rate, burst: b, m: map[string]*bucket{}}
+	return float64(burst)
 }
 
 // allow takes a token for key, or returns how long until one is free.
@@ -44,18 +59,71 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	defer l.mu.Unlock()
 	b := l.m[key]
 	if b == nil {
-		if len(l.m) >= maxLimiterKeys {
-			l.evict(now)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.m[key] = b
-	} else {
-		b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-		b.last = now
+		b = l.add(key, now)
 	}
+	return l.take(b, now)
+}
+
+// allowIP is allow for the client address ip, keyed by its network: an
+// IPv4 address by itself, an IPv6 one by its /64 (the least a site gets,
+// so its addresses share one bucket). It does not allocate for a known
+// key.
+func (l *limiter) allowIP(ip string, now time.Time) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	var buf [9]byte
+	k := ipKey(buf[:0], ip)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b *bucket
+	if k != nil {
+		b = l.m[string(k)]
+	} else {
+		b = l.m[ip]
+	}
+	if b == nil {
+		if k != nil {
+			b = l.add(string(k), now)
+		} else {
+			b = l.add(ip, now)
+		}
+	}
+	return l.take(b, now)
+}
+
+// ipKey appends the rate-limit key of address ip to dst: a zero byte,
+// then the IPv4 address or the IPv6 /64 prefix (an IPv4-mapped IPv6
+// address counts as IPv4). It returns nil when ip is no IP address (its
+// text is the key then; no text starts with a zero byte).
+func ipKey(dst []byte, ip string) []byte {
+	if i := strings.IndexByte(ip, '%'); i >= 0 {
+		ip = ip[:i] // the zone names an interface of ours, not the client
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return nil
+	}
+	a = a.Unmap()
+	dst = append(dst, 0)
+	if a.Is4() {
+		v4 := a.As4()
+		return append(dst, v4[:]...)
+	}
+	v6 := a.As16()
+	return append(dst, v6[:8]...)
+}
+
+// take refills b and takes a token from it, moving it to the front of the
+// use list.
+func (l *limiter) take(b *bucket, now time.Time) (bool, time.Duration) {
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	l.unlink(b)
+	l.pushFront(b)
 	if now.Sub(l.sweep) > time.Minute {
 		l.sweep = now
-		l.evict(now)
+		l.dropFull(now)
 	}
 	if b.tokens >= 1 {
 		b.tokens--
@@ -65,22 +133,43 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	return false, wait
 }
 
-// evict drops buckets that have refilled (their key is as good as new);
-// if that frees nothing, half of the buckets go.
-func (l *limiter) evict(now time.Time) {
+// add makes a full bucket for key, first making room for it.
+func (l *limiter) add(key string, now time.Time) *bucket {
+	if len(l.m) >= l.max {
+		l.dropFull(now)
+		for len(l.m) >= l.max {
+			l.drop(l.lru.prev) // the least recently used
+		}
+	}
+	b := &bucket{tokens: l.burst, last: now, key: key}
+	l.m[key] = b
+	l.pushFront(b)
+	return b
+}
+
+// dropFull drops the buckets unused long enough to have refilled: their
+// key is as good as new. They sit at the back of the use list.
+func (l *limiter) dropFull(now time.Time) {
 	full := time.Duration(l.burst / l.rate * float64(time.Second))
-	for k, b := range l.m {
-		if now.Sub(b.last) >= full {
-			delete(l.m, k)
-		}
+	for b := l.lru.prev; b != &l.lru && now.Sub(b.last) >= full; b = l.lru.prev {
+		l.drop(b)
 	}
-	if len(l.m) >= maxLimiterKeys {
-		n := 0
-		for k := range l.m {
-			if n%2 == 0 {
-				delete(l.m, k)
-			}
-			n++
-		}
+}
+
+func (l *limiter) drop(b *bucket) {
+	l.unlink(b)
+	delete(l.m, b.key)
+}
+
+func (l *limiter) unlink(b *bucket) {
+	if b.prev != nil {
+		b.prev.next, b.next.prev = b.next, b.prev
+		b.prev, b.next = nil, nil
 	}
+}
+
+func (l *limiter) pushFront(b *bucket) {
+	b.prev, b.next = &l.lru, l.lru.next
+	l.lru.next.prev = b
+	l.lru.next = b
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -260,7 +261,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if l.waf == nil && l.route.Spec.Auth != AuthRequired && directable(l, r) {
 		// The common case: no request state in the context, no clone of
 		// the request.
-		if ok, wait := l.ipLimit.allow(st.ip, start); !ok {
+		if ok, wait := l.ipLimit.allowIP(st.ip, start); !ok {
 			g.m.limited.WithLabelValues(l.route.Name, "ip").Inc()
 			tooMany(sw, st.id, wait)
 			return
@@ -273,7 +274,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	r = r.WithContext(ctx)
 	now := g.opt.Now()
-	if ok, wait := l.ipLimit.allow(st.ip, now); !ok {
+	if ok, wait := l.ipLimit.allowIP(st.ip, now); !ok {
 		g.m.limited.WithLabelValues(l.route.Name, "ip").Inc()
 		tooMany(sw, st.id, wait)
 		return
@@ -542,11 +543,18 @@ func (g *Gateway) finish(r *http.Request, st *reqState, start time.Time) {
 }
 
 // clientIP is the TCP peer's address: the gateway is the edge and trusts
-// no forwarding header.
+// no forwarding header. An IPv4-mapped IPv6 address (an IPv4 client of a
+// dual-stack socket) is written as the IPv4 address it is. The per-IP
+// limit keys the address by its network (limiter.allowIP).
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
+	}
+	if strings.IndexByte(host, ':') >= 0 && strings.IndexByte(host, '.') >= 0 {
+		if a, err := netip.ParseAddr(host); err == nil && a.Is4In6() && a.Zone() == "" {
+			return host[strings.LastIndexByte(host, ':')+1:]
+		}
 	}
 	return host
 }

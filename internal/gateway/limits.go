@@ -50,6 +50,15 @@ func burstOf(rate float64, burst int) float64 {
 	return float64(burst)
 }
 
+// reuse returns l when it limits as newLimiter(rate, burst) would, so its
+// buckets carry over; else a new limiter.
+func (l *limiter) reuse(rate float64, burst int) *limiter {
+	if l != nil && rate > 0 && l.rate == rate && l.burst == burstOf(rate, burst) {
+		return l
+	}
+	return newLimiter(rate, burst)
+}
+
 // allow takes a token for key, or returns how long until one is free.
 func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	if l == nil {

@@ -14,12 +14,19 @@ import (
 // Load replaces the routing table with routes (specs normalised; two
 // routes may not claim the same host and path). It compiles the rule sets
 // the routes need first, so a bad table changes nothing. Backends keep
-// their health state across loads.
+// their health state across loads, and a route whose rate-limit settings
+// are unchanged keeps its limiters' buckets: a load (any route's change,
+// a config-file reload, a change made on another replica) does not reset
+// the limits.
 func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 	lives := make([]*live, 0, len(routes))
 	var inUse []waf.Settings
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	old := map[string]*live{}
+	for _, l := range g.tbl.Load().all {
+		old[routeKey(l.route)] = l
+	}
 	keep := map[string]*backend{}
 	var retired []*backend // backends of the old table this one drops
 	for i := range routes {
@@ -48,7 +55,7 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 			if version == "" {
 				version = "default"
 			}
-			key := strconv.FormatInt(rt.ID, 10) + "|" + rt.Name + "|" + u.String()
+			key := routeKey(rt) + "|" + u.String()
 			b := g.backends[key]
 			if b == nil || b.version != version || b.weight != sb.W() {
 				nb := newBackend(u, key, version, sb.W())
@@ -74,8 +81,12 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 		}
 		l.none = g.m.forVersion(rt.Name, "none")
 		l.pool = newPool(bs, spec.Balance, spec.HealthCheck.Unhealthy)
-		l.ipLimit = newLimiter(spec.RateLimit.PerIP, spec.RateLimit.Burst)
-		l.userLimit = newLimiter(spec.RateLimit.PerUser, spec.RateLimit.Burst)
+		var prevIP, prevUser *limiter
+		if prev := old[routeKey(rt)]; prev != nil {
+			prevIP, prevUser = prev.ipLimit, prev.userLimit
+		}
+		l.ipLimit = prevIP.reuse(spec.RateLimit.PerIP, spec.RateLimit.Burst)
+		l.userLimit = prevUser.reuse(spec.RateLimit.PerUser, spec.RateLimit.Burst)
 		l.rp = g.newProxy(l)
 		l.proxy = &forwarder{g: g, l: l}
 		l.direct = len(bs) > 0
@@ -98,6 +109,12 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 	g.opt.WAF.Forget(inUse)
 	g.restartChecksLocked()
 	return nil
+}
+
+// routeKey identifies a route across loads: its ID, and its name (routes
+// of the config file have no ID).
+func routeKey(rt Route) string {
+	return strconv.FormatInt(rt.ID, 10) + "|" + rt.Name
 }
 
 func routeOfKey(key string) string {

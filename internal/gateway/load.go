@@ -62,6 +62,9 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 				nb.conns.total = &g.idleConns
 				if b != nil { // keep the health it had, not its connections
 					retired = append(retired, b)
+					if b.version != version {
+						g.m.healthy.DeleteLabelValues(rt.Name, u.String(), b.version)
+					}
 					nb.down.Store(b.down.Load())
 					nb.ejectedUntil.Store(b.ejectedUntil.Load())
 					nb.fails.Store(b.fails.Load())
@@ -103,12 +106,43 @@ func (g *Gateway) Load(ctx context.Context, routes []Route) error {
 	}
 	g.backends = keep
 	g.tbl.Store(newTable(lives))
+	g.forgetSeries(old, lives)
 	for _, b := range retired {
 		b.conns.close()
 	}
 	g.opt.WAF.Forget(inUse)
 	g.restartChecksLocked()
 	return nil
+}
+
+// forgetSeries deletes the metric series of the routes and backend
+// versions of the old table that the new one, lives, no longer has.
+// Series are labelled by route name; a name the new table still has keeps
+// the series of its remaining versions.
+func (g *Gateway) forgetSeries(old map[string]*live, lives []*live) {
+	versions := map[string]map[string]*versionMetrics{}
+	for _, l := range lives {
+		vs := versions[l.route.Name]
+		if vs == nil {
+			vs = map[string]*versionMetrics{"none": l.none}
+			versions[l.route.Name] = vs
+		}
+		for v, vm := range l.versions {
+			vs[v] = vm
+		}
+	}
+	for _, l := range old {
+		vs, ok := versions[l.route.Name]
+		if !ok {
+			g.m.forgetRoute(l.route.Name)
+			continue
+		}
+		for v := range l.versions {
+			if vs[v] == nil {
+				g.m.forgetVersion(l.route.Name, v)
+			}
+		}
+	}
 }
 
 // routeKey identifies a route across loads: its ID, and its name (routes

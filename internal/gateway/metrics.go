@@ -87,3 +87,25 @@ func (vm *versionMetrics) observe(status int, seconds float64) {
 	vm.class[c].Inc()
 	vm.duration.Observe(seconds)
 }
+
+// forgetRoute deletes every series of route, which the routing table no
+// longer has.
+func (m *metrics) forgetRoute(route string) {
+	l := prometheus.Labels{"route": route}
+	m.requests.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.upstream.DeletePartialMatch(l)
+	m.blocked.DeletePartialMatch(l)
+	m.limited.DeletePartialMatch(l)
+	m.healthy.DeletePartialMatch(l)
+}
+
+// forgetVersion deletes the series of a backend version route no longer
+// has.
+func (m *metrics) forgetVersion(route, version string) {
+	l := prometheus.Labels{"route": route, "version": version}
+	m.requests.DeletePartialMatch(l)
+	m.duration.DeletePartialMatch(l)
+	m.upstream.DeletePartialMatch(l)
+	m.healthy.DeletePartialMatch(l)
+}

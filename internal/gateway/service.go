@@ -289,8 +289,14 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 	if sc.ProjectID != 0 && spec.Host == "" {
 		return StoredRoute{}, false, apperr.InvalidField("host", "a project's route must name its host; routes for any host are site routes")
 	}
+	if err := checkWildcardDepth(sc, spec.Host); err != nil {
+		return StoredRoute{}, false, err
+	}
 	for _, fr := range s.FileRoutes() {
-		if fr.Spec.Host == spec.Host && (sc.ProjectID != 0 || fr.Spec.Path == spec.Path) {
+		if sc.ProjectID != 0 && hostsConflict(fr.Spec.Host, spec.Host) {
+			return StoredRoute{}, false, errHostTaken(spec.Host)
+		}
+		if sc.ProjectID == 0 && fr.Spec.Host == spec.Host && fr.Spec.Path == spec.Path {
 			return StoredRoute{}, false, &apperr.Error{Kind: apperr.Conflict, Field: "host",
 				Msg: fmt.Sprintf("host %q path %s is served by route %s of the gateway config file", spec.Host, fr.Spec.Path, fr.Name)}
 		}
@@ -304,13 +310,10 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 		created bool
 	)
 	err = s.d.DB.Tx(ctx, func(tx *store.Tx) error {
-		var owner int64
-		err := tx.QueryRow(ctx, "SELECT project_id FROM gateway_routes WHERE host = ? AND project_id <> ? LIMIT 1", spec.Host, sc.ProjectID).Scan(&owner)
-		if err == nil {
-			return &apperr.Error{Kind: apperr.Conflict, Field: "host", Msg: fmt.Sprintf("host %q belongs to routes of another owner", spec.Host)}
-		}
-		if !apperr.Is(err, apperr.NotFound) {
+		if taken, err := s.hostTaken(ctx, tx, sc.ProjectID, spec.Host); err != nil {
 			return err
+		} else if taken {
+			return errHostTaken(spec.Host)
 		}
 		prev, err := s.list(ctx, tx, " WHERE project_id = ? AND name = ?", []any{sc.ProjectID, name})
 		if err != nil {

@@ -1,0 +1,123 @@
+package app_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/apptest"
+	"github.com/rampartsec/rampart/internal/config"
+	"github.com/rampartsec/rampart/internal/httpapi"
+)
+
+// namedBackend answers every request with its name.
+func namedBackend(t *testing.T, name string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// gatewayGet sends GET path for host through the gateway.
+func gatewayGet(t *testing.T, gw, host, path string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", gw+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// waitServed polls the gateway until host answers want (the routes of
+// other replicas and of deleted projects arrive with the next poll).
+func waitServed(t *testing.T, gw, host, want string, served bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := gatewayGet(t, gw, host, "/")
+		if (body == want) == served {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host %s: got %q, want served by %s = %v", host, body, want, served)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func routeSpec(host, path, backend string) map[string]any {
+	return map[string]any{"host": host, "path": path, "backends": []map[string]any{{"url": backend}}}
+}
+
+// orgOwner returns a client of a new user owning org and its project.
+func orgOwner(t *testing.T, a *apptest.App, admin *apptest.Client, user, org, proj string) *apptest.Client {
+	t.Helper()
+	c := a.Client(t, a.CreateUser(t, admin, user))
+	c.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: org, DisplayName: org})
+	c.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/"+org+"/projects", httpapi.CreateProjectRequest{Name: proj})
+	return c
+}
+
+func projectRoute(org, proj, name string) string {
+	return httpapi.Prefix + "/orgs/" + org + "/projects/" + proj + "/gateway/routes/" + name
+}
+
+// The router prefers an exact host to a wildcard, so an exact name under
+// another owner's wildcard (a project's, the site's, the config file's)
+// would take that name from them: it is refused, as is a wildcard over
+// another owner's names and a project wildcard over a top-level name.
+func TestGatewayRouteCannotTakeNamesUnderAnotherOwnersWildcard(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "gw.yaml")
+	fileBackend := namedBackend(t, "file-backend")
+	if err := os.WriteFile(cfgFile, []byte("routes:\n  - name: corp\n    host: \"*.corp.test\"\n    backends: [{url: \""+fileBackend+"\"}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.ConfigFile = cfgFile }))
+	admin := a.Client(t, a.AdminToken(t))
+	gw := a.GatewayURL()
+	victim := orgOwner(t, a, admin, "victim", "alpha", "web")
+	evil := orgOwner(t, a, admin, "mallory", "evil", "x")
+	vb, eb, sb := namedBackend(t, "victim-backend"), namedBackend(t, "evil-backend"), namedBackend(t, "site-backend")
+
+	victim.Must(http.StatusOK, "PUT", projectRoute("alpha", "web", "app"), routeSpec("*.shop.test", "/", vb))
+	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/gateway/routes/sitewild", routeSpec("*.site.test", "/", sb))
+	evil.Must(http.StatusOK, "PUT", projectRoute("evil", "x", "own"), routeSpec("login.evil.test", "/", eb))
+
+	for _, h := range []string{"login.shop.test", "admin.site.test", "www.corp.test"} {
+		r := evil.Must(http.StatusConflict, "PUT", projectRoute("evil", "x", strings.ReplaceAll(h, ".", "-")), routeSpec(h, "/other", eb))
+		if !strings.Contains(string(r.Body), "taken") || strings.Contains(string(r.Body), "alpha") || strings.Contains(string(r.Body), "corp\"") {
+			t.Errorf("PUT %s: the refusal should say the host is taken without naming its owner: %s", h, r.Body)
+		}
+	}
+	// A wildcard over a name another owner holds, and one over a
+	// top-level name.
+	victim.Must(http.StatusConflict, "PUT", projectRoute("alpha", "web", "evilwild"), routeSpec("*.evil.test", "/", vb))
+	evil.Must(http.StatusBadRequest, "PUT", projectRoute("evil", "x", "tld"), routeSpec("*.test", "/", eb))
+
+	for h, want := range map[string]string{"login.shop.test": "victim-backend", "admin.site.test": "site-backend",
+		"www.corp.test": "file-backend", "login.evil.test": "evil-backend"} {
+		if st, body := gatewayGet(t, gw, h, "/other"); body != want {
+			t.Errorf("GET %s -> %d %q, want %s", h, st, body, want)
+		}
+	}
+	if _, body := gatewayGet(t, gw, "anything.test", "/"); body == "evil-backend" {
+		t.Errorf("anything.test is served by a project's *.test")
+	}
+	// The owner of a wildcard may still route names under it, and the
+	// site may claim what no project holds.
+	victim.Must(http.StatusOK, "PUT", projectRoute("alpha", "web", "login"), routeSpec("login.shop.test", "/", vb))
+	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/gateway/routes/sitetld", routeSpec("*.test", "/", sb))
+	admin.Must(http.StatusConflict, "PUT", httpapi.Prefix+"/gateway/routes/siteshop", routeSpec("x.shop.test", "/", sb))
+}

@@ -1,18 +1,21 @@
 package app_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/config"
 	"github.com/rampartsec/rampart/internal/httpapi"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 // namedBackend answers every request with its name.
@@ -120,4 +123,38 @@ func TestGatewayRouteCannotTakeNamesUnderAnotherOwnersWildcard(t *testing.T) {
 	victim.Must(http.StatusOK, "PUT", projectRoute("alpha", "web", "login"), routeSpec("login.shop.test", "/", vb))
 	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/gateway/routes/sitetld", routeSpec("*.test", "/", sb))
 	admin.Must(http.StatusConflict, "PUT", httpapi.Prefix+"/gateway/routes/siteshop", routeSpec("x.shop.test", "/", sb))
+}
+
+// Two orgs claiming one host at the same time: one wins. PostgreSQL runs
+// the two transactions concurrently (SQLite serialises writers).
+func TestGatewayConcurrentHostClaimsHaveOneWinner(t *testing.T) {
+	if os.Getenv("RAMPART_TEST_POSTGRES") == "" {
+		t.Skip("needs PostgreSQL (RAMPART_TEST_POSTGRES)")
+	}
+	a := apptest.Start(t, apptest.WithStore(storetest.PostgresURL(t)))
+	admin := a.Client(t, a.AdminToken(t))
+	c1 := orgOwner(t, a, admin, "u1", "one", "p")
+	c2 := orgOwner(t, a, admin, "u2", "two", "p")
+	b1, b2 := namedBackend(t, "one"), namedBackend(t, "two")
+	for i := 0; i < 20; i++ {
+		h1, h2 := fmt.Sprintf("race%d.test", i), fmt.Sprintf("race%d.test", i)
+		if i%2 == 1 { // a wildcard against a name under it
+			h1, h2 = fmt.Sprintf("*.race%d.test", i), fmt.Sprintf("www.race%d.test", i)
+		}
+		var wg sync.WaitGroup
+		var s1, s2 int
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			s1 = c1.Do("PUT", projectRoute("one", "p", fmt.Sprintf("r%d", i)), routeSpec(h1, "/a", b1)).Status
+		}()
+		go func() {
+			defer wg.Done()
+			s2 = c2.Do("PUT", projectRoute("two", "p", fmt.Sprintf("r%d", i)), routeSpec(h2, "/b", b2)).Status
+		}()
+		wg.Wait()
+		if !(s1 == http.StatusOK && s2 == http.StatusConflict || s1 == http.StatusConflict && s2 == http.StatusOK) {
+			t.Errorf("claims of %s and %s by two orgs answered %d and %d, want one 200 and one 409", h1, h2, s1, s2)
+		}
+	}
 }

@@ -61,6 +61,20 @@ func errHostTaken(host string) error {
 	return &apperr.Error{Kind: apperr.Conflict, Field: "host", Msg: fmt.Sprintf("host %q is taken: another owner routes it (or a wildcard over it)", truncate(host, 260))}
 }
 
+// hostAdvisoryLock namespaces the per-host advisory locks (two-key form).
+const hostAdvisoryLock = 1735551348
+
+// lockHost serialises, until tx ends, the claims that could conflict with
+// host (those with the same parent). SQLite transactions already hold the
+// write lock.
+func lockHost(ctx context.Context, tx *store.Tx, host string) error {
+	if tx.Dialect() != store.Postgres {
+		return nil
+	}
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(?, hashtext(?))", hostAdvisoryLock, hostParent(host))
+	return err
+}
+
 // hostTaken reports whether a stored route of an owner other than project
 // (0: the site) holds host or a host conflicting with it.
 func (s *Service) hostTaken(ctx context.Context, q store.Querier, project int64, host string) (bool, error) {

@@ -310,6 +310,9 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 		created bool
 	)
 	err = s.d.DB.Tx(ctx, func(tx *store.Tx) error {
+		if err := lockHost(ctx, tx, spec.Host); err != nil {
+			return err
+		}
 		if taken, err := s.hostTaken(ctx, tx, sc.ProjectID, spec.Host); err != nil {
 			return err
 		} else if taken {

@@ -438,6 +438,9 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 		ConfigFile: cfg.ConfigFile, Now: opt.Clock}); err != nil {
 		return err
 	}
+	// A deleted project's (or org's) routes go with it, in its
+	// transaction: identity calls the gateway back, it does not import it.
+	a.IDs.OnDelete(a.Routes.DeleteOwnerRoutes)
 	return a.Routes.Start(ctx)
 }
 

@@ -158,3 +158,54 @@ func TestGatewayConcurrentHostClaimsHaveOneWinner(t *testing.T) {
 		}
 	}
 }
+
+// Deleting a project, or its org, removes its routes: the gateway stops
+// serving them, the removal is audited, and the host is free again. A
+// site administrator can remove any stored route by its id.
+func TestGatewayRoutesGoWithTheirProject(t *testing.T) {
+	a := apptest.Start(t)
+	admin := a.Client(t, a.AdminToken(t))
+	gw := a.GatewayURL()
+	owner := orgOwner(t, a, admin, "olivia", "alpha", "web")
+	b := namedBackend(t, "old-backend")
+	owner.Must(http.StatusOK, "PUT", projectRoute("alpha", "web", "app"), routeSpec("app.alpha.test", "/", b))
+	waitServed(t, gw, "app.alpha.test", "old-backend", true)
+
+	mark := a.AuditHead(t)
+	owner.Must(http.StatusNoContent, "DELETE", httpapi.Prefix+"/orgs/alpha/projects/web", nil)
+	waitServed(t, gw, "app.alpha.test", "old-backend", false)
+	dels := audited(t, a, mark, "gateway.route.delete")
+	if len(dels) != 1 || dels[0].Details["reason"] != "project.delete" || dels[0].TargetName != "alpha/web/app" {
+		t.Errorf("route removal with the project: audit %+v", dels)
+	}
+	var list []map[string]any
+	admin.Must(http.StatusOK, "GET", httpapi.Prefix+"/gateway/routes", nil).Decode(t, &list)
+	if len(list) != 0 {
+		t.Errorf("routes left after the project's deletion: %v", list)
+	}
+	// A new project of the same name starts empty and may claim the host.
+	owner.Must(http.StatusCreated, "POST", httpapi.Prefix+"/orgs/alpha/projects", httpapi.CreateProjectRequest{Name: "web"})
+	owner.Must(http.StatusNotFound, "GET", projectRoute("alpha", "web", "app"), nil)
+	owner.Must(http.StatusOK, "PUT", projectRoute("alpha", "web", "app"), routeSpec("app.alpha.test", "/", b))
+
+	// Deleting the org removes its projects' routes.
+	mark = a.AuditHead(t)
+	owner.Must(http.StatusNoContent, "DELETE", httpapi.Prefix+"/orgs/alpha", nil)
+	waitServed(t, gw, "app.alpha.test", "old-backend", false)
+	if dels := audited(t, a, mark, "gateway.route.delete"); len(dels) != 1 || dels[0].Details["reason"] != "org.delete" {
+		t.Errorf("route removal with the org: audit %+v", dels)
+	}
+
+	// Any stored route by id, for site administrators only.
+	other := orgOwner(t, a, admin, "bob", "beta", "svc")
+	other.Must(http.StatusOK, "PUT", projectRoute("beta", "svc", "x"), routeSpec("x.beta.test", "/", b))
+	admin.Must(http.StatusOK, "GET", httpapi.Prefix+"/gateway/routes", nil).Decode(t, &list)
+	if len(list) != 1 || list[0]["id"] == nil {
+		t.Fatalf("route list: %v", list)
+	}
+	byID := fmt.Sprintf("%s/gateway/routes/by-id/%v", httpapi.Prefix, list[0]["id"])
+	other.Must(http.StatusForbidden, "DELETE", byID, nil)
+	admin.Must(http.StatusNoContent, "DELETE", byID, nil)
+	other.Must(http.StatusNotFound, "GET", projectRoute("beta", "svc", "x"), nil)
+	waitServed(t, gw, "x.beta.test", "old-backend", false)
+}

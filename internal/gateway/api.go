@@ -14,6 +14,8 @@ import (
 
 // RouteJSON is a route as the API shows it, with its backends' live state.
 type RouteJSON struct {
+	// ID is a stored route's id (none for the config file's routes).
+	ID        int64           `json:"id,omitempty"`
 	Name      string          `json:"name"`
 	Scope     string          `json:"scope"`
 	Source    string          `json:"source"`
@@ -26,7 +28,7 @@ type RouteJSON struct {
 
 func (s *Service) routeJSON(sr StoredRoute) RouteJSON {
 	c, u := sr.CreatedAt, sr.UpdatedAt
-	return RouteJSON{Name: sr.Name, Scope: sr.Scope.String(), Source: "api", Spec: sr.Spec,
+	return RouteJSON{ID: sr.ID, Name: sr.Name, Scope: sr.Scope.String(), Source: "api", Spec: sr.Spec,
 		Backends: s.d.Gateway.Status(sr.ID, sr.Scope.key(sr.Name)), CreatedAt: &c, UpdatedAt: &u, CreatedBy: sr.CreatedBy}
 }
 
@@ -48,6 +50,8 @@ func (s *Service) Routes() []httpapi.Route {
 			Action: authz.GatewayAdmin, Request: Spec{}, Response: RouteJSON{}, Handler: s.apiPut},
 		{Method: "DELETE", Path: site + "/{name}", Tag: "gateway", Summary: "Remove a site route",
 			Action: authz.GatewayAdmin, Status: http.StatusNoContent, Handler: s.apiDelete},
+		{Method: "DELETE", Path: site + "/by-id/{id}", Tag: "gateway", Summary: "Remove any stored route, a project's or the site's, by its id (site administrators)",
+			Action: authz.GatewayAdmin, Status: http.StatusNoContent, Handler: s.apiDeleteByID},
 		{Method: "GET", Path: httpapi.Prefix + "/gateway/events", Tag: "gateway", Summary: "Security events: requests the WAF blocked or flagged, newest first (filters: request_id, route, outcome, limit)",
 			Action: authz.GatewayEventsRead, Response: []Event{}, Handler: s.apiEvents},
 
@@ -121,6 +125,17 @@ func (s *Service) apiPut(c *httpapi.Call) error {
 
 func (s *Service) apiDelete(c *httpapi.Call) error {
 	if err := s.Delete(c.R.Context(), scopeOf(c), c.R.PathValue("name")); err != nil {
+		return err
+	}
+	return c.NoContent()
+}
+
+func (s *Service) apiDeleteByID(c *httpapi.Call) error {
+	id, err := strconv.ParseInt(c.R.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return apperr.E(apperr.NotFound, "route %.20q not found", c.R.PathValue("id"))
+	}
+	if err := s.DeleteByID(c.R.Context(), id); err != nil {
 		return err
 	}
 	return c.NoContent()

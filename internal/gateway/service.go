@@ -411,15 +411,72 @@ func (s *Service) Delete(ctx context.Context, sc Scope, name string) error {
 		if len(prev) == 0 {
 			return apperr.E(apperr.NotFound, "route %q not found in %s", truncate(name, 64), sc)
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM gateway_routes WHERE id = ?", prev[0].ID); err != nil {
+		return s.deleteTx(ctx, tx, prev[0], "")
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.Reload(ctx); err != nil {
+		s.log.Error("gateway reload after route removal", logging.KeyErr, err)
+	}
+	return nil
+}
+
+// DeleteOwnerRoutes removes, inside tx, the routes of a project being
+// deleted (projectID set) or of every project of an org being deleted
+// (projectID 0): each removal is audited with reason, and the generation
+// bump makes every replica reload once tx commits. It is the identity
+// service's delete hook (identity.DeleteHook).
+func (s *Service) DeleteOwnerRoutes(ctx context.Context, tx *store.Tx, orgID, projectID int64, reason string) error {
+	if orgID == 0 {
+		return nil
+	}
+	where, args := " WHERE org_id = ? AND project_id <> 0", []any{orgID}
+	if projectID != 0 {
+		where, args = " WHERE org_id = ? AND project_id = ?", []any{orgID, projectID}
+	}
+	rs, err := s.list(ctx, tx, where, args)
+	if err != nil || len(rs) == 0 {
+		return err
+	}
+	for _, sr := range rs {
+		if err := s.deleteTx(ctx, tx, sr, reason); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "UPDATE gateway_state SET generation = generation + 1 WHERE id = 1"); err != nil {
+	}
+	return nil
+}
+
+// deleteTx removes a stored route, bumps the routes generation and audits
+// the removal (with reason when set).
+func (s *Service) deleteTx(ctx context.Context, tx *store.Tx, sr StoredRoute, reason string) error {
+	if _, err := tx.Exec(ctx, "DELETE FROM gateway_routes WHERE id = ?", sr.ID); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "UPDATE gateway_state SET generation = generation + 1 WHERE id = 1"); err != nil {
+		return err
+	}
+	details := map[string]any{"host": sr.Spec.Host, "path": sr.Spec.Path, "scope": sr.Scope.String()}
+	if reason != "" {
+		details["reason"] = reason
+	}
+	return s.d.Audit.AppendTx(ctx, tx, audit.Record{Action: "gateway.route.delete", OrgID: sr.Scope.OrgID,
+		Target:  audit.Target{Type: "gateway_route", ID: strconv.FormatInt(sr.ID, 10), Name: sr.Scope.key(sr.Name)},
+		Details: details})
+}
+
+// DeleteByID removes any stored route, a project's or the site's, by its
+// id (site administrators).
+func (s *Service) DeleteByID(ctx context.Context, id int64) error {
+	err := s.d.DB.Tx(ctx, func(tx *store.Tx) error {
+		rs, err := s.list(ctx, tx, " WHERE id = ?", []any{id})
+		if err != nil {
 			return err
 		}
-		return s.d.Audit.AppendTx(ctx, tx, audit.Record{Action: "gateway.route.delete", OrgID: sc.OrgID,
-			Target:  audit.Target{Type: "gateway_route", ID: strconv.FormatInt(prev[0].ID, 10), Name: sc.key(name)},
-			Details: map[string]any{"host": prev[0].Spec.Host, "path": prev[0].Spec.Path, "scope": sc.String()}})
+		if len(rs) == 0 {
+			return apperr.E(apperr.NotFound, "route %d not found", id)
+		}
+		return s.deleteTx(ctx, tx, rs[0], "site admin")
 	})
 	if err != nil {
 		return err

@@ -174,6 +174,7 @@ var routeRules = map[string]expect{
 	"GET /api/v1/gateway/routes/{name}":                                  {admins, "admin", ""},
 	"PUT /api/v1/gateway/routes/{name}":                                  {admins, "admin", ""},
 	"DELETE /api/v1/gateway/routes/{name}":                               {admins, "admin", ""},
+	"DELETE /api/v1/gateway/routes/by-id/{id}":                           {admins, "admin", ""},
 	"GET /api/v1/gateway/events":                                         {admins, "audit:read", ""},
 	"GET /api/v1/orgs/{org}/projects/{project}/gateway/routes":           {project(reader), "org:read", ""},
 	"GET /api/v1/orgs/{org}/projects/{project}/gateway/routes/{name}":    {project(reader), "org:read", ""},

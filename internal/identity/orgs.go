@@ -164,6 +164,9 @@ func (s *Service) DeleteOrg(ctx context.Context, orgID int64) error {
 		if _, err := tx.Exec(ctx, "DELETE FROM orgs WHERE id = ?", orgID); err != nil {
 			return err
 		}
+		if err := s.runDeleteHooks(ctx, tx, o.ID, 0, "org.delete"); err != nil {
+			return err
+		}
 		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "org.delete", OrgID: o.ID, Target: orgTarget(o)})
 	})
 }

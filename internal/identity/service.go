@@ -66,6 +66,27 @@ type Service struct {
 	rp *webauthn.WebAuthn
 	// auth caches verified tokens; writeTx empties it.
 	auth *authCache
+	// deleteHooks run in the transactions deleting projects and orgs.
+	deleteHooks []DeleteHook
+}
+
+// DeleteHook is called inside the transaction that deletes a project
+// (projectID set) or an org with all its projects (projectID 0), before
+// it commits: it removes what other components keep for them, and its
+// error undoes the deletion. reason is "project.delete" or "org.delete".
+type DeleteHook func(ctx context.Context, tx *store.Tx, orgID, projectID int64, reason string) error
+
+// OnDelete registers a hook run when a project or an org is deleted. It is
+// for wiring at start-up, before the service serves requests.
+func (s *Service) OnDelete(h DeleteHook) { s.deleteHooks = append(s.deleteHooks, h) }
+
+func (s *Service) runDeleteHooks(ctx context.Context, tx *store.Tx, orgID, projectID int64, reason string) error {
+	for _, h := range s.deleteHooks {
+		if err := h(ctx, tx, orgID, projectID, reason); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // New returns the identity service.

@@ -253,6 +253,9 @@ func (s *Service) DeleteProject(ctx context.Context, p Project) error {
 		if n == 0 {
 			return apperr.E(apperr.NotFound, "project %q not found", p.Name)
 		}
+		if err := s.runDeleteHooks(ctx, tx, p.OrgID, p.ID, "project.delete"); err != nil {
+			return err
+		}
 		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "project.delete", OrgID: p.OrgID, Target: projectTarget(p)})
 	})
 }

@@ -209,3 +209,52 @@ func TestGatewayRoutesGoWithTheirProject(t *testing.T) {
 	other.Must(http.StatusNotFound, "GET", projectRoute("beta", "svc", "x"), nil)
 	waitServed(t, gw, "x.beta.test", "old-backend", false)
 }
+
+// A config file gaining a route on a host a project holds is refused: the
+// previous file routes stay, the refusal is audited, and route changes
+// keep working for everyone.
+func TestGatewayConfigFileClashKeepsPreviousRoutes(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(cfgFile, []byte("routes: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.ConfigFile = cfgFile }))
+	admin := a.Client(t, a.AdminToken(t))
+	gw := a.GatewayURL()
+	owner := orgOwner(t, a, admin, "olivia", "alpha", "web")
+	other := orgOwner(t, a, admin, "bob", "beta", "svc")
+	fb, pb := namedBackend(t, "file-backend"), namedBackend(t, "project-backend")
+	owner.Must(http.StatusOK, "PUT", projectRoute("alpha", "web", "app"), routeSpec("www.example.test", "/", pb))
+
+	mark := a.AuditHead(t)
+	clash := "routes:\n  - name: www\n    host: www.example.test\n    backends: [{url: \"" + fb + "\"}]\n" +
+		"  - name: other\n    host: other.example.test\n    backends: [{url: \"" + fb + "\"}]\n"
+	if err := os.WriteFile(cfgFile, []byte(clash), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(audited(t, a, mark, "gateway.config.refused")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the clashing config file was not refused (no gateway.config.refused audit)")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, body := gatewayGet(t, gw, "www.example.test", "/"); body != "project-backend" {
+		t.Errorf("www.example.test -> %q, want the project's backend", body)
+	}
+	if _, body := gatewayGet(t, gw, "other.example.test", "/"); body == "file-backend" {
+		t.Errorf("a route of the refused file is served")
+	}
+	r := other.Must(http.StatusOK, "PUT", projectRoute("beta", "svc", "x"), routeSpec("unrelated.test", "/", pb))
+	if strings.Contains(string(r.Body), "alpha") {
+		t.Errorf("another org's route shows in a tenant's answer: %s", r.Body)
+	}
+	admin.Must(http.StatusOK, "PUT", httpapi.Prefix+"/gateway/routes/s", routeSpec("site.test", "/", pb))
+
+	// Once the clash is gone the file loads.
+	fixed := strings.Replace(clash, "host: www.example.test", "host: www2.example.test", 1)
+	if err := os.WriteFile(cfgFile, []byte(fixed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitServed(t, gw, "other.example.test", "file-backend", true)
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,6 +90,11 @@ type Service struct {
 	fileRoutes []Route
 	fileMod    time.Time
 	fileSize   int64
+	// refusedMod and refusedSize are those of the last config file
+	// refused for a clash with stored routes, not retried until it
+	// changes.
+	refusedMod  time.Time
+	refusedSize int64
 }
 
 // NewService returns the route service.
@@ -112,7 +118,7 @@ func NewService(d ServiceDeps) (*Service, error) {
 // broken config file stops the start with its error.
 func (s *Service) Start(ctx context.Context) error {
 	if s.d.ConfigFile != "" {
-		if _, err := s.readFile(); err != nil {
+		if _, err := s.readFile(ctx); err != nil {
 			return err
 		}
 	}
@@ -120,16 +126,20 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // readFile re-reads the config file when it changed; changed reports
-// whether the routes were replaced.
-func (s *Service) readFile() (changed bool, err error) {
+// whether the routes were replaced. A file whose routes clash with stored
+// ones (a host a project holds, a site route's host and path) is refused:
+// the previous file routes stay, and the refusal is logged and audited
+// once.
+func (s *Service) readFile(ctx context.Context) (changed bool, err error) {
 	fi, err := os.Stat(s.d.ConfigFile)
 	if err != nil {
 		return false, apperr.Wrap(err, apperr.Invalid, "gateway config "+s.d.ConfigFile)
 	}
 	s.mu.Lock()
 	same := fi.ModTime().Equal(s.fileMod) && fi.Size() == s.fileSize
+	refused := fi.ModTime().Equal(s.refusedMod) && fi.Size() == s.refusedSize
 	s.mu.Unlock()
-	if same {
+	if same || refused {
 		return false, nil
 	}
 	fc, err := LoadConfigFile(s.d.ConfigFile)
@@ -139,6 +149,14 @@ func (s *Service) readFile() (changed bool, err error) {
 	routes := make([]Route, len(fc.Routes))
 	for i, fr := range fc.Routes {
 		routes[i] = Route{Name: "file/" + fr.Name, Source: "file", Spec: fr.Spec}
+	}
+	if err := s.checkFileRoutes(ctx, routes); err != nil {
+		s.mu.Lock()
+		s.refusedMod, s.refusedSize = fi.ModTime(), fi.Size()
+		s.mu.Unlock()
+		s.log.Error("gateway config file refused; the previous file routes stay", logging.KeyErr, err)
+		s.auditSystem(ctx, "gateway.config.refused", map[string]any{"file": s.d.ConfigFile, "reason": err.Error()})
+		return false, err
 	}
 	s.mu.Lock()
 	s.fileRoutes, s.fileMod, s.fileSize = routes, fi.ModTime(), fi.Size()
@@ -186,8 +204,8 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		reload := false
 		if s.d.ConfigFile != "" {
-			changed, err := s.readFile()
-			if err != nil {
+			changed, err := s.readFile(ctx)
+			if err != nil && !apperr.Is(err, apperr.Conflict) { // a clash is logged by readFile
 				s.log.Error("gateway config not reloaded; the previous routes stay", logging.KeyErr, err)
 			} else if changed {
 				reload = true
@@ -369,7 +387,7 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 		out = rs[0]
 		// The table must still load (a WAF that compiles, no clash with
 		// the config file): try it before committing.
-		return s.tryLoad(ctx, tx)
+		return s.tryLoad(ctx, tx, sc.key(name), spec.Host)
 	})
 	// Reload whatever happened: tryLoad may have loaded a table the
 	// transaction then did not commit.
@@ -382,9 +400,34 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 	return out, created, nil
 }
 
+// checkFileRoutes reports the first clash of config file routes with
+// stored routes: a host (or wildcard over it) a project holds, or a site
+// route's host and path. The error is for the operator's log and audit.
+func (s *Service) checkFileRoutes(ctx context.Context, routes []Route) error {
+	for _, fr := range routes {
+		taken, err := s.hostTaken(ctx, s.d.DB, 0, fr.Spec.Host)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return apperr.E(apperr.Conflict, "config file route %s: host %q (or a name under its wildcard) belongs to a project's routes", fr.Name, fr.Spec.Host)
+		}
+		var n int
+		if err := s.d.DB.QueryRow(ctx, "SELECT COUNT(*) FROM gateway_routes WHERE project_id = 0 AND host = ? AND path = ?", fr.Spec.Host, fr.Spec.Path).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return apperr.E(apperr.Conflict, "config file route %s: a stored site route serves host %q path %s", fr.Name, fr.Spec.Host, fr.Spec.Path)
+		}
+	}
+	return nil
+}
+
 // tryLoad loads the table as tx sees it into the gateway; the caller's
-// commit then makes it durable (Reload runs again after it).
-func (s *Service) tryLoad(ctx context.Context, tx *store.Tx) error {
+// commit then makes it durable (Reload runs again after it). key is the
+// changed route's: only its own faults are shown, never another owner's
+// route.
+func (s *Service) tryLoad(ctx context.Context, tx *store.Tx, key, host string) error {
 	stored, err := s.list(ctx, tx, "", nil)
 	if err != nil {
 		return err
@@ -396,7 +439,11 @@ func (s *Service) tryLoad(ctx context.Context, tx *store.Tx) error {
 		routes = append(routes, rt)
 	}
 	if err := s.d.Gateway.Load(ctx, routes); err != nil {
-		return apperr.Wrap(err, apperr.Invalid, "the gateway cannot serve this route: "+err.Error())
+		if strings.HasPrefix(err.Error(), "route "+key+": ") {
+			return apperr.Wrap(err, apperr.Invalid, "the gateway cannot serve this route: "+strings.TrimPrefix(err.Error(), "route "+key+": "))
+		}
+		s.log.Error("gateway table does not load with a route change", "route", key, logging.KeyErr, err)
+		return errHostTaken(host)
 	}
 	return nil
 }

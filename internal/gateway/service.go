@@ -151,6 +151,9 @@ func (s *Service) readFile(ctx context.Context) (changed bool, err error) {
 		routes[i] = Route{Name: "file/" + fr.Name, Source: "file", Spec: fr.Spec}
 	}
 	if err := s.checkFileRoutes(ctx, routes); err != nil {
+		if !apperr.Is(err, apperr.Conflict) {
+			return false, err // the store failed: try again at the next poll
+		}
 		s.mu.Lock()
 		s.refusedMod, s.refusedSize = fi.ModTime(), fi.Size()
 		s.mu.Unlock()

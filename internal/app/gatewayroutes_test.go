@@ -136,7 +136,7 @@ func TestGatewayConcurrentHostClaimsHaveOneWinner(t *testing.T) {
 	c1 := orgOwner(t, a, admin, "u1", "one", "p")
 	c2 := orgOwner(t, a, admin, "u2", "two", "p")
 	b1, b2 := namedBackend(t, "one"), namedBackend(t, "two")
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 40; i++ { // without the lock a few of 40 race through
 		h1, h2 := fmt.Sprintf("race%d.test", i), fmt.Sprintf("race%d.test", i)
 		if i%2 == 1 { // a wildcard against a name under it
 			h1, h2 = fmt.Sprintf("*.race%d.test", i), fmt.Sprintf("www.race%d.test", i)

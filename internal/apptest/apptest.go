@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -37,6 +38,8 @@ type App struct {
 	done    chan error
 	// transport trusts the app's CA when it serves TLS (nil otherwise).
 	transport http.RoundTripper
+	// clock is the app's clock (nil: the real one).
+	clock func() time.Time
 }
 
 // Option changes how the app is configured or built before start.
@@ -121,7 +124,7 @@ func Start(t testing.TB, opts ...Option) *App {
 		cancel()
 		t.Fatalf("start app: %v", err)
 	}
-	ta := &App{App: a, URL: a.URL(), DataDir: cfg.DataDir, cancel: cancel, done: make(chan error, 1)}
+	ta := &App{App: a, URL: a.URL(), DataDir: cfg.DataDir, cancel: cancel, done: make(chan error, 1), clock: st.clock}
 	if ca := a.CAFile(); ca != "" {
 		// WithConfig turned TLS on: clients trust the app's own CA.
 		pemData, err := os.ReadFile(ca)
@@ -180,10 +183,33 @@ func (a *App) Client(t testing.TB, token string) *Client {
 // Browser returns an HTTP client with a cookie jar that does not follow
 // redirects (tests look at them).
 func (a *App) Browser(t testing.TB) *http.Client {
-	jar, _ := cookiejar.New(nil)
+	var jar http.CookieJar
+	jar, _ = cookiejar.New(nil)
+	if a.clock != nil {
+		jar = clockJar{CookieJar: jar, now: a.clock}
+	}
 	return &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: a.transport, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}
+}
+
+// clockJar keeps the cookies of an app running on a test clock: their
+// Expires is on that clock, while the jar drops cookies by the real one,
+// so a session cookie set on a clock days behind would be dropped at once.
+// It moves Expires to the real clock, keeping the time left.
+type clockJar struct {
+	http.CookieJar
+	now func() time.Time
+}
+
+func (j clockJar) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	shift := time.Since(j.now())
+	for _, c := range cookies {
+		if !c.Expires.IsZero() {
+			c.Expires = c.Expires.Add(shift)
+		}
+	}
+	j.CookieJar.SetCookies(u, cookies)
 }
 
 // Response is a finished API call.

@@ -82,12 +82,8 @@ func projectRoute(org, proj, name string) string {
 // would take that name from them: it is refused, as is a wildcard over
 // another owner's names and a project wildcard over a top-level name.
 func TestGatewayRouteCannotTakeNamesUnderAnotherOwnersWildcard(t *testing.T) {
-	cfgFile := filepath.Join(t.TempDir(), "gw.yaml")
 	fileBackend := namedBackend(t, "file-backend")
-	if err := os.WriteFile(cfgFile, []byte("routes:\n  - name: corp\n    host: \"*.corp.test\"\n    backends: [{url: \""+fileBackend+"\"}]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.ConfigFile = cfgFile }))
+	a, _ := startWithGatewayFile(t, "routes:\n  - name: corp\n    host: \"*.corp.test\"\n    backends: [{url: \""+fileBackend+"\"}]\n")
 	admin := a.Client(t, a.AdminToken(t))
 	gw := a.GatewayURL()
 	victim := orgOwner(t, a, admin, "victim", "alpha", "web")
@@ -128,9 +124,6 @@ func TestGatewayRouteCannotTakeNamesUnderAnotherOwnersWildcard(t *testing.T) {
 // Two orgs claiming one host at the same time: one wins. PostgreSQL runs
 // the two transactions concurrently (SQLite serialises writers).
 func TestGatewayConcurrentHostClaimsHaveOneWinner(t *testing.T) {
-	if os.Getenv("RAMPART_TEST_POSTGRES") == "" {
-		t.Skip("needs PostgreSQL (RAMPART_TEST_POSTGRES)")
-	}
 	a := apptest.Start(t, apptest.WithStore(storetest.PostgresURL(t)))
 	admin := a.Client(t, a.AdminToken(t))
 	c1 := orgOwner(t, a, admin, "u1", "one", "p")
@@ -214,11 +207,7 @@ func TestGatewayRoutesGoWithTheirProject(t *testing.T) {
 // previous file routes stay, the refusal is audited, and route changes
 // keep working for everyone.
 func TestGatewayConfigFileClashKeepsPreviousRoutes(t *testing.T) {
-	cfgFile := filepath.Join(t.TempDir(), "gw.yaml")
-	if err := os.WriteFile(cfgFile, []byte("routes: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.ConfigFile = cfgFile }))
+	a, cfgFile := startWithGatewayFile(t, "routes: []\n")
 	admin := a.Client(t, a.AdminToken(t))
 	gw := a.GatewayURL()
 	owner := orgOwner(t, a, admin, "olivia", "alpha", "web")
@@ -257,4 +246,15 @@ func TestGatewayConfigFileClashKeepsPreviousRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitServed(t, gw, "other.example.test", "file-backend", true)
+}
+
+// startWithGatewayFile starts the app with a gateway config file holding
+// content, and returns the app and the file's path.
+func startWithGatewayFile(t *testing.T, content string) (*apptest.App, string) {
+	t.Helper()
+	cfgFile := filepath.Join(t.TempDir(), "gw.yaml")
+	if err := os.WriteFile(cfgFile, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.ConfigFile = cfgFile })), cfgFile
 }

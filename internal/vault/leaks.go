@@ -116,12 +116,8 @@ func (s *Service) LeaksFor(ctx context.Context, org string, open bool, rd Reader
 	if err != nil {
 		return nil, err
 	}
-	set, err := s.policies(ctx, o.ID)
-	if err != nil {
-		return nil, err
-	}
 	for i := range ls {
-		policy, err := s.grantIn(ctx, set, o, ls[i].Ref, rd)
+		policy, err := s.grant(ctx, o, ls[i].Ref, rd)
 		if err != nil {
 			return nil, err
 		}

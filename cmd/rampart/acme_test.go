@@ -68,9 +68,9 @@ func TestUp_GatewayACME(t *testing.T) {
 	}
 }
 
-// TestUp_GatewayACMEFlags: ACME settings that cannot work stop `rampart
+// TestUp_GatewayBadFlags: gateway settings that cannot work stop `rampart
 // up` with an error naming the flag.
-func TestUp_GatewayACMEFlags(t *testing.T) {
+func TestUp_GatewayBadFlags(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		args []string
@@ -81,6 +81,7 @@ func TestUp_GatewayACMEFlags(t *testing.T) {
 		{[]string{"--gateway-acme-email", "ops@app.test"}, "gateway-acme"},
 		{[]string{"--gateway-acme", "https://acme.test/dir", "--gateway-addr", ""}, "--gateway-addr"},
 		{[]string{"--gateway-acme", "https://acme.test/dir", "--gateway-acme-ca", "/nonexistent/ca.pem"}, "gateway-acme-ca"},
+		{[]string{"--gateway-backend-deny", "default,metadata.internal"}, "gateway-backend-deny"},
 	} {
 		args := append([]string{"up", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0", "--ssh-addr", ""}, tc.args...)
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

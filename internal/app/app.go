@@ -403,6 +403,11 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 		Events:    gateway.NewEventStore(a.db),
 		Auth:      a.Realms.Authenticator(),
 		AccessLog: cfg.AccessLog, AccessLogWriter: opt.GatewayAccessLog, MaxHeaderBytes: cfg.MaxHeaderBytes}
+	deny, err := gateway.ParseBackendDeny(cfg.BackendDeny)
+	if err != nil {
+		return apperr.E(apperr.Invalid, "gateway-backend-deny: %v", err)
+	}
+	gopt.BackendDeny = deny
 	if cfg.ConfigFile != "" {
 		fc, err := gateway.LoadConfigFile(cfg.ConfigFile)
 		if err != nil {
@@ -430,7 +435,6 @@ func (a *App) newGateway(ctx context.Context, opt Options) error {
 				logging.KeyAddr, a.gwLn.Addr().String())
 		}
 	}
-	var err error
 	if a.Gateway, err = gateway.New(gopt); err != nil {
 		return err
 	}

@@ -258,3 +258,22 @@ func startWithGatewayFile(t *testing.T, content string) (*apptest.App, string) {
 	}
 	return apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.ConfigFile = cfgFile })), cfgFile
 }
+
+// A project admin cannot point a route at the cloud's metadata service or
+// another link-local address: the API refuses such a backend by address
+// (and the gateway refuses to dial one a name resolves to), so instance
+// credentials are not published through a route or probed by its health
+// checks. A site that lists its own networks gets them refused too.
+func TestGatewayRouteBackendDenyList(t *testing.T) {
+	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.BackendDeny = "default,10.0.0.0/8" }))
+	admin := a.Client(t, a.AdminToken(t))
+	owner := orgOwner(t, a, admin, "owner", "alpha", "web")
+	for _, backend := range []string{"http://169.254.169.254", "http://[fd00:ec2::254]/latest", "http://[::ffff:169.254.169.254]:80", "https://10.1.2.3:8443"} {
+		r := owner.Must(http.StatusBadRequest, "PUT", projectRoute("alpha", "web", "meta"), routeSpec("meta.shop.test", "/", backend))
+		if !strings.Contains(string(r.Body), "deny list") {
+			t.Errorf("PUT a route to %s: %s, want the deny list named", backend, r.Body)
+		}
+	}
+	owner.Must(http.StatusOK, "PUT", projectRoute("alpha", "web", "app"), routeSpec("app.shop.test", "/", namedBackend(t, "app")))
+	waitServed(t, a.GatewayURL(), "app.shop.test", "app", true)
+}

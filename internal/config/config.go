@@ -64,6 +64,11 @@ type Gateway struct {
 	WAFRuleFilter bool
 	// MaxHeaderBytes caps request lines and headers (431 above).
 	MaxHeaderBytes int
+	// BackendDeny lists the networks the gateway never connects to as a
+	// backend (comma-separated CIDRs or addresses; "default" for the
+	// cloud-metadata and link-local networks of gateway.DefaultBackendDeny,
+	// "none" for no limit).
+	BackendDeny string
 	// ACME gets route hosts' certificates from an ACME CA instead of the
 	// local one (needs TLS).
 	ACME ACME
@@ -196,6 +201,7 @@ func Default() Config {
 			AccessLog:      true,
 			WAFRuleFilter:  true,
 			MaxHeaderBytes: 32 << 10,
+			BackendDeny:    "default",
 		},
 	}
 }

@@ -647,6 +647,8 @@ func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, 
 		bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Request-Id: ")
 	}
 	bw.WriteString(st.id)
+	bw.WriteString("\r\nVia: ")
+	bw.WriteString(g.via)
 	bw.WriteString("\r\n")
 	if st.user.Token != "" {
 		bw.WriteString(UserHeader + ": ")

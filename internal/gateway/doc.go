@@ -64,9 +64,13 @@
 // Everything else (bodies, upgrades, https and HTTP/2 backends) goes
 // through Go's httputil.ReverseProxy with Rampart's transport. Both drop
 // hop-by-hop headers and those Connection names, set X-Forwarded-For,
-// -Host and -Proto, X-Request-Id and the user header themselves, and add
-// the same security headers to responses (a test checks they forward
-// alike). Failures answer 502, 503 or 504 as
+// -Host and -Proto, X-Request-Id and the user header themselves, append
+// the gateway's Via entry, and add the same security headers to
+// responses (a test checks they forward alike). A request whose Via shows
+// it passed through this gateway before is answered 508 (egress.go), and
+// every backend dial is checked, after name resolution, against the
+// deny list of Options.BackendDeny (cloud-metadata and link-local
+// networks by default). Failures answer 502, 503 or 504 as
 // problem details carrying the request id.
 //
 // Requests the WAF blocks (or, in detect mode, would have blocked) become

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,10 @@ type Options struct {
 	// BackendRoots are the CAs trusted for https backends (nil: the
 	// system's).
 	BackendRoots *x509.CertPool
+	// BackendDeny are the networks the gateway never connects to, checked
+	// on every backend dial after name resolution (nil:
+	// DefaultBackendDeny; empty: none).
+	BackendDeny []netip.Prefix
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -101,6 +106,9 @@ type Gateway struct {
 	access    *accessLog // nil: access lines go through log
 	certs     *certStore
 	srv       *http.Server
+	egress    *egress
+	viaName   string // this gateway's pseudonym in Via headers
+	via       string // the Via value it adds: "1.1 " + viaName
 
 	mu       sync.Mutex          // guards the fields below
 	backends map[string]*backend // live state by route id + URL
@@ -149,8 +157,15 @@ func New(opt Options) (*Gateway, error) {
 	if opt.AccessLog && opt.AccessLogWriter != nil {
 		g.access = newAccessLog(opt.AccessLogWriter)
 	}
-	g.dialer = &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	g.transport = newTransport(opt.BackendRoots)
+	if opt.BackendDeny == nil {
+		opt.BackendDeny = DefaultBackendDeny
+		g.opt.BackendDeny = opt.BackendDeny
+	}
+	g.egress = &egress{deny: opt.BackendDeny, log: g.log}
+	g.viaName = newViaName()
+	g.via = "1.1 " + g.viaName
+	g.dialer = g.egress.dialer()
+	g.transport = newTransport(opt.BackendRoots, g.egress.dialer())
 	g.tbl.Store(newTable(nil))
 	g.srv = &http.Server{
 		Handler:           g,
@@ -188,8 +203,7 @@ func New(opt Options) (*Gateway, error) {
 // them per backend (the default of 2 idle connections per host makes a
 // busy proxy dial for most requests), HTTP/2 to https backends that offer
 // it.
-func newTransport(roots *x509.CertPool) *http.Transport {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+func newTransport(roots *x509.CertPool, d *net.Dialer) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,

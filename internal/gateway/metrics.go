@@ -18,6 +18,7 @@ type metrics struct {
 	inflight  prometheus.Gauge
 	events    *prometheus.CounterVec
 	unmatched prometheus.Counter
+	loops     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,8 +60,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rampart_gateway_unmatched_requests_total",
 			Help: "Requests for a host and path no route claims (answered 404) or with an invalid host (400).",
 		}),
+		loops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rampart_gateway_loops_total",
+			Help: "Requests refused with 508 because their Via header shows they passed through this gateway before (a route's backend leads back to a gateway).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.upstream, m.blocked, m.limited, m.healthy, m.inflight, m.events, m.unmatched)
+	reg.MustRegister(m.requests, m.duration, m.upstream, m.blocked, m.limited, m.healthy, m.inflight, m.events, m.unmatched, m.loops)
 	return m
 }
 

@@ -43,7 +43,7 @@ var (
 func (g *Gateway) newProxy(l *live) *httputil.ReverseProxy {
 	strip := l.route.Spec.StripPrefix && l.route.Spec.Path != "/"
 	prefix := l.route.Spec.Path
-	tls := g.opt.TLS
+	tls, via := g.opt.TLS, g.via
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetXForwarded()
@@ -67,6 +67,7 @@ func (g *Gateway) newProxy(l *live) *httputil.ReverseProxy {
 			}
 			st := stateOf(pr.In.Context())
 			pr.Out.Header.Set("X-Request-Id", st.id)
+			pr.Out.Header.Add("Via", via)
 			if st.user.Token != "" {
 				pr.Out.Header.Set(UserHeader, st.user.Token)
 			}

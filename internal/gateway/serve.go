@@ -221,6 +221,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, http.StatusBadRequest, st.id, "request target must not contain spaces or control characters")
 		return
 	}
+	if via := r.Header["Via"]; len(via) > 0 && g.looped(via) {
+		g.m.loops.Inc()
+		writeError(sw, http.StatusLoopDetected, st.id, "request loop: this request has passed through this gateway before; a route's backend leads back to a gateway")
+		return
+	}
 	host, ok := NormalizeHost(r.Host, false)
 	if !ok || r.Host == "" && r.ProtoAtLeast(1, 1) {
 		g.m.unmatched.Inc()

@@ -307,6 +307,9 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 	if err != nil {
 		return StoredRoute{}, false, err
 	}
+	if err := s.d.Gateway.egress.checkBackends(spec.Backends); err != nil {
+		return StoredRoute{}, false, err
+	}
 	if sc.ProjectID != 0 && spec.Host == "" {
 		return StoredRoute{}, false, apperr.InvalidField("host", "a project's route must name its host; routes for any host are site routes")
 	}

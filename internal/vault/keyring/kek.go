@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,14 +121,30 @@ func (r *Ring) refresh() {
 	if time.Since(r.checked) < refreshEvery {
 		return
 	}
+	_ = r.loadNewer() // an unreadable version shows when it is needed
+}
+
+// loadNewer adds the versions after the current one that storage holds.
+// The caller holds loadMu.
+func (r *Ring) loadNewer() error {
 	r.checked = time.Now()
+	if r.load == nil {
+		return nil
+	}
 	for {
 		r.mu.RLock()
 		next := r.current + 1
 		r.mu.RUnlock()
 		key, err := r.load(next)
-		if err != nil || key == nil || r.add(next, key) != nil {
-			return
+		if err == nil && key != nil {
+			err = r.add(next, key)
+		}
+		if err != nil {
+			// No path in the message: it reaches API callers.
+			return apperr.Wrap(err, apperr.Unavailable, fmt.Sprintf("key-encryption key version %d of the %s keyring does not load", next, r.kind))
+		}
+		if key == nil {
+			return nil
 		}
 	}
 }
@@ -235,30 +252,52 @@ func (r *Ring) Unwrap(_ context.Context, wrapped, aad []byte) ([]byte, error) {
 	return dek, nil
 }
 
+// errVersionTaken is what a Ring's rotate returns when the version it
+// was asked to create exists already: another replica sharing the key
+// directory created it first.
+var errVersionTaken = errors.New("key-encryption key version exists already")
+
+// rotateAttempts bounds how often Rotate tries the next version again
+// after losing the race for one to another replica.
+const rotateAttempts = 10
+
 // Rotate implements KEK: the next version's key is on disk (synced) before
-// it is used for anything.
-func (r *Ring) Rotate(context.Context) (int, error) {
+// it is used for anything. Storage creates a version exclusively, so when
+// replicas sharing the key directory rotate at the same time exactly one
+// of them makes version N; the others load that N and make N+1 (and so
+// on), and every Rotate returns a version of its own. Nothing is
+// overwritten.
+func (r *Ring) Rotate(ctx context.Context) (int, error) {
 	r.rotMu.Lock()
 	defer r.rotMu.Unlock()
-	// Follow a rotation another replica made first, so this one adds the
-	// version after it; no load runs while this rotation writes.
-	r.loadMu.Lock()
-	r.checked = time.Time{}
-	r.loadMu.Unlock()
-	r.refresh()
+	// No load runs while this rotation writes.
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
-	r.mu.RLock()
-	next := r.current + 1
-	r.mu.RUnlock()
-	key, err := r.rotate(next)
-	if err != nil {
-		return 0, err
+	for range rotateAttempts {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		// Follow the rotations other replicas made first, so this one
+		// adds the version after theirs.
+		if err := r.loadNewer(); err != nil {
+			return 0, err
+		}
+		r.mu.RLock()
+		next := r.current + 1
+		r.mu.RUnlock()
+		key, err := r.rotate(next)
+		if errors.Is(err, errVersionTaken) {
+			continue // load the winner's version, then try the one after it
+		}
+		if err != nil {
+			return 0, err
+		}
+		if err := r.add(next, key); err != nil {
+			return 0, err
+		}
+		return next, nil
 	}
-	if err := r.add(next, key); err != nil {
-		return 0, err
-	}
-	return next, nil
+	return 0, apperr.E(apperr.Conflict, "key-encryption key rotation lost %d races in a row to rotations on other replicas sharing the %s keyring; try again", rotateAttempts, r.kind)
 }
 
 var kekFile = regexp.MustCompile(`^kek-([0-9]{1,9})\.key$`)
@@ -318,7 +357,11 @@ func OpenFileRing(dir string) (*Ring, error) {
 		if _, err := io.ReadFull(rand.Reader, key); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(filepath.Join(dir, fmt.Sprintf("kek-%d.key", next)), key); err != nil {
+		err := writeFileAtomic(filepath.Join(dir, fmt.Sprintf("kek-%d.key", next)), key)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, errVersionTaken
+		}
+		if err != nil {
 			return nil, fmt.Errorf("write key-encryption key version %d: %w", next, err)
 		}
 		return key, nil
@@ -344,10 +387,12 @@ func readKeyFile(path string) ([]byte, error) {
 	return key, nil
 }
 
-// writeFileAtomic writes data to path (mode 0600) so that path either does
-// not exist or holds all of data, even across a crash: a synced temporary
-// file is linked into place (never replacing an existing file) and the
-// directory is synced.
+// writeFileAtomic creates path (mode 0600) holding data, so that path
+// either does not exist or holds all of data, even across a crash, and is
+// never replaced: a synced temporary file is linked into place and the
+// directory is synced. When path exists already (another replica created
+// it first) the error satisfies errors.Is(err, fs.ErrExist) and path is
+// untouched.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -375,42 +420,9 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return apperr.E(apperr.Conflict, "%s exists already (another rotation ran at the same time?)", path)
-		}
-		return err
+		return err // *os.LinkError, fs.ErrExist when path exists
 	}
-	return syncDir(dir)
-}
-
-// replaceFileAtomic is writeFileAtomic that may replace path.
-func replaceFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := os.Remove(tmp); err != nil {
 		return err
 	}
 	return syncDir(dir)

@@ -11,12 +11,18 @@
 // and rotates. Ring implements it on this machine, with one key file per
 // version (master.key is version 1, then kek-2.key, kek-3.key, …) or with
 // keys derived from an operator passphrase by argon2id (the salts are in
-// passphrase.json, the keys nowhere on disk). transitkms implements it with
+// passphrase.json and passphrase-N.json, the keys nowhere on disk). transitkms implements it with
 // HashiCorp Vault's Transit engine. Identity keeps sealing with version 1
 // (Ring.Primary); rotation re-wraps the vault's data keys only.
 //
 // Several replicas sharing one PostgreSQL database must share the key
-// directory (or the passphrase, or the Transit key).
+// directory (or the passphrase, or the Transit key). Every file in it is
+// created once and never replaced: written to a temporary file, synced,
+// linked into place only if the name is free, then the directory synced.
+// So a crash leaves a key file whole or absent, and replicas creating the
+// same file at once (first start, or rotating to the same version) cannot
+// overwrite each other: the loser loads the winner's file and, when
+// rotating, makes the version after it.
 package keyring
 
 import (
@@ -28,8 +34,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 )
@@ -46,30 +52,43 @@ type Local struct {
 }
 
 // OpenLocal loads the master key at path, creating it (mode 0600, in a 0700
-// directory) when absent. A key file readable by others is refused.
+// directory) when absent. A key file readable by others is refused. The
+// file is created like every key file (writeFileAtomic): it appears whole
+// or not at all, and when replicas sharing the key directory start at the
+// same time one creates it and the others load it.
 func OpenLocal(path string) (*Local, error) {
-	key, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
+	key, err := readMasterKey(path)
+	if errors.Is(err, os.ErrNotExist) {
 		key, err = create(path)
-		if err != nil {
-			return nil, err
+		if errors.Is(err, fs.ErrExist) {
+			key, err = readMasterKey(path) // another replica created it first
 		}
-	case err != nil:
+	}
+	if err != nil {
+		return nil, err
+	}
+	return FromKey(key)
+}
+
+func readMasterKey(path string) ([]byte, error) {
+	key, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
 		return nil, fmt.Errorf("read master key: %w", err)
-	default:
-		fi, err := os.Stat(path)
-		if err != nil {
-			return nil, fmt.Errorf("stat master key: %w", err)
-		}
-		if fi.Mode().Perm()&0o077 != 0 {
-			return nil, apperr.E(apperr.Invalid, "master key %s is readable by other users (mode %v); run chmod 600 on it", path, fi.Mode().Perm())
-		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("stat master key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, apperr.E(apperr.Invalid, "master key %s is readable by other users (mode %v); run chmod 600 on it", path, fi.Mode().Perm())
 	}
 	if len(key) != keyLen {
 		return nil, apperr.E(apperr.Invalid, "master key %s has %d bytes, want %d", path, len(key), keyLen)
 	}
-	return FromKey(key)
+	return key, nil
 }
 
 // FromKey builds a keyring from raw key bytes (tests, passphrase-derived keys).
@@ -90,27 +109,14 @@ func FromKey(key []byte) (*Local, error) {
 }
 
 func create(path string) ([]byte, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create key directory: %w", err)
-	}
 	key := make([]byte, keyLen)
 	if _, err := io.ReadFull(rand.Reader, key); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeFileAtomic(path, key); err != nil {
 		return nil, fmt.Errorf("create master key: %w", err)
 	}
-	if _, err := f.Write(key); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("write master key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return key, f.Close()
+	return key, nil
 }
 
 // ID is a short fingerprint of the key (not secret), for logs and status.

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 
 	"golang.org/x/crypto/argon2"
 
@@ -29,8 +32,20 @@ var DefaultArgon2 = Argon2Params{Time: 3, MemoryKiB: 64 << 10, Threads: 2}
 // MinPassphrase is the shortest passphrase accepted, in bytes.
 const MinPassphrase = 12
 
-// passphraseFile records how each key version is derived; it holds no key.
+// passphraseFile records how the keys are derived (the KDF, its
+// parameters and version 1's salt); it holds no key. It is written once,
+// at first start. Each later version's salt is in a file of its own,
+// passphrase-N.json (a derivedVersion), created exclusively by the
+// rotation that makes version N, so replicas rotating at the same time
+// never overwrite each other's versions. (A passphrase.json written before
+// that may list later versions too; they are read as well.)
 const passphraseFile = "passphrase.json"
+
+var passphraseVersionFile = regexp.MustCompile(`^passphrase-([0-9]{1,9})\.json$`)
+
+func passphraseVersionPath(dir string, v int) string {
+	return filepath.Join(dir, fmt.Sprintf("passphrase-%d.json", v))
+}
 
 type passphraseDoc struct {
 	KDF      string           `json:"kdf"`
@@ -58,9 +73,9 @@ func derive(passphrase, salt []byte, p Argon2Params) []byte {
 
 // OpenPassphraseRing opens the keyring whose keys are derived from an
 // operator passphrase with argon2id: version N's key is
-// argon2id(passphrase, salt N). keys/passphrase.json records the salts and
-// parameters (no key); it is created on first start with params. A wrong
-// passphrase is refused before anything is decrypted.
+// argon2id(passphrase, salt N). keys/passphrase.json records the
+// parameters and version 1's salt (no key); it is created on first start
+// with params. A wrong passphrase is refused before anything is decrypted.
 func OpenPassphraseRing(dir string, passphrase []byte, params Argon2Params) (*Ring, error) {
 	if len(passphrase) < MinPassphrase {
 		return nil, apperr.E(apperr.Invalid, "the keyring passphrase must have at least %d characters", MinPassphrase)
@@ -69,39 +84,47 @@ func OpenPassphraseRing(dir string, passphrase []byte, params Argon2Params) (*Ri
 		return nil, apperr.E(apperr.Invalid, "argon2id parameters must be positive")
 	}
 	path := filepath.Join(dir, passphraseFile)
-	b, err := os.ReadFile(path)
-	var doc passphraseDoc
-	switch {
-	case errors.Is(err, os.ErrNotExist):
+	doc, err := readPassphraseDoc(path)
+	if errors.Is(err, os.ErrNotExist) {
 		if _, err := os.Stat(filepath.Join(dir, "master.key")); err == nil {
 			return nil, apperr.E(apperr.Invalid, "%s holds a master key file: this data directory uses the file keyring, not a passphrase", dir)
 		}
-		doc = passphraseDoc{KDF: "argon2id", Params: params}
-		salt := make([]byte, 16)
-		if _, err := io.ReadFull(rand.Reader, salt); err != nil {
-			return nil, err
+		doc, err = createPassphraseDoc(path, passphrase, params)
+		if errors.Is(err, fs.ErrExist) {
+			// Another replica sharing the directory created it first.
+			doc, err = readPassphraseDoc(path)
 		}
-		key := derive(passphrase, salt, params)
-		doc.Versions = []derivedVersion{{Version: 1, Salt: salt, Check: checkValue(key)}}
-		out, err := json.MarshalIndent(doc, "", "  ")
+	}
+	if err != nil {
+		return nil, err
+	}
+	versions := doc.Versions
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read key directory: %w", err)
+	}
+	for _, e := range entries {
+		m := passphraseVersionFile.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		v, _ := strconv.Atoi(m[1])
+		dv, err := readDerivedVersion(dir, v)
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, out); err != nil {
-			return nil, fmt.Errorf("create %s: %w", path, err)
-		}
-	case err != nil:
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	default:
-		if err := json.Unmarshal(b, &doc); err != nil || doc.KDF != "argon2id" || len(doc.Versions) == 0 {
-			return nil, apperr.E(apperr.Invalid, "%s is not a passphrase keyring description", path)
-		}
+		versions = append(versions, dv)
 	}
 	r := &Ring{kind: "passphrase", dir: dir}
-	for _, v := range doc.Versions {
+	seen := map[int]bool{}
+	for _, v := range versions {
 		if v.Version < 1 || len(v.Salt) < 16 {
-			return nil, apperr.E(apperr.Invalid, "%s: version %d is malformed", path, v.Version)
+			return nil, apperr.E(apperr.Invalid, "%s: version %d is malformed", dir, v.Version)
 		}
+		if seen[v.Version] {
+			return nil, apperr.E(apperr.Invalid, "%s: version %d is recorded twice", dir, v.Version)
+		}
+		seen[v.Version] = true
 		key := derive(passphrase, v.Salt, doc.Params)
 		if !hmac.Equal(checkValue(key), v.Check) {
 			return nil, apperr.E(apperr.Unauthenticated, "the passphrase does not open the keyring in %s", dir)
@@ -119,44 +142,98 @@ func OpenPassphraseRing(dir string, passphrase []byte, params Argon2Params) (*Ri
 		return nil, apperr.E(apperr.Invalid, "%s has no version 1", path)
 	}
 	r.load = func(v int) ([]byte, error) {
-		b, err := os.ReadFile(path)
+		dv, err := readDerivedVersion(dir, v)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		var now passphraseDoc
-		if err := json.Unmarshal(b, &now); err != nil {
-			return nil, err
+		key := derive(passphrase, dv.Salt, doc.Params)
+		if !hmac.Equal(checkValue(key), dv.Check) {
+			return nil, apperr.E(apperr.Unauthenticated, "the passphrase does not open key-encryption key version %d", v)
 		}
-		for _, dv := range now.Versions {
-			if dv.Version != v {
-				continue
-			}
-			key := derive(passphrase, dv.Salt, now.Params)
-			if !hmac.Equal(checkValue(key), dv.Check) {
-				return nil, apperr.E(apperr.Unauthenticated, "the passphrase does not open key-encryption key version %d", v)
-			}
-			doc = now
-			return key, nil
-		}
-		return nil, nil
+		return key, nil
 	}
 	r.rotate = func(next int) ([]byte, error) {
+		if seen[next] {
+			// A passphrase.json from before per-version files lists it.
+			return nil, errVersionTaken
+		}
 		salt := make([]byte, 16)
 		if _, err := io.ReadFull(rand.Reader, salt); err != nil {
 			return nil, err
 		}
 		key := derive(passphrase, salt, doc.Params)
-		nd := doc
-		nd.Versions = append(append([]derivedVersion(nil), doc.Versions...), derivedVersion{Version: next, Salt: salt, Check: checkValue(key)})
-		out, err := json.MarshalIndent(nd, "", "  ")
+		out, err := json.MarshalIndent(derivedVersion{Version: next, Salt: salt, Check: checkValue(key)}, "", "  ")
 		if err != nil {
 			return nil, err
 		}
-		if err := replaceFileAtomic(path, out); err != nil {
+		err = writeFileAtomic(passphraseVersionPath(dir, next), out)
+		if errors.Is(err, fs.ErrExist) {
+			return nil, errVersionTaken
+		}
+		if err != nil {
 			return nil, fmt.Errorf("record key-encryption key version %d: %w", next, err)
 		}
-		doc = nd
 		return key, nil
 	}
 	return r, nil
+}
+
+func readPassphraseDoc(path string) (passphraseDoc, error) {
+	var doc passphraseDoc
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return doc, err
+	}
+	if err != nil {
+		return doc, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.KDF != "argon2id" || len(doc.Versions) == 0 {
+		return doc, apperr.E(apperr.Invalid, "%s is not a passphrase keyring description", path)
+	}
+	if doc.Params.Time == 0 || doc.Params.MemoryKiB < 8 || doc.Params.Threads == 0 {
+		return doc, apperr.E(apperr.Invalid, "%s: argon2id parameters must be positive", path)
+	}
+	return doc, nil
+}
+
+// createPassphraseDoc writes passphrase.json with version 1; when another
+// replica created it first the error satisfies errors.Is(err, fs.ErrExist).
+func createPassphraseDoc(path string, passphrase []byte, params Argon2Params) (passphraseDoc, error) {
+	salt := make([]byte, 16)
+	if _, err := io.ReadFull(rand.Reader, salt); err != nil {
+		return passphraseDoc{}, err
+	}
+	key := derive(passphrase, salt, params)
+	doc := passphraseDoc{KDF: "argon2id", Params: params, Versions: []derivedVersion{{Version: 1, Salt: salt, Check: checkValue(key)}}}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return passphraseDoc{}, err
+	}
+	if err := writeFileAtomic(path, out); err != nil {
+		return passphraseDoc{}, fmt.Errorf("create %s: %w", path, err)
+	}
+	return doc, nil
+}
+
+// readDerivedVersion reads passphrase-v.json (os.ErrNotExist when absent).
+func readDerivedVersion(dir string, v int) (derivedVersion, error) {
+	path := passphraseVersionPath(dir, v)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return derivedVersion{}, err
+	}
+	if err != nil {
+		return derivedVersion{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	var dv derivedVersion
+	if err := json.Unmarshal(b, &dv); err != nil || dv.Version != v || len(dv.Salt) < 16 || len(dv.Check) == 0 {
+		return derivedVersion{}, apperr.E(apperr.Invalid, "%s is not the description of key-encryption key version %d", path, v)
+	}
+	if v < 2 {
+		return derivedVersion{}, apperr.E(apperr.Invalid, "%s: versions in files of their own start at 2 (version 1 is in %s)", path, passphraseFile)
+	}
+	return dv, nil
 }

@@ -58,7 +58,9 @@
 // Five wrong passwords or codes in a row lock the account for fifteen
 // minutes (429 with Retry-After; audited realm.user.lock). An attempt is
 // counted before it is checked (one UPDATE … RETURNING), so concurrent
-// guesses get no more than sequential ones. Unknown
+// guesses get no more than sequential ones. The password asked for on a
+// registration's verification link is limited the same way, per link
+// (audited realm.user.verify failures and realm.user.verify.lock). Unknown
 // addresses cost the same argon2 work as known ones.
 //
 // Sessions are one cookie per gateway host (host-only, HttpOnly,

@@ -246,7 +246,11 @@ func (s *Service) Register(ctx context.Context, r Realm, base, email, password s
 // Verify consumes an e-mail verification token: it works once, before it
 // expires, and only with the password typed at the registration that
 // mailed it, which then becomes the account's password. A wrong password
-// leaves the token as it was.
+// leaves the token as it was, but counts against it like a wrong
+// password at sign-in counts against the account: maxFailures in a row
+// lock the link for lockFor (each attempt is claimed before the password
+// is checked, so concurrent guesses get no more), and failures, locks
+// and attempts refused while locked are audited.
 func (s *Service) Verify(ctx context.Context, r Realm, token, password string) (User, error) {
 	bad := apperr.E(apperr.Invalid, "this link is invalid, expired or already used; register again to get a new one")
 	if len(token) == 0 || len(token) > 128 {
@@ -254,14 +258,15 @@ func (s *Service) Verify(ctx context.Context, r Realm, token, password string) (
 	}
 	var (
 		userID  int64
+		email   string
 		expires time.Time
 		hash    string
 	)
 	// A link mailed before passwords went with links has none of its
 	// own: the account's is the one to know.
-	err := s.db.QueryRow(ctx, `SELECT t.user_id, t.expires_at, COALESCE(t.password_hash, u.password_hash) FROM realm_tokens t
+	err := s.db.QueryRow(ctx, `SELECT t.user_id, u.email, t.expires_at, COALESCE(t.password_hash, u.password_hash) FROM realm_tokens t
 		JOIN realm_users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.purpose = ? AND u.realm_id = ?`,
-		hashToken(token), purposeVerify, r.ID).Scan(&userID, store.TimeDest(&expires), &hash)
+		hashToken(token), purposeVerify, r.ID).Scan(&userID, &email, store.TimeDest(&expires), &hash)
 	if apperr.Is(err, apperr.NotFound) {
 		return User{}, bad
 	}
@@ -274,18 +279,23 @@ func (s *Service) Verify(ctx context.Context, r Realm, token, password string) (
 		}
 		return User{}, bad
 	}
+	link := verifyLink{hash: hashToken(token), userID: userID, email: email}
+	n, err := s.claimVerifyAttempt(ctx, r, link)
+	if err != nil {
+		return User{}, err
+	}
 	if len(password) > 1024 {
 		password = ""
 	}
 	if ok, _ := identity.CheckPassword(hash, password); !ok {
-		return User{}, apperr.InvalidField("password",
-			"this is not the password chosen when this link was requested: type that one, or register again to get a new link")
+		return User{}, s.verifyFailure(ctx, r, link, n, apperr.InvalidField("password",
+			"this is not the password chosen when this link was requested: type that one, or register again to get a new link"))
 	}
 	var u User
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
 		// Deleting the token is what uses it: of two confirmations with
 		// one link, one wins.
-		n, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE token_hash = ? AND purpose = ?", hashToken(token), purposeVerify)
+		n, err := tx.Exec(ctx, "DELETE FROM realm_tokens WHERE token_hash = ? AND purpose = ?", link.hash, purposeVerify)
 		if err != nil {
 			return err
 		}
@@ -304,7 +314,94 @@ func (s *Service) Verify(ctx context.Context, r Realm, token, password string) (
 		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "realm.user.verify", OrgID: r.OrgID, ActorName: "realm:" + u.Email,
 			Target: userTarget(r, u.ID, u.Email)})
 	})
+	if err != nil && !apperr.Is(err, apperr.Invalid) {
+		// The right password, but the database failed: the attempt does
+		// not count (a used-up link has no count left to take back).
+		if _, rerr := s.db.Exec(ctx, "UPDATE realm_tokens SET failed_attempts = failed_attempts - 1 WHERE token_hash = ? AND failed_attempts > 0", link.hash); rerr != nil {
+			s.log.WarnContext(ctx, "release a realm verification attempt", "user", userID, "error", rerr)
+		}
+	}
 	return u, err
+}
+
+// verifyLink is the registration a verification attempt is made on.
+type verifyLink struct {
+	hash   string // of the token
+	userID int64
+	email  string
+}
+
+// claimVerifyAttempt is claimAttempt for a registration's link: the
+// attempt is counted as failed before the password is checked, in one
+// statement, and refused while the link is locked or when earlier
+// attempts (failed, or still being checked) used up the maxFailures
+// allowed. A right password needs no release: it uses the link up.
+func (s *Service) claimVerifyAttempt(ctx context.Context, r Realm, l verifyLink) (int, error) {
+	gone := apperr.E(apperr.Invalid, "this link is invalid, expired or already used; register again to get a new one")
+	for range 3 {
+		var n int
+		err := s.db.QueryRow(ctx, `UPDATE realm_tokens SET failed_attempts = failed_attempts + 1
+			WHERE token_hash = ? AND purpose = ? AND (locked_until IS NULL OR locked_until <= ?) RETURNING failed_attempts`,
+			l.hash, purposeVerify, store.Time(s.now())).Scan(&n)
+		if err == nil {
+			if n > maxFailures {
+				// The attempts before this one are still being checked
+				// and will lock the link if they fail: this one is not
+				// checked.
+				if _, err := s.db.Exec(ctx, "UPDATE realm_tokens SET failed_attempts = failed_attempts - 1 WHERE token_hash = ? AND failed_attempts > 0", l.hash); err != nil {
+					return 0, err
+				}
+				s.auditVerify(ctx, r, l, audit.Denied, "locked")
+				return 0, tooMany(lockFor)
+			}
+			return n, nil
+		}
+		if !apperr.Is(err, apperr.NotFound) {
+			return 0, err
+		}
+		// Locked, or used up meanwhile.
+		var until time.Time
+		err = s.db.QueryRow(ctx, "SELECT locked_until FROM realm_tokens WHERE token_hash = ? AND purpose = ?", l.hash, purposeVerify).Scan(store.TimeDest(&until))
+		if apperr.Is(err, apperr.NotFound) {
+			return 0, gone
+		}
+		if err != nil {
+			return 0, err
+		}
+		if err := s.checkLock(User{LockedUntil: until}); err != nil {
+			s.auditVerify(ctx, r, l, audit.Denied, "locked")
+			return 0, err
+		}
+		// The lock ended between the two statements: claim again.
+	}
+	return 0, apperr.E(apperr.Unavailable, "the link is busy; try again")
+}
+
+// verifyFailure records attempt n on a link (claimed by
+// claimVerifyAttempt, which counted it) as a wrong password, and locks
+// the link for lockFor when it is the maxFailures-th in a row.
+func (s *Service) verifyFailure(ctx context.Context, r Realm, l verifyLink, n int, err error) error {
+	s.auditVerify(ctx, r, l, audit.Failure, "wrong password")
+	if n < maxFailures {
+		return err
+	}
+	until := s.now().Add(lockFor)
+	if _, qerr := s.db.Exec(ctx, "UPDATE realm_tokens SET failed_attempts = 0, locked_until = ? WHERE token_hash = ?", store.Time(until), l.hash); qerr != nil {
+		return qerr
+	}
+	if aerr := s.audit.Append(ctx, audit.Record{Action: "realm.user.verify.lock", OrgID: r.OrgID, ActorName: "realm:" + l.email,
+		Target: userTarget(r, l.userID, l.email), Details: map[string]any{"failures": n, "minutes": int(lockFor / time.Minute)}}); aerr != nil {
+		return aerr
+	}
+	return tooMany(lockFor)
+}
+
+func (s *Service) auditVerify(ctx context.Context, r Realm, l verifyLink, outcome, reason string) {
+	rec := audit.Record{Action: "realm.user.verify", Outcome: outcome, OrgID: r.OrgID, ActorName: "realm:" + l.email,
+		Target: userTarget(r, l.userID, l.email), Details: map[string]any{"reason": reason}}
+	if err := s.audit.Append(ctx, rec); err != nil {
+		s.log.WarnContext(ctx, "audit realm verification", "error", err)
+	}
 }
 
 // DeleteUser removes an end user with their sessions and factors (an

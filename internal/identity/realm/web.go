@@ -285,8 +285,9 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request, rlm Realm, host
 		return
 	}
 	u, err := s.Verify(r.Context(), rlm, r.PostForm.Get("token"), r.PostForm.Get("password"))
-	if apperr.Is(err, apperr.Invalid) && apperr.FieldOf(err) == "password" {
-		// The link is good: ask again on the same form.
+	if apperr.Is(err, apperr.Invalid) && apperr.FieldOf(err) == "password" || apperr.Is(err, apperr.TooManyRequests) {
+		// The link is good (locked for a while, perhaps): ask again on
+		// the same form.
 		p.Token = limit(r.PostForm.Get("token"), 128)
 		s.formError(w, r, rlm, "verify", p, err)
 		return

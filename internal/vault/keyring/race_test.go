@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,5 +210,34 @@ func TestPassphraseRing_OlderDescription(t *testing.T) {
 	}
 	if _, err := OpenPassphraseRing(dir, pass, testArgon2); !apperr.Is(err, apperr.Invalid) || !strings.Contains(err.Error(), "recorded twice") {
 		t.Fatalf("a version recorded twice: %v", err)
+	}
+}
+
+// TestWriteFileAtomic_NeverReplaces: creating a key file whose name is
+// taken fails with fs.ErrExist, leaves the existing file as it was and
+// leaves no temporary file behind; a new one appears whole, mode 0600.
+func TestWriteFileAtomic_NeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kek-2.key")
+	first := bytes.Repeat([]byte{1}, keyLen)
+	if err := writeFileAtomic(path, first); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("new key file: %v, %v", fi, err)
+	}
+	err := writeFileAtomic(path, bytes.Repeat([]byte{2}, keyLen))
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second write = %v, want fs.ErrExist", err)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("existing key file changed: %x, %v", got, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("key directory holds %d entries, want only kek-2.key", len(entries))
 	}
 }

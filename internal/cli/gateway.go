@@ -196,7 +196,7 @@ func (ce *cmdEnv) gatewayRouteListCmd() *cobra.Command {
 				return err
 			}
 			return ce.print(rs, func(t *tabwriterW) {
-				row(t, "NAME", "SCOPE", "HOST", "PATH", "BACKENDS", "WAF", "AUTH", "SOURCE")
+				row(t, "ID", "NAME", "SCOPE", "HOST", "PATH", "BACKENDS", "WAF", "AUTH", "SOURCE")
 				for _, r := range rs {
 					host := r.Spec.Host
 					if host == "" {
@@ -212,7 +212,11 @@ func (ce *cmdEnv) gatewayRouteListCmd() *cobra.Command {
 					if r.Spec.WAF.Mode != waf.Off {
 						wafCol += " pl" + strconv.Itoa(r.Spec.WAF.Paranoia)
 					}
-					row(t, r.Name, r.Scope, host, r.Spec.Path, fmt.Sprintf("%d/%d up", up, len(r.Spec.Backends)), wafCol, r.Spec.Auth, r.Source)
+					id := "-" // the config file's routes have none
+					if r.ID != 0 {
+						id = strconv.FormatInt(r.ID, 10)
+					}
+					row(t, id, r.Name, r.Scope, host, r.Spec.Path, fmt.Sprintf("%d/%d up", up, len(r.Spec.Backends)), wafCol, r.Spec.Auth, r.Source)
 				}
 			})
 		},
@@ -222,13 +226,44 @@ func (ce *cmdEnv) gatewayRouteListCmd() *cobra.Command {
 }
 
 func (ce *cmdEnv) gatewayRouteRmCmd() *cobra.Command {
-	var project string
+	var (
+		project string
+		id      int64
+	)
 	cmd := &cobra.Command{
-		Use: "rm NAME", Aliases: []string{"remove"}, Short: "Remove a route", Args: cobra.ExactArgs(1),
+		Use: "rm NAME | rm --id ID", Aliases: []string{"remove"}, Short: "Remove a route: by name, or any stored route by its id (site administrators)",
+		Long: `Remove a route by name: a site route, or a project's with --project.
+
+Site administrators can remove any stored route, a project's or the site's,
+by the id "rampart gateway route list" shows (--id). Routes from the config
+file have no id: change the file instead.`,
+		Example: `  rampart gateway route rm api --project acme/web
+  rampart gateway route rm --id 7`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("id") {
+				if len(args) > 0 {
+					return usagef("give a route NAME or --id, not both")
+				}
+				return nil
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := routesPath(project, args[0])
-			if err != nil {
-				return err
+			var p, what string
+			if cmd.Flags().Changed("id") {
+				if project != "" {
+					return usagef("--id names a route of any scope: leave out --project")
+				}
+				if id <= 0 {
+					return usagef("--id must be a route id from \"rampart gateway route list\"")
+				}
+				p, what = httpapi.Prefix+"/gateway/routes/by-id/"+strconv.FormatInt(id, 10), "route with id "+strconv.FormatInt(id, 10)
+			} else {
+				var err error
+				if p, err = routesPath(project, args[0]); err != nil {
+					return err
+				}
+				what = "route " + args[0]
 			}
 			c, err := ce.client()
 			if err != nil {
@@ -237,11 +272,12 @@ func (ce *cmdEnv) gatewayRouteRmCmd() *cobra.Command {
 			if err := c.do(cmd.Context(), "DELETE", p, nil, nil); err != nil {
 				return err
 			}
-			fmt.Fprintf(ce.Stderr, "Removed route %s.\n", args[0])
+			fmt.Fprintf(ce.Stderr, "Removed %s.\n", what)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&project, "project", "", "ORG/PROJECT owning the route")
+	cmd.Flags().Int64Var(&id, "id", 0, "remove the stored route with this id, of any scope (site administrators)")
 	return cmd
 }
 
@@ -288,6 +324,9 @@ func printRoute(t *tabwriterW, r gateway.RouteJSON) {
 	host := r.Spec.Host
 	if host == "" {
 		host = "* (any host)"
+	}
+	if r.ID != 0 {
+		row(t, "ID", strconv.FormatInt(r.ID, 10))
 	}
 	row(t, "NAME", r.Name)
 	row(t, "SCOPE", r.Scope)

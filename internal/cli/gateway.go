@@ -287,7 +287,7 @@ func (ce *cmdEnv) gatewayEventsCmd() *cobra.Command {
 		limit                     int
 	)
 	cmd := &cobra.Command{
-		Use: "events", Short: "Show security events: requests the WAF blocked or flagged (site administrators)", Args: cobra.NoArgs,
+		Use: "events", Short: "Show security events: requests the WAF blocked or flagged, stalled bodies on WAF routes (site administrators)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
 			for k, v := range map[string]string{"request_id": requestID, "route": route, "outcome": outcome} {

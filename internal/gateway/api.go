@@ -52,7 +52,7 @@ func (s *Service) Routes() []httpapi.Route {
 			Action: authz.GatewayAdmin, Status: http.StatusNoContent, Handler: s.apiDelete},
 		{Method: "DELETE", Path: site + "/by-id/{id}", Tag: "gateway", Summary: "Remove any stored route, a project's or the site's, by its id (site administrators)",
 			Action: authz.GatewayAdmin, Status: http.StatusNoContent, Handler: s.apiDeleteByID},
-		{Method: "GET", Path: httpapi.Prefix + "/gateway/events", Tag: "gateway", Summary: "Security events: requests the WAF blocked or flagged, newest first (filters: request_id, route, outcome, limit)",
+		{Method: "GET", Path: httpapi.Prefix + "/gateway/events", Tag: "gateway", Summary: "Security events: requests the WAF blocked or flagged and stalled bodies on WAF routes, newest first (filters: request_id, route, outcome, limit)",
 			Action: authz.GatewayEventsRead, Response: []Event{}, Handler: s.apiEvents},
 
 		{Method: "GET", Path: proj, Tag: "gateway", Summary: "List a project's gateway routes",

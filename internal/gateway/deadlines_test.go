@@ -243,3 +243,56 @@ func TestGateway_StreamsOutliveWriteIdleTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestGateway_StalledBodyOnWAFRouteIsASecurityEvent: a client that stops
+// sending its request body on a route with the WAF (blocking or
+// detecting) is recorded as a security event — blocked with 408, under
+// the request id it was shown, without any of the body — while a route
+// without the WAF only answers 408.
+func TestGateway_StalledBodyOnWAFRouteIsASecurityEvent(t *testing.T) {
+	app := newNamed(t, "app", func(w http.ResponseWriter, r *http.Request) { _, _ = io.ReadAll(r.Body) })
+	block := route(1, "block", "block.test", "/", app.URL)
+	block.Spec.WAF = waf.Settings{Mode: waf.Block}
+	detect := route(2, "detect", "detect.test", "/", app.URL)
+	detect.Spec.WAF = waf.Settings{Mode: waf.Detect}
+	plain := route(3, "plain", "plain.test", "/", app.URL)
+	rec := &recorder{}
+	gw := startGateway(t, nil, []gateway.Route{block, detect, plain}, shortIdle, func(o *gateway.Options) { o.Events = rec })
+	const secret = "s3cr3t-body-content"
+	ids := map[string]string{}
+	for _, host := range []string{"plain.test", "block.test", "detect.test"} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "POST /upload?x=1 HTTP/1.1\r\nHost: "+host+"\r\nUser-Agent: slow-client\r\nContent-Length: 1000\r\n\r\n"+secret)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("%s: stalled body answered %d, want 408", host, resp.StatusCode)
+		}
+		ids[host] = resp.Header.Get("X-Request-Id")
+	}
+	waitFor(t, func() bool { return rec.len() == 2 })
+	time.Sleep(200 * time.Millisecond) // no third (the route without the WAF) follows
+	evs := rec.get()
+	if len(evs) != 2 {
+		t.Fatalf("%d events, want 2 (the WAF routes'): %+v", len(evs), evs)
+	}
+	for i, host := range []string{"block.test", "detect.test"} {
+		e := evs[i]
+		if e.RequestID != ids[host] || e.Host != host || e.Outcome != "blocked" || e.Phase != "request" || e.Status != http.StatusRequestTimeout ||
+			e.RuleID != 0 || !strings.HasPrefix(e.Message, gateway.SlowBodyMessage) || e.Method != "POST" || e.Path != "/upload" ||
+			e.UserAgent != "slow-client" || e.ClientIP != "127.0.0.1" {
+			t.Errorf("%s (request id %s): event %+v", host, ids[host], e)
+		}
+		if s := fmt.Sprintf("%+v", e); strings.Contains(s, secret) {
+			t.Errorf("%s: the event holds the body: %s", host, s)
+		}
+	}
+}

@@ -73,7 +73,8 @@
 // networks by default). Failures answer 502, 503 or 504 as
 // problem details carrying the request id.
 //
-// Requests the WAF blocks (or, in detect mode, would have blocked) become
+// Requests the WAF blocks (or, in detect mode, would have blocked), and
+// requests on WAF routes whose client stopped sending the body, become
 // security Events, written in batches by one goroutine to an
 // EventRecorder (the gateway_events table now) and counted; the WAF's
 // ModSecurity-style match lines go to the match log with the request id

@@ -9,8 +9,9 @@ import (
 )
 
 // Event is a security event: a request the WAF blocked, or in detect mode
-// would have blocked. Blocked requests carry the request id the client
-// was shown.
+// would have blocked, or a request on a WAF route whose client stopped
+// sending its body (RuleID 0, Status 408, Message SlowBodyMessage…).
+// Blocked requests carry the request id the client was shown.
 type Event struct {
 	At        time.Time `json:"at"`
 	RequestID string    `json:"request_id"`

@@ -323,6 +323,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if st.waf.Flagged() {
 			g.securityEvent(r, host, sw, st)
 		}
+		if b := sw.body; b != nil && b.timedOut() {
+			g.slowBodyEvent(r, host, sw, st)
+		}
 		return
 	}
 	l.proxy.ServeHTTP(sw, r)
@@ -500,6 +503,33 @@ func (g *Gateway) securityEvent(r *http.Request, host string, sw *statusWriter, 
 		UserAgent: info.UserAgent, Rules: st.waf.Rules,
 	})
 }
+
+// slowBodyEvent records a request on a WAF route whose client stopped
+// sending its body (BodyIdleTimeout, deadlines.go) as a security event:
+// held-open uploads are how slowloris-style attacks tie up a server. The
+// gateway cut the request off (408) whatever the WAF's mode, so it is
+// "blocked"; no rule matched it (rule 0). Only the request line's method
+// and path are kept, never the body. Each event costs the client a
+// connection held for the idle timeout, so these come slower than the
+// WAF's own, and they share its bounded queue and retention.
+func (g *Gateway) slowBodyEvent(r *http.Request, host string, sw *statusWriter, st *reqState) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusRequestTimeout
+	}
+	info := reqinfo.From(r.Context())
+	g.events.emit(Event{
+		At: g.opt.Now().UTC(), RequestID: st.id, RouteID: st.l.route.ID, Route: st.l.route.Name,
+		OrgID: st.l.route.OrgID, ProjectID: st.l.route.ProjectID, Outcome: "blocked", Phase: "request",
+		Message: SlowBodyMessage + " (nothing received for " + g.opt.BodyIdleTimeout.String() + ")", Status: status,
+		ClientIP: info.RemoteIP, Method: truncate(r.Method, 32), Host: host, Path: truncate(r.URL.EscapedPath(), 1024),
+		UserAgent: info.UserAgent,
+	})
+}
+
+// SlowBodyMessage begins the message of a security event for a request
+// body the client stopped sending.
+const SlowBodyMessage = "slow request body: the client stopped sending it"
 
 // finish records metrics and writes the access log line.
 func (g *Gateway) finish(r *http.Request, st *reqState, start time.Time) {

@@ -1,11 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +43,9 @@ import (
 // doubled after each further failure up to six hours (and never before
 // the CA's own Retry-After when it rate-limits), so a host the CA cannot
 // validate does not exhaust the account's failed-validation limits.
+//
+// Certificates are renewed only while an exact route claims their host:
+// see orderGuard.
 type ACME struct {
 	// Directory is the CA's ACME directory URL.
 	Directory string
@@ -56,6 +63,9 @@ type ACME struct {
 	// Wait bounds how long handshakes wait for a certificate being
 	// obtained before they get the local CA's (default 5s).
 	Wait time.Duration
+	// RenewBefore is how long before it expires a certificate is renewed
+	// (default autocert's: a third of its lifetime, at most 30 days).
+	RenewBefore time.Duration
 }
 
 const maxACMEBackoff = 6 * time.Hour
@@ -91,11 +101,12 @@ func newACMECerts(opt *ACME, claimed func(string) (string, bool), log *slog.Logg
 	if opt.Directory == "" || opt.CacheDir == "" {
 		return nil, errors.New("gateway: ACME needs a directory URL and a cache directory")
 	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	wanted := func(host string) bool { return acmeHost(host, claimed) }
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &orderGuard{wanted: wanted, log: log, next: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		TLSClientConfig:     &tls.Config{RootCAs: opt.Roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
-	}}
+	}}}
 	a := &acmeCerts{log: log, retryAfter: opt.RetryAfter, wait: opt.Wait, hosts: map[acmeKey]*acmeState{}}
 	if a.retryAfter <= 0 {
 		a.retryAfter = time.Minute
@@ -108,15 +119,94 @@ func newACMECerts(opt *ACME, claimed func(string) (string, bool), log *slog.Logg
 		Prompt: autocert.AcceptTOS,
 		Cache:  autocert.DirCache(opt.CacheDir),
 		HostPolicy: func(_ context.Context, host string) error {
-			if !acmeHost(host, claimed) {
+			if !wanted(host) {
 				return fmt.Errorf("no exact route claims %q", host)
 			}
 			return nil
 		},
-		Client: &acme.Client{DirectoryURL: opt.Directory, HTTPClient: hc, UserAgent: "rampart-gateway"},
-		Email:  opt.Email,
+		Client:      &acme.Client{DirectoryURL: opt.Directory, HTTPClient: hc, UserAgent: "rampart-gateway"},
+		Email:       opt.Email,
+		RenewBefore: opt.RenewBefore,
 	}
 	return a, nil
+}
+
+// orderGuard is the ACME client's transport: it refuses to send the CA a
+// new order for a name no exact route claims any more.
+//
+// autocert asks HostPolicy only when a handshake wants a certificate it
+// does not hold. For every certificate it holds it keeps a renewal timer
+// of its own, which orders a new certificate before the old one expires
+// without asking HostPolicy, and retries a failed renewal every 30 to 60
+// minutes; it offers no way to stop one host's timer (Manager.stopRenew
+// is unexported and stops them all, for good). A removed route's
+// certificate would so be renewed until a restart, spending the CA's
+// rate limits and leaving the CA validating a host the gateway no longer
+// serves. The transport is the one point of the renewal path autocert
+// lets the gateway into: each new order (RFC 8555 7.4, a POST whose JWS
+// payload lists "identifiers") is checked against the routes at the time
+// it is placed, and refused before it reaches the CA. The timer stays
+// (a cheap failure every half hour or so); when a route claims the host
+// again, its next attempt renews the certificate.
+type orderGuard struct {
+	next   http.RoundTripper
+	wanted func(host string) bool
+	log    *slog.Logger
+}
+
+func (g *orderGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+		return g.next.RoundTrip(r)
+	}
+	b, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range orderNames(b) {
+		if !g.wanted(name) {
+			g.log.Info("ACME order not placed: no exact route claims the host any more (a removed route's certificate is not renewed)",
+				"host", name)
+			return nil, fmt.Errorf("no exact route claims %q any more: no certificate ordered", name)
+		}
+	}
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(b))
+	r2.ContentLength = int64(len(b))
+	return g.next.RoundTrip(r2)
+}
+
+// orderNames returns the DNS names an ACME request body (a JWS in the
+// flattened JSON serialization) orders or pre-authorizes certificates
+// for (identifiers of every type): none for any other request.
+func orderNames(body []byte) []string {
+	var jws struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(body, &jws) != nil || jws.Payload == "" {
+		return nil
+	}
+	p, err := base64.RawURLEncoding.DecodeString(jws.Payload)
+	if err != nil {
+		return nil
+	}
+	type id struct{ Type, Value string }
+	var req struct {
+		Identifiers []id `json:"identifiers"` // newOrder
+		Identifier  *id  `json:"identifier"`  // newAuthz
+	}
+	if json.Unmarshal(p, &req) != nil {
+		return nil
+	}
+	if req.Identifier != nil {
+		req.Identifiers = append(req.Identifiers, *req.Identifier)
+	}
+	var names []string
+	for _, i := range req.Identifiers {
+		// Other types (an IP address) are names no route claims.
+		names = append(names, strings.TrimSuffix(strings.ToLower(i.Value), "."))
+	}
+	return names
 }
 
 // acmeHost reports whether host gets its certificate through ACME: a DNS

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -251,5 +253,81 @@ func TestGateway_ACMENeedsTLS(t *testing.T) {
 		ACME: &gateway.ACME{Directory: "https://acme.example/dir", CacheDir: t.TempDir()}})
 	if err == nil || !strings.Contains(err.Error(), "TLS") {
 		t.Fatalf("ACME without TLS: %v", err)
+	}
+}
+
+// acmeChain handshakes with the gateway at addr for host until it
+// presents a certificate from the ACME CA (roots), and returns its chain.
+func acmeChain(t *testing.T, addr, host string, roots *x509.CertPool) []*x509.Certificate {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		chain := handshake(t, addr, host)
+		if verify(chain, host, roots) == nil {
+			return chain
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no certificate from the ACME CA within a minute", host)
+		}
+	}
+}
+
+// TestGateway_ACMERenewalEndsWithTheRoute: autocert renews each
+// certificate it holds on a timer of its own, without asking its host
+// policy. With one-minute certificates from a real CA (Pebble), renewed
+// 50 s before they expire, the certificate of a host whose route was
+// removed is not renewed — no order reaches the CA, its cached copy stays
+// as it was — while that of a host still routed is.
+func TestGateway_ACMERenewalEndsWithTheRoute(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	p := acmetest.Start(t, ln.Addr().(*net.TCPAddr).Port, acmetest.Validity(time.Minute))
+	local, err := pki.EnsureCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newNamed(t, "app", nil)
+	keep, gone := route(1, "keep", "keep.test", "/", app.URL), route(2, "gone", "gone.test", "/", app.URL)
+	cache := t.TempDir()
+	gw := startGatewayOn(t, ln, []gateway.Route{keep, gone}, func(o *gateway.Options) {
+		o.TLS, o.Issuer = true, local
+		o.ACME = &gateway.ACME{Directory: p.Directory, Roots: p.Roots, CacheDir: cache, RenewBefore: 50 * time.Second}
+	})
+	roots := p.IssuingRoot(t)
+	first := acmeChain(t, addr, "keep.test", roots)[0]
+	goneCert := acmeChain(t, addr, "gone.test", roots)[0]
+	// Renewal is due 9 to 14 s after a certificate's NotBefore (59 s of
+	// validity, 50 s before expiry, up to 5 s of autocert's jitter).
+	if err := gw.Load(t.Context(), []gateway.Route{keep}); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(goneCert.NotBefore) > 8*time.Second {
+		t.Fatalf("gone.test's route was removed %v after its certificate was issued: too late to tell", time.Since(goneCert.NotBefore))
+	}
+	cached, err := os.ReadFile(filepath.Join(cache, "gone.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// keep.test's certificate is renewed.
+	var renewed *x509.Certificate
+	for deadline := time.Now().Add(45 * time.Second); renewed == nil; time.Sleep(250 * time.Millisecond) {
+		if c := acmeChain(t, addr, "keep.test", roots)[0]; c.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			renewed = c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("keep.test's certificate was not renewed")
+		}
+	}
+	// By 20 s after its NotBefore gone.test's would have been renewed too.
+	time.Sleep(time.Until(goneCert.NotBefore.Add(20 * time.Second)))
+	if now, err := os.ReadFile(filepath.Join(cache, "gone.test")); err != nil || !bytes.Equal(now, cached) {
+		t.Errorf("gone.test's certificate was renewed after its route was removed (cache: %v)", err)
+	}
+	if chain := handshake(t, addr, "gone.test"); verify(chain, "gone.test", roots) == nil {
+		t.Error("gone.test still gets an ACME certificate without a route")
 	}
 }

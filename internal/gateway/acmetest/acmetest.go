@@ -34,8 +34,26 @@ type Pebble struct {
 	mgmt      string
 }
 
-func Start(t *testing.T, tlsPort int) *Pebble {
+// Option changes how Pebble runs.
+type Option func(*options)
+
+type options struct {
+	validity time.Duration
+}
+
+// Validity sets the lifetime of the certificates Pebble issues (default
+// 90 days); whole seconds.
+func Validity(d time.Duration) Option {
+	return func(o *options) { o.validity = d }
+}
+
+// Start runs Pebble until the test ends.
+func Start(t *testing.T, tlsPort int, opts ...Option) *Pebble {
 	t.Helper()
+	o := options{validity: 90 * 24 * time.Hour}
+	for _, f := range opts {
+		f(&o)
+	}
 	bin := testenv.Tool(t, "pebble", Version)
 	dnsBin := testenv.Tool(t, "pebble-challtestsrv", Version)
 	dir := t.TempDir()
@@ -68,7 +86,7 @@ func Start(t *testing.T, tlsPort int) *Pebble {
 		"certificate": certFile, "privateKey": keyFile,
 		"httpPort": 1, "tlsPort": tlsPort, "ocspResponderURL": "", "externalAccountBindingRequired": false,
 		"retryAfter": map[string]int{"authz": 1, "order": 1},
-		"profiles":   map[string]any{"default": map[string]any{"description": "test", "validityPeriod": 7776000}},
+		"profiles":   map[string]any{"default": map[string]any{"description": "test", "validityPeriod": int64(o.validity / time.Second)}},
 	}})
 	cfgFile := filepath.Join(dir, "pebble.json")
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {

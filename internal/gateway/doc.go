@@ -93,5 +93,7 @@
 // gateway's own listener, the local CA's certificate while the ACME CA
 // fails), else a certificate the local CA issues for the claiming route
 // host, else the default one (localhost): the gateway never gets or mints
-// a certificate for a name no route claims.
+// a certificate for a name no route claims. autocert's renewal timers do
+// not ask which hosts are still routed: the ACME client's transport
+// (orderGuard) refuses their orders for hosts no exact route claims.
 package gateway

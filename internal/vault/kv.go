@@ -209,11 +209,6 @@ func (k *kvAPI) checkAt(ctx context.Context, p *authn.Principal, path string, a 
 	return ref, pl, err
 }
 
-func (k *kvAPI) authorise(ctx context.Context, p *authn.Principal, sc Scope, a authz.Action) error {
-	_, err := k.authoriseAt(ctx, p, sc, a)
-	return err
-}
-
 func (k *kvAPI) authoriseAt(ctx context.Context, p *authn.Principal, sc Scope, a authz.Action) (place, error) {
 	pl, err := k.s.resolve(ctx, sc)
 	if apperr.Is(err, apperr.NotFound) {
@@ -666,7 +661,8 @@ func (k *kvAPI) deleteAll(w http.ResponseWriter, r *http.Request, p *authn.Princ
 
 // list lists the keys under a folder: a user's orgs at the root, an org's
 // secrets and projects, a project's secrets and environments, an
-// environment's secrets. Folders end in "/".
+// environment's secrets. Folders end in "/". Paths with metadata and no
+// secret yet count as secrets (and their environments as folders).
 func (k *kvAPI) list(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
 	ctx := r.Context()
 	path = strings.Trim(path, "/")
@@ -687,7 +683,8 @@ func (k *kvAPI) list(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 		if err != nil {
 			return err
 		}
-		if err := k.authorise(ctx, p, sc, authz.VaultSecretList); err != nil {
+		pl, err := k.authoriseAt(ctx, p, sc, authz.VaultSecretList)
+		if err != nil {
 			return err
 		}
 		secs, err := k.s.List(ctx, sc)
@@ -696,6 +693,16 @@ func (k *kvAPI) list(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 		}
 		for _, sec := range secs {
 			keys = append(keys, sec.Ref.Name)
+		}
+		// Paths with metadata and no secret yet are listed too, as Vault
+		// lists every path that has metadata.
+		names, metaEnvs, err := k.s.kvMetadataOnly(ctx, pl)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, names...)
+		for _, e := range metaEnvs {
+			keys = append(keys, e+"/")
 		}
 		switch {
 		case sc.Project == "":
@@ -726,6 +733,7 @@ func (k *kvAPI) list(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 		return &kvError{status: http.StatusNotFound}
 	}
 	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	return writeKV(w, http.StatusOK, envelope(r, map[string]any{"keys": keys}))
 }
 

@@ -669,3 +669,79 @@ func TestKV_VaultCLI(t *testing.T) {
 	run("kv", "metadata", "delete", "secret/acme/web/db")
 	run("kv", "metadata", "delete", "secret/acme/web/db") // idempotent, as on Vault
 }
+
+// TestKV_ListShowsMetadataOnlyPaths: a path whose metadata was written
+// before any data (External Secrets Operator's PushSecret does so) is
+// listed, as Vault lists every path with metadata — as a key in its own
+// scope and, in a new environment, as that environment's folder — by
+// LIST and by GET ?list=true, on both stores.
+func TestKV_ListShowsMetadataOnlyPaths(t *testing.T) {
+	eachStore(t, func(t *testing.T, opt apptest.Option) {
+		w, tok := kvWorld(t, opt)
+		ctx := t.Context()
+		c := w.vaultClient(t, tok)
+		kv := c.KVv2("secret")
+		if _, err := kv.Put(ctx, "acme/web/prod/db", map[string]any{"password": "listed-1"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"acme/org-meta", "acme/web/pushed", "acme/web/prod/pending", "acme/web/staging/only-meta"} {
+			if err := kv.PutMetadata(ctx, path, api.KVMetadataPutInput{CustomMetadata: map[string]any{"managed-by": "external-secrets"}}); err != nil {
+				t.Fatalf("metadata of %s: %v", path, err)
+			}
+		}
+		// Metadata of a path that holds a secret is listed once.
+		if err := kv.PutMetadata(ctx, "acme/web/prod/db", api.KVMetadataPutInput{CustomMetadata: map[string]any{"a": "b"}}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]string{
+			"acme":              {"org-meta", "web/"},
+			"acme/web":          {"prod/", "pushed", "staging/"},
+			"acme/web/prod":     {"db", "pending"},
+			"acme/web/staging":  {"only-meta"},
+			"acme/web/staging/": {"only-meta"},
+		}
+		list := func(path string) []string {
+			t.Helper()
+			l, err := c.Logical().ListWithContext(ctx, "secret/metadata/"+path)
+			if err != nil || l == nil {
+				t.Fatalf("LIST %s: %v", path, err)
+			}
+			var keys []string
+			for _, k := range l.Data["keys"].([]any) {
+				keys = append(keys, k.(string))
+			}
+			return keys
+		}
+		for path, keys := range want {
+			if got := list(path); fmt.Sprint(got) != fmt.Sprint(keys) {
+				t.Errorf("LIST %s = %v, want %v", path, got, keys)
+			}
+			st, body := kvCall(t, w, tok, "GET", "/v1/secret/metadata/"+path+"?list=true", "")
+			var env struct {
+				Data struct {
+					Keys []string `json:"keys"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(body), &env); st != http.StatusOK || err != nil || fmt.Sprint(env.Data.Keys) != fmt.Sprint(keys) {
+				t.Errorf("GET %s?list=true = %d %s, want keys %v", path, st, body, keys)
+			}
+		}
+		// Deleting the metadata unlists the path; an emptied folder is a 404.
+		if err := kv.DeleteMetadata(ctx, "acme/web/staging/only-meta"); err != nil {
+			t.Fatal(err)
+		}
+		if got := list("acme/web"); fmt.Sprint(got) != fmt.Sprint([]string{"prod/", "pushed"}) {
+			t.Errorf("LIST acme/web after deleting the metadata = %v", got)
+		}
+		if st, body := kvCall(t, w, tok, "GET", "/v1/secret/metadata/acme/web/staging?list=true", ""); st != http.StatusNotFound {
+			t.Errorf("list of the emptied environment = %d %s, want 404", st, body)
+		}
+		// Writing data to a listed path keeps it listed once.
+		if _, err := kv.Put(ctx, "acme/web/pushed", map[string]any{"token": "pushed-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if got := list("acme/web"); fmt.Sprint(got) != fmt.Sprint([]string{"prod/", "pushed"}) {
+			t.Errorf("LIST acme/web after the first write = %v", got)
+		}
+	})
+}

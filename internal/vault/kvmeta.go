@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -224,6 +226,47 @@ func (s *Service) SetKVMetadata(ctx context.Context, ref Ref, ch KVMetadataChang
 				"secret_exists": secID != 0}})
 	})
 	return out, err
+}
+
+// kvMetadataOnly lists the paths directly below a scope that have KV
+// metadata but no secret (metadata written before any data): the names
+// in the scope itself and, in a project, the environments holding such
+// paths. The Vault-compatible API lists them, as Vault does.
+func (s *Service) kvMetadataOnly(ctx context.Context, p place) (names, envs []string, err error) {
+	q := `SELECT m.scope_key FROM vault_kv_metadata m WHERE m.org_id = ? AND `
+	args := []any{p.org.ID}
+	if p.project.ID == 0 {
+		q += "m.project_id IS NULL"
+	} else {
+		q += "m.project_id = ?"
+		args = append(args, p.project.ID)
+	}
+	q += " AND NOT EXISTS (SELECT 1 FROM vault_secrets s WHERE s.scope_key = m.scope_key) ORDER BY m.scope_key LIMIT " + strconv.Itoa(maxListResult)
+	rows, err := s.db.Query(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	// A scope key is ORG_ID/PROJECT_ID/ENV/NAME (ENV empty above
+	// environments).
+	prefix := strconv.FormatInt(p.org.ID, 10) + "/" + strconv.FormatInt(p.project.ID, 10) + "/"
+	seen := map[string]bool{}
+	for rows.Next() {
+		var key string
+		if err := rows.Scan(&key); err != nil {
+			return nil, nil, err
+		}
+		env, name, ok := strings.Cut(strings.TrimPrefix(key, prefix), "/")
+		switch {
+		case !ok || !strings.HasPrefix(key, prefix):
+		case env == p.env:
+			names = append(names, name)
+		case p.env == "" && p.project.ID != 0 && !seen[env]:
+			seen[env] = true
+			envs = append(envs, env)
+		}
+	}
+	return names, envs, rows.Err()
 }
 
 // dropKVMetadataTx deletes the KV metadata of the path of secret id.

@@ -33,8 +33,12 @@ type KVMetadata struct {
 	// CASRequired makes the Vault-compatible API refuse writes without
 	// options.cas.
 	CASRequired bool
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// DeleteVersionAfter (whole seconds; 0: never) dates the deletion of
+	// each version written (or undeleted) from then on, for the
+	// Vault-compatible API only: see Version.KVDeleteAt.
+	DeleteVersionAfter time.Duration
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
 }
 
 // KVMetadataChange changes a path's KV metadata: only what is set.
@@ -45,6 +49,9 @@ type KVMetadataChange struct {
 	Patch       map[string]*string
 	MaxVersions *int
 	CASRequired *bool
+	// DeleteVersionAfter is truncated to whole seconds, as Vault does; 0
+	// clears it.
+	DeleteVersionAfter *time.Duration
 	// MustExist refuses the change (NotFound) when the path has neither
 	// metadata nor a secret, as Vault's PATCH does.
 	MustExist bool
@@ -65,16 +72,19 @@ func validateCustomMetadata(m map[string]string) error {
 	return nil
 }
 
-const selectKVMetadata = "SELECT custom_metadata, max_versions, cas_required, created_at, updated_at FROM vault_kv_metadata WHERE scope_key = ?"
+const selectKVMetadata = `SELECT custom_metadata, max_versions, cas_required, delete_version_after, created_at, updated_at
+	FROM vault_kv_metadata WHERE scope_key = ?`
 
 func scanKVMetadata(r interface{ Scan(...any) error }) (KVMetadata, error) {
 	var (
-		m      KVMetadata
-		custom string
+		m        KVMetadata
+		custom   string
+		afterSec int64
 	)
-	if err := r.Scan(&custom, &m.MaxVersions, &m.CASRequired, store.TimeDest(&m.CreatedAt), store.TimeDest(&m.UpdatedAt)); err != nil {
+	if err := r.Scan(&custom, &m.MaxVersions, &m.CASRequired, &afterSec, store.TimeDest(&m.CreatedAt), store.TimeDest(&m.UpdatedAt)); err != nil {
 		return KVMetadata{}, err
 	}
+	m.DeleteVersionAfter = time.Duration(afterSec) * time.Second
 	var err error
 	m.Custom, err = parseCustom(custom)
 	return m, err
@@ -125,6 +135,9 @@ func (s *Service) SetKVMetadata(ctx context.Context, ref Ref, ch KVMetadataChang
 	}
 	if ch.MaxVersions != nil && *ch.MaxVersions < 0 {
 		return KVMetadata{}, apperr.InvalidField("max_versions", "max_versions must not be negative")
+	}
+	if ch.DeleteVersionAfter != nil && *ch.DeleteVersionAfter < 0 {
+		return KVMetadata{}, apperr.InvalidField("delete_version_after", "delete_version_after must not be negative")
 	}
 	if ch.Custom != nil {
 		if err := validateCustomMetadata(ch.Custom); err != nil {
@@ -193,6 +206,10 @@ func (s *Service) SetKVMetadata(ctx context.Context, ref Ref, ch KVMetadataChang
 		if ch.CASRequired != nil {
 			m.CASRequired = *ch.CASRequired
 		}
+		if ch.DeleteVersionAfter != nil {
+			m.DeleteVersionAfter = ch.DeleteVersionAfter.Truncate(time.Second)
+		}
+		afterSec := int64(m.DeleteVersionAfter / time.Second)
 		custom := ""
 		if m.Custom != nil {
 			b, err := json.Marshal(m.Custom)
@@ -203,10 +220,11 @@ func (s *Service) SetKVMetadata(ctx context.Context, ref Ref, ch KVMetadataChang
 		}
 		if n == 0 {
 			_, err = tx.Exec(ctx, `INSERT INTO vault_kv_metadata (scope_key, org_id, project_id, custom_metadata, max_versions, cas_required,
-				created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, key, p.org.ID, p.projectID(), custom, m.MaxVersions, m.CASRequired, now, now)
+				delete_version_after, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				key, p.org.ID, p.projectID(), custom, m.MaxVersions, m.CASRequired, afterSec, now, now)
 		} else {
-			_, err = tx.Exec(ctx, "UPDATE vault_kv_metadata SET custom_metadata = ?, max_versions = ?, cas_required = ?, updated_at = ? WHERE scope_key = ?",
-				custom, m.MaxVersions, m.CASRequired, now, key)
+			_, err = tx.Exec(ctx, `UPDATE vault_kv_metadata SET custom_metadata = ?, max_versions = ?, cas_required = ?, delete_version_after = ?,
+				updated_at = ? WHERE scope_key = ?`, custom, m.MaxVersions, m.CASRequired, afterSec, now, key)
 		}
 		if err != nil {
 			return err
@@ -223,7 +241,7 @@ func (s *Service) SetKVMetadata(ctx context.Context, ref Ref, ch KVMetadataChang
 		out = m
 		return s.audit.AppendTx(ctx, tx, audit.Record{Action: "vault.secret.metadata", OrgID: p.org.ID, Target: target,
 			Details: map[string]any{"custom_metadata_keys": keys, "max_versions": m.MaxVersions, "cas_required": m.CASRequired,
-				"secret_exists": secID != 0}})
+				"delete_version_after": m.DeleteVersionAfter.String(), "secret_exists": secID != 0}})
 	})
 	return out, err
 }

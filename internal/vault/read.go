@@ -23,6 +23,9 @@ type Reader struct {
 	Pipeline *PipelineRun
 	// Deployment is a workload of a release being started.
 	Deployment *DeploymentRun
+	// kv reads as the Vault-compatible API does: a version whose
+	// delete_version_after has passed is deleted.
+	kv bool
 }
 
 // PipelineRun identifies a pipeline job asking for secrets.
@@ -139,7 +142,16 @@ func (s *Service) readAt(ctx context.Context, rd Reader, p place, ref Ref, versi
 	if err != nil {
 		return Value{}, Secret{}, Version{}, err
 	}
-	return s.finishRead(ctx, rd, ref, version, sec, policy, func() (Value, Version, error) { return s.openVersion(ctx, sec, v, sl) })
+	return s.finishRead(ctx, rd, ref, version, sec, policy, func() (Value, Version, error) { return s.openVersion(ctx, sec, s.view(rd, v), sl) })
+}
+
+// view is v as rd sees it: through the Vault-compatible API, deleted
+// once the path's delete_version_after has passed.
+func (s *Service) view(rd Reader, v Version) Version {
+	if rd.kv {
+		return v.kvView(s.now())
+	}
+	return v
 }
 
 // readSlow is readAt one lookup at a time: the secret, then the policy,
@@ -153,12 +165,18 @@ func (s *Service) readSlow(ctx context.Context, rd Reader, p place, ref Ref, ver
 	if err != nil {
 		return Value{}, Secret{}, Version{}, err
 	}
-	return s.finishRead(ctx, rd, ref, version, sec, policy, func() (Value, Version, error) { return s.decryptVersion(ctx, sec, version) })
+	return s.finishRead(ctx, rd, ref, version, sec, policy, func() (Value, Version, error) {
+		v, sl, err := s.loadVersion(ctx, sec, version)
+		if err != nil {
+			return Value{}, Version{}, err
+		}
+		return s.openVersion(ctx, sec, s.view(rd, v), sl)
+	})
 }
 
 const selectForRead = "SELECT " + secretColumns + `,
 	v.version, v.format, v.created_at, v.created_by, v.reason, v.deleted_at, v.destroyed, v.leaked_at, v.kek_version,
-	v.ciphertext, v.wrapped_dek,
+	v.kv_delete_at, v.ciphertext, v.wrapped_dek,
 	COALESCE((SELECT g.generation FROM vault_policy_generation g WHERE g.org_id = s.org_id), 0),
 	COALESCE((SELECT m.custom_metadata FROM vault_kv_metadata m WHERE m.scope_key = s.scope_key), '')
 	FROM vault_secrets s JOIN vault_versions v ON v.secret_id = s.id
@@ -176,7 +194,7 @@ func (s *Service) loadForRead(ctx context.Context, p place, ref Ref, version int
 	// cannot end spares the driver a watcher goroutine per query.
 	sec, err := scanSecret(s.db.QueryRow(context.WithoutCancel(ctx), selectForRead, p.scopeKey(ref.Name), version, version), ref.Scope,
 		&v.Version, &v.Format, store.TimeDest(&v.CreatedAt), &v.CreatedBy, &v.Reason, store.TimeDest(&v.DeletedAt),
-		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, &sl.ciphertext, &sl.wrapped, gen, &custom)
+		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, store.TimeDest(&v.KVDeleteAt), &sl.ciphertext, &sl.wrapped, gen, &custom)
 	sl.kekVersion, sec.kvCustom = v.KEKVersion, custom
 	return sec, v, err
 }

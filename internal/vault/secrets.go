@@ -63,10 +63,35 @@ type Version struct {
 	Destroyed  bool
 	LeakedAt   time.Time
 	KEKVersion int
+	// KVDeleteAt is when the delete_version_after of the path's KV
+	// metadata deletes the version for the Vault-compatible API (zero:
+	// never): set when the version is written or undeleted there.
+	// Rampart's own reads ignore it.
+	KVDeleteAt time.Time
 }
 
 // Readable reports whether the version's value can be read.
 func (v Version) Readable() bool { return v.DeletedAt.IsZero() && !v.Destroyed }
+
+// kvDeletionTime is the version's deletion_time in the Vault-compatible
+// API: the earlier of its deletion and its KVDeleteAt (which may be
+// ahead), zero when neither is set.
+func (v Version) kvDeletionTime() time.Time {
+	if v.KVDeleteAt.IsZero() || (!v.DeletedAt.IsZero() && v.DeletedAt.Before(v.KVDeleteAt)) {
+		return v.DeletedAt
+	}
+	return v.KVDeleteAt
+}
+
+// kvView is the version as the Vault-compatible API sees it at now: once
+// its KVDeleteAt has passed, deleted at that time (Vault reads a version
+// as deleted once its deletion_time is before now).
+func (v Version) kvView(now time.Time) Version {
+	if !v.KVDeleteAt.IsZero() && v.KVDeleteAt.Before(now) && (v.DeletedAt.IsZero() || v.KVDeleteAt.Before(v.DeletedAt)) {
+		v.DeletedAt = v.KVDeleteAt
+	}
+	return v
+}
 
 // Write is a new value for a secret.
 type Write struct {
@@ -120,12 +145,13 @@ func scanSecret(r interface{ Scan(...any) error }, sc Scope, more ...any) (Secre
 	return sec, err
 }
 
-const selectVersion = `SELECT version, format, created_at, created_by, reason, deleted_at, destroyed, leaked_at, kek_version FROM vault_versions`
+const selectVersion = `SELECT version, format, created_at, created_by, reason, deleted_at, destroyed, leaked_at, kek_version, kv_delete_at
+	FROM vault_versions`
 
 func scanVersion(r interface{ Scan(...any) error }) (Version, error) {
 	var v Version
 	err := r.Scan(&v.Version, &v.Format, store.TimeDest(&v.CreatedAt), &v.CreatedBy, &v.Reason, store.TimeDest(&v.DeletedAt),
-		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion)
+		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, store.TimeDest(&v.KVDeleteAt))
 	return v, err
 }
 
@@ -376,7 +402,7 @@ func (s *Service) write(ctx context.Context, ref Ref, w Write, reason string, fr
 			ver.Reason = reason + " to " + strconv.Itoa(from)
 		}
 		err = s.commit.do(ctx, func(ctx context.Context, tx *store.Tx) error {
-			return s.writeTx(ctx, tx, p, &sec, isNew, w, ver, sl, fp)
+			return s.writeTx(ctx, tx, p, &sec, isNew, w, &ver, sl, fp)
 		})
 		if errors.Is(err, errStale) || (isNew && apperr.Is(err, apperr.Conflict)) {
 			continue // someone else wrote first: seal again for the next version
@@ -392,7 +418,7 @@ func (s *Service) write(ctx context.Context, ref Ref, w Write, reason string, fr
 	return Secret{}, Version{}, apperr.E(apperr.Conflict, "%s is being written by others; try again", ref)
 }
 
-func (s *Service) writeTx(ctx context.Context, tx *store.Tx, p place, sec *Secret, isNew bool, w Write, ver Version, sl sealed, fp string) error {
+func (s *Service) writeTx(ctx context.Context, tx *store.Tx, p place, sec *Secret, isNew bool, w Write, ver *Version, sl sealed, fp string) error {
 	now := ver.CreatedAt
 	rotation := ver.Reason != reasonSet
 	if isNew {
@@ -439,15 +465,32 @@ func (s *Service) writeTx(ctx context.Context, tx *store.Tx, p place, sec *Secre
 		}
 	}
 	sec.CurrentVersion, sec.UpdatedAt = ver.Version, now
+	// The path's KV metadata (which may come before the first version):
+	// max_versions prunes, delete_version_after dates the new version's
+	// deletion for the Vault-compatible API.
+	var (
+		keep     int
+		afterSec int64
+	)
+	err := tx.QueryRow(ctx, "SELECT max_versions, delete_version_after FROM vault_kv_metadata WHERE scope_key = ?",
+		p.scopeKey(sec.Ref.Name)).Scan(&keep, &afterSec)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return err
+	}
+	ver.KVDeleteAt = time.Time{}
+	if afterSec > 0 {
+		ver.KVDeleteAt = now.Add(time.Duration(afterSec) * time.Second)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO vault_versions (secret_id, version, format, ciphertext, wrapped_dek, kek_version,
-		fingerprint, created_at, created_by, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		sec.ID, ver.Version, ver.Format, sl.ciphertext, sl.wrapped, sl.kekVersion, fp, store.Time(now), ver.CreatedBy, ver.Reason); err != nil {
+		fingerprint, created_at, created_by, reason, kv_delete_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sec.ID, ver.Version, ver.Format, sl.ciphertext, sl.wrapped, sl.kekVersion, fp, store.Time(now), ver.CreatedBy, ver.Reason,
+		store.Time(ver.KVDeleteAt)); err != nil {
 		return err
 	}
 	action := "vault.secret.write"
 	details := map[string]any{"version": ver.Version, "format": ver.Format, "bytes": w.Value.Len()}
 	if !isNew {
-		if err := s.pruneTx(ctx, tx, p, *sec, ver.Version, details); err != nil {
+		if err := s.pruneTx(ctx, tx, *sec, ver.Version, keep, details); err != nil {
 			return err
 		}
 	}
@@ -475,18 +518,13 @@ func (s *Service) writeTx(ctx context.Context, tx *store.Tx, p place, sec *Secre
 	return s.audit.AppendTx(ctx, tx, audit.Record{Action: action, OrgID: p.org.ID, Target: secretTarget(*sec), Details: details})
 }
 
-// pruneTx honours the max_versions of the secret's KV metadata after
-// version latest was written: older versions beyond the limit are
+// pruneTx honours keep, the max_versions of the secret's KV metadata,
+// after version latest was written: older versions beyond the limit are
 // destroyed (values and fingerprints wiped, the rows kept), noted in the
 // write's audit details.
-func (s *Service) pruneTx(ctx context.Context, tx *store.Tx, p place, sec Secret, latest int, details map[string]any) error {
-	var keep int
-	err := tx.QueryRow(ctx, "SELECT max_versions FROM vault_kv_metadata WHERE scope_key = ?", p.scopeKey(sec.Ref.Name)).Scan(&keep)
-	if apperr.Is(err, apperr.NotFound) || (err == nil && (keep <= 0 || latest <= keep)) {
+func (s *Service) pruneTx(ctx context.Context, tx *store.Tx, sec Secret, latest, keep int, details map[string]any) error {
+	if keep <= 0 || latest <= keep {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	n, err := tx.Exec(ctx, `UPDATE vault_versions SET destroyed = TRUE, ciphertext = NULL, wrapped_dek = NULL, fingerprint = NULL
 		WHERE secret_id = ? AND version <= ? AND destroyed = FALSE`, sec.ID, latest-keep)
@@ -523,19 +561,25 @@ func (s *Service) queueRestartTx(ctx context.Context, tx *store.Tx, sec Secret, 
 // decryptVersion opens a version's value (version 0: the current one)
 // without any access check: callers check first.
 func (s *Service) decryptVersion(ctx context.Context, sec Secret, version int) (Value, Version, error) {
+	v, sl, err := s.loadVersion(ctx, sec, version)
+	if err != nil {
+		return Value{}, Version{}, err
+	}
+	return s.openVersion(ctx, sec, v, sl)
+}
+
+// loadVersion loads a version (0: the current one) with its sealed value.
+func (s *Service) loadVersion(ctx context.Context, sec Secret, version int) (Version, sealed, error) {
 	if version == 0 {
 		version = sec.CurrentVersion
 	}
 	var sl sealed
 	v, err := scanVersionSealed(s.db.QueryRow(ctx, `SELECT version, format, created_at, created_by, reason, deleted_at, destroyed,
-		leaked_at, kek_version, ciphertext, wrapped_dek FROM vault_versions WHERE secret_id = ? AND version = ?`, sec.ID, version), &sl)
+		leaked_at, kek_version, kv_delete_at, ciphertext, wrapped_dek FROM vault_versions WHERE secret_id = ? AND version = ?`, sec.ID, version), &sl)
 	if apperr.Is(err, apperr.NotFound) {
-		return Value{}, Version{}, apperr.E(apperr.NotFound, "%s has no version %d", sec.Ref, version)
+		return Version{}, sealed{}, apperr.E(apperr.NotFound, "%s has no version %d", sec.Ref, version)
 	}
-	if err != nil {
-		return Value{}, Version{}, err
-	}
-	return s.openVersion(ctx, sec, v, sl)
+	return v, sl, err
 }
 
 // openVersion decrypts a loaded version, unless it is deleted or destroyed.
@@ -556,14 +600,16 @@ func (s *Service) openVersion(ctx context.Context, sec Secret, v Version, sl sea
 func scanVersionSealed(r interface{ Scan(...any) error }, sl *sealed) (Version, error) {
 	var v Version
 	err := r.Scan(&v.Version, &v.Format, store.TimeDest(&v.CreatedAt), &v.CreatedBy, &v.Reason, store.TimeDest(&v.DeletedAt),
-		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, &sl.ciphertext, &sl.wrapped)
+		&v.Destroyed, store.TimeDest(&v.LeakedAt), &v.KEKVersion, store.TimeDest(&v.KVDeleteAt), &sl.ciphertext, &sl.wrapped)
 	sl.kekVersion = v.KEKVersion
 	return v, err
 }
 
 // SetVersionsDeleted soft-deletes (deleted true) or restores versions of
 // a secret, as Vault's KV delete and undelete do. Destroyed versions stay
-// destroyed.
+// destroyed. Restoring also restores the versions the path's
+// delete_version_after deleted for the Vault-compatible API, and dates
+// their next such deletion from now, as Vault's undelete does.
 func (s *Service) SetVersionsDeleted(ctx context.Context, ref Ref, versions []int, deleted bool) error {
 	sec, err := s.Metadata(ctx, ref)
 	if err != nil {
@@ -572,18 +618,37 @@ func (s *Service) SetVersionsDeleted(ctx context.Context, ref Ref, versions []in
 	if len(versions) == 0 || len(versions) > 1000 {
 		return apperr.InvalidField("versions", "name between 1 and 1000 versions")
 	}
-	action, at := "vault.secret.undelete", any(nil)
+	now := s.now().UTC().Truncate(time.Microsecond)
+	action := "vault.secret.undelete"
 	if deleted {
-		action, at = "vault.secret.delete", store.Time(s.now())
+		action = "vault.secret.delete"
 	}
 	return s.commit.do(ctx, func(ctx context.Context, tx *store.Tx) error {
+		var kvDeleteAt time.Time
+		if !deleted {
+			var afterSec int64
+			err := tx.QueryRow(ctx, `SELECT m.delete_version_after FROM vault_kv_metadata m JOIN vault_secrets s ON s.scope_key = m.scope_key
+				WHERE s.id = ?`, sec.ID).Scan(&afterSec)
+			if err != nil && !apperr.Is(err, apperr.NotFound) {
+				return err
+			}
+			if afterSec > 0 {
+				kvDeleteAt = now.Add(time.Duration(afterSec) * time.Second)
+			}
+		}
 		var changed []int
 		for _, v := range versions {
-			q := "UPDATE vault_versions SET deleted_at = ? WHERE secret_id = ? AND version = ? AND destroyed = FALSE AND deleted_at IS NULL"
-			if !deleted {
-				q = "UPDATE vault_versions SET deleted_at = ? WHERE secret_id = ? AND version = ? AND destroyed = FALSE AND deleted_at IS NOT NULL"
+			var (
+				n   int64
+				err error
+			)
+			if deleted {
+				n, err = tx.Exec(ctx, "UPDATE vault_versions SET deleted_at = ? WHERE secret_id = ? AND version = ? AND destroyed = FALSE AND deleted_at IS NULL",
+					store.Time(now), sec.ID, v)
+			} else {
+				n, err = tx.Exec(ctx, `UPDATE vault_versions SET deleted_at = NULL, kv_delete_at = ? WHERE secret_id = ? AND version = ? AND destroyed = FALSE
+					AND (deleted_at IS NOT NULL OR kv_delete_at < ?)`, store.Time(kvDeleteAt), sec.ID, v, store.Time(now))
 			}
-			n, err := tx.Exec(ctx, q, at, sec.ID, v)
 			if err != nil {
 				return err
 			}

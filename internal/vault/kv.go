@@ -34,8 +34,8 @@ import (
 //
 // Served: data (GET read, ?version=N; PUT/POST write with options.cas;
 // DELETE the latest version), metadata (GET; LIST or ?list=true lists
-// keys; PUT/POST/PATCH custom_metadata, max_versions, cas_required; DELETE
-// everything), delete, undelete and destroy of versions,
+// keys; PUT/POST/PATCH custom_metadata, max_versions, cas_required,
+// delete_version_after; DELETE everything), delete, undelete and destroy of versions,
 // sys/internal/ui/mounts (the CLI's KV preflight), auth/token/lookup-self
 // and sys/health. Values written as {"value": "..."} are stored raw (what
 // `rampart secret get` prints); other objects are stored as JSON. Where it
@@ -259,9 +259,10 @@ func kvTime(t time.Time) string {
 }
 
 // versionMeta is v's metadata in Vault's shape, with the path's custom
-// metadata (nil when none).
+// metadata (nil when none). Its deletion_time is also the one
+// delete_version_after set, ahead or passed.
 func versionMeta(v Version, custom map[string]string) kvVersionMeta {
-	m := kvVersionMeta{CreatedTime: kvTime(v.CreatedAt), DeletionTime: kvTime(v.DeletedAt), Destroyed: v.Destroyed, Version: v.Version}
+	m := kvVersionMeta{CreatedTime: kvTime(v.CreatedAt), DeletionTime: kvTime(v.kvDeletionTime()), Destroyed: v.Destroyed, Version: v.Version}
 	if custom != nil {
 		m.CustomMetadata = custom
 	}
@@ -305,7 +306,7 @@ func (k *kvAPI) read(w http.ResponseWriter, r *http.Request, p *authn.Principal,
 			return &kvError{status: http.StatusBadRequest, msgs: []string{"version must be a non-negative number"}}
 		}
 	}
-	val, sec, v, err := k.s.readAt(ctx, Reader{UserID: p.User.ID, Username: p.User.Username, Via: "kv"}, pl, ref, version)
+	val, sec, v, err := k.s.readAt(ctx, Reader{UserID: p.User.ID, Username: p.User.Username, Via: "kv", kv: true}, pl, ref, version)
 	if apperr.Is(err, apperr.NotFound) && v.Version != 0 {
 		// A deleted or destroyed version: Vault answers 404 with its metadata.
 		custom, _ := parseCustom(sec.kvCustom)
@@ -523,7 +524,8 @@ func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Princi
 	versions := map[string]any{}
 	oldest := sec.CurrentVersion
 	for _, v := range vs {
-		versions[strconv.Itoa(v.Version)] = map[string]any{"created_time": kvTime(v.CreatedAt), "deletion_time": kvTime(v.DeletedAt), "destroyed": v.Destroyed}
+		versions[strconv.Itoa(v.Version)] = map[string]any{"created_time": kvTime(v.CreatedAt), "deletion_time": kvTime(v.kvDeletionTime()),
+			"destroyed": v.Destroyed}
 		oldest = min(oldest, v.Version)
 	}
 	var custom any
@@ -532,7 +534,7 @@ func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Princi
 	}
 	return writeKV(w, http.StatusOK, envelope(r, map[string]any{
 		"cas_required": meta.CASRequired, "created_time": kvTime(sec.CreatedAt), "current_version": sec.CurrentVersion,
-		"custom_metadata": custom, "delete_version_after": "0s", "max_versions": meta.MaxVersions,
+		"custom_metadata": custom, "delete_version_after": meta.DeleteVersionAfter.String(), "max_versions": meta.MaxVersions,
 		"oldest_version": oldest, "updated_time": kvTime(sec.UpdatedAt), "versions": versions,
 	}))
 }
@@ -540,9 +542,8 @@ func (k *kvAPI) metadata(w http.ResponseWriter, r *http.Request, p *authn.Princi
 // writeMetadata is Vault's metadata write: PUT and POST set the fields
 // given (custom_metadata whole), PATCH merges custom_metadata (a null
 // value removes a key). The path need not hold a secret yet: External
-// Secrets Operator writes metadata first, then data. max_versions and
-// cas_required are kept and honoured by this API; delete_version_after is
-// accepted and ignored.
+// Secrets Operator writes metadata first, then data. max_versions,
+// cas_required and delete_version_after are kept and honoured by this API.
 func (k *kvAPI) writeMetadata(w http.ResponseWriter, r *http.Request, p *authn.Principal, path string) error {
 	ctx := r.Context()
 	ref, err := k.check(ctx, p, path, authz.VaultSecretWrite)
@@ -611,20 +612,69 @@ func (k *kvAPI) writeMetadata(w http.ResponseWriter, r *http.Request, p *authn.P
 		ch.CASRequired = &b
 	}
 	if len(req.DeleteVersionAfter) > 0 && string(req.DeleteVersionAfter) != "null" {
-		// Accepted for Vault's clients (the Go client always sends it) and
-		// ignored: versions are not deleted on a timer.
-		s, _ := scalarString(req.DeleteVersionAfter)
-		if _, err := strconv.Atoi(s); err != nil {
-			if _, err := time.ParseDuration(s); err != nil {
-				return bad("delete_version_after", "not a duration")
-			}
+		d, err := parseDurationSecond(req.DeleteVersionAfter)
+		if err != nil {
+			return bad("delete_version_after", err.Error())
 		}
+		ch.DeleteVersionAfter = &d
 	}
 	if _, err := k.s.SetKVMetadata(ctx, ref, ch); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// maxDeleteVersionAfter bounds delete_version_after: about 100 years, far
+// below time.Duration's limit.
+const maxDeleteVersionAfter = 100 * 365 * 24 * time.Hour
+
+// parseDurationSecond reads a duration as Vault's TypeDurationSecond
+// does: a number of seconds (JSON number or string), a number of days
+// ("2d"), or a Go duration ("30m", "3h", "1h30m"); truncated to whole
+// seconds, not negative. "" is 0.
+func parseDurationSecond(raw json.RawMessage) (time.Duration, error) {
+	bad := errors.New(`not a duration: give a number of seconds, or a duration such as "30m", "3h", "1h30m" or "7d"`)
+	var (
+		s string
+		n json.Number
+	)
+	switch {
+	case json.Unmarshal(raw, &s) == nil:
+	case json.Unmarshal(raw, &n) == nil:
+		s = n.String()
+	default:
+		return 0, bad
+	}
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if secs > int64(maxDeleteVersionAfter/time.Second) || secs < -int64(maxDeleteVersionAfter/time.Second) {
+			return 0, errors.New("too long: at most 100 years")
+		}
+		d = time.Duration(secs) * time.Second
+	} else if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil {
+			return 0, bad
+		}
+		if n > int64(maxDeleteVersionAfter/(24*time.Hour)) || n < -int64(maxDeleteVersionAfter/(24*time.Hour)) {
+			return 0, errors.New("too long: at most 100 years")
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else if s != "" {
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, bad
+		}
+	}
+	d = d.Truncate(time.Second)
+	switch {
+	case d < 0:
+		return 0, errors.New("must not be negative")
+	case d > maxDeleteVersionAfter:
+		return 0, errors.New("too long: at most 100 years")
+	}
+	return d, nil
 }
 
 // scalarString is a JSON string's text, or a number's or boolean's (Vault

@@ -651,6 +651,10 @@ func TestKV_VaultCLI(t *testing.T) {
 	if out := run("kv", "metadata", "get", "-format=json", "secret/acme/web/db"); !strings.Contains(out, `"team": "payments"`) {
 		t.Errorf("metadata get:\n%s", out)
 	}
+	run("kv", "metadata", "put", "-delete-version-after=3h", "secret/acme/web/db")
+	if out := run("kv", "metadata", "get", "-format=json", "secret/acme/web/db"); !strings.Contains(out, `"delete_version_after": "3h0m0s"`) {
+		t.Errorf("metadata get after -delete-version-after=3h:\n%s", out)
+	}
 	run("kv", "delete", "-versions=1", "secret/acme/web/db")
 	if out := run("kv", "get", "-format=json", "-version=1", "secret/acme/web/db"); strings.Contains(out, "cli-p1") || !strings.Contains(out, `"deletion_time": "20`) {
 		t.Errorf("get of the deleted version:\n%s", out)
@@ -744,4 +748,194 @@ func TestKV_ListShowsMetadataOnlyPaths(t *testing.T) {
 			t.Errorf("LIST acme/web after the first write = %v", got)
 		}
 	})
+}
+
+// TestKV_DeleteVersionAfter: a path's delete_version_after dates each
+// version written from then on, as Vault does: the version shows
+// deletion_time = created_time + delay (in write and read responses and
+// in the metadata) and, once that time has passed, reads through this
+// API as deleted — a 404 with its metadata, never the value — until
+// undeleted, which dates its deletion again from then. "0s" means never.
+// Rampart's own API does not honour it. On both stores.
+func TestKV_DeleteVersionAfter(t *testing.T) {
+	eachStore(t, func(t *testing.T, opt apptest.Option) {
+		t0 := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+		clock := apptest.NewClock(t0)
+		w, tok := kvWorld(t, opt, apptest.WithClock(clock.Now))
+		ctx := t.Context()
+		kv := w.vaultClient(t, tok).KVv2("secret")
+		const path = "acme/web/expiring"
+
+		// The official client sends delete_version_after as Go prints it.
+		if err := kv.PutMetadata(ctx, path, api.KVMetadataPutInput{DeleteVersionAfter: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		md, err := kv.GetMetadata(ctx, path)
+		if err != nil || md.DeleteVersionAfter != time.Hour {
+			t.Fatalf("metadata before data: %+v %v", md, err)
+		}
+		s1, err := kv.Put(ctx, path, map[string]any{"v": "expiring-value-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s1.VersionMetadata.DeletionTime.Equal(t0.Add(time.Hour)) {
+			t.Errorf("write response deletion_time = %v, want %v", s1.VersionMetadata.DeletionTime, t0.Add(time.Hour))
+		}
+		clock.Advance(30 * time.Minute)
+		if _, err := kv.Put(ctx, path, map[string]any{"v": "expiring-value-2"}); err != nil {
+			t.Fatal(err)
+		}
+
+		// Before its time a version reads, showing the time ahead.
+		s, err := kv.GetVersion(ctx, path, 1)
+		if err != nil || s.Data["v"] != "expiring-value-1" || !s.VersionMetadata.DeletionTime.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("version 1 before its deletion time: %+v %v", s, err)
+		}
+
+		// Past it, version 1 reads as deleted; version 2 not yet.
+		clock.Set(t0.Add(time.Hour + time.Second))
+		s, err = kv.GetVersion(ctx, path, 1)
+		if err != nil {
+			t.Fatalf("KVv2.GetVersion of an expired version: %v (Vault: no error, the version's metadata)", err)
+		}
+		if s.Data != nil || s.VersionMetadata == nil || !s.VersionMetadata.DeletionTime.Equal(t0.Add(time.Hour)) || s.VersionMetadata.Destroyed {
+			t.Fatalf("expired version: data %v, metadata %+v", s.Data, s.VersionMetadata)
+		}
+		st, body := kvCall(t, w, tok, "GET", "/v1/secret/data/"+path+"?version=1", "")
+		if st != http.StatusNotFound || !strings.Contains(body, `"data":null`) ||
+			!strings.Contains(body, `"deletion_time":"`+t0.Add(time.Hour).Format(time.RFC3339Nano)+`"`) || strings.Contains(body, "expiring-value") {
+			t.Errorf("raw read of the expired version = %d %s", st, body)
+		}
+		if s, err := kv.Get(ctx, path); err != nil || s.Data["v"] != "expiring-value-2" ||
+			!s.VersionMetadata.DeletionTime.Equal(t0.Add(90*time.Minute)) {
+			t.Fatalf("version 2 before its deletion time: %+v %v", s, err)
+		}
+		md, err = kv.GetMetadata(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d1, d2 := md.Versions["1"].DeletionTime, md.Versions["2"].DeletionTime; !d1.Equal(t0.Add(time.Hour)) || !d2.Equal(t0.Add(90*time.Minute)) {
+			t.Errorf("metadata deletion times %v and %v, want %v and %v", d1, d2, t0.Add(time.Hour), t0.Add(90*time.Minute))
+		}
+		vs, err := kv.GetVersionsAsList(ctx, path)
+		if err != nil || len(vs) != 2 || !vs[0].DeletionTime.Equal(t0.Add(time.Hour)) {
+			t.Errorf("versions as list: %+v %v", vs, err)
+		}
+
+		// Rampart's own API is not held to it: version 1 still reveals.
+		var rev vault.RevealResponse
+		w.admin.Must(http.StatusOK, "POST", httpapi.Prefix+"/orgs/acme/projects/web/secrets/expiring/reveal", vault.RevealRequest{Version: 1}).Decode(t, &rev)
+		if rev.Value != `{"v":"expiring-value-1"}` {
+			t.Errorf("Rampart reveal of version 1 = %+v", rev)
+		}
+
+		// A delete of the expired version keeps the deletion time it had
+		// (as Vault); an undelete dates the next deletion from now.
+		if err := kv.Delete(ctx, path+"-none"); err != nil { // idempotent, as ever
+			t.Fatal(err)
+		}
+		if err := kv.DeleteVersions(ctx, path, []int{1}); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := kv.GetVersion(ctx, path, 1); err != nil || !s.VersionMetadata.DeletionTime.Equal(t0.Add(time.Hour)) {
+			t.Errorf("deleted expired version: %+v %v", s, err)
+		}
+		now := clock.Now()
+		if err := kv.Undelete(ctx, path, []int{1}); err != nil {
+			t.Fatal(err)
+		}
+		s, err = kv.GetVersion(ctx, path, 1)
+		if err != nil || s.Data["v"] != "expiring-value-1" || !s.VersionMetadata.DeletionTime.Equal(now.Add(time.Hour)) {
+			t.Fatalf("undeleted version: %+v %v", s, err)
+		}
+
+		// The audit log has the refused read, and no value.
+		var refused int
+		for _, e := range w.a.AuditSince(t, 0) {
+			if e.Action == "vault.secret.read" && e.Outcome == "failure" && e.Details["via"] == "kv" {
+				refused++
+			}
+			if strings.Contains(toJSON(e.Details), "expiring-value") {
+				t.Errorf("audit entry %d holds a value", e.Seq)
+			}
+		}
+		if refused < 2 {
+			t.Errorf("%d failed KV reads audited, want the reads of the expired version", refused)
+		}
+
+		// "0s" means never, for versions written from then on; versions
+		// already written keep their time, as on Vault.
+		if err := kv.PutMetadata(ctx, path, api.KVMetadataPutInput{}); err != nil {
+			t.Fatal(err)
+		}
+		if st, md, body := kvReadMeta(t, w, tok, path); st != http.StatusOK || !strings.Contains(body, `"delete_version_after":"0s"`) || md.CurrentVersion != 2 {
+			t.Errorf("metadata after 0s: %d %s", st, body)
+		}
+		s3, err := kv.Put(ctx, path, map[string]any{"v": "expiring-value-3"})
+		if err != nil || !s3.VersionMetadata.DeletionTime.IsZero() {
+			t.Fatalf("write with 0s: %+v %v", s3, err)
+		}
+		clock.Advance(10 * time.Hour)
+		if s, err := kv.Get(ctx, path); err != nil || s.Data["v"] != "expiring-value-3" {
+			t.Errorf("version 3 long after, with 0s: %+v %v", s, err)
+		}
+		if s, err := kv.GetVersion(ctx, path, 2); err != nil || s.Data != nil {
+			t.Errorf("version 2 long after its own time: %+v %v", s, err)
+		}
+	})
+}
+
+// TestKV_DeleteVersionAfterFormats: delete_version_after takes Vault's
+// duration forms and reads back as Vault prints it; what Vault refuses
+// gets a 400 that changes nothing.
+func TestKV_DeleteVersionAfterFormats(t *testing.T) {
+	w, tok := kvWorld(t)
+	for _, tt := range []struct{ in, want string }{
+		{`"3h"`, "3h0m0s"},
+		{`"30m"`, "30m0s"},
+		{`"1h30m"`, "1h30m0s"},
+		{`5400`, "1h30m0s"},
+		{`"90"`, "1m30s"},
+		{`"2d"`, "48h0m0s"},
+		{`"1.5s"`, "1s"},
+		{`"0s"`, "0s"},
+		{`"3h"`, "3h0m0s"},
+		{`0`, "0s"},
+		{`""`, "0s"},
+	} {
+		if st, body := kvCall(t, w, tok, "POST", "/v1/secret/metadata/acme/web/fmt", `{"delete_version_after":`+tt.in+`}`); st != http.StatusNoContent {
+			t.Fatalf("delete_version_after %s: %d %s", tt.in, st, body)
+		}
+		if st, _, body := kvReadMeta(t, w, tok, "acme/web/fmt"); st != http.StatusOK || !strings.Contains(body, `"delete_version_after":"`+tt.want+`"`) {
+			t.Errorf("after %s: %d %s, want %q", tt.in, st, body, tt.want)
+		}
+	}
+	// PATCH sets it too; other fields keep theirs.
+	if st, body := kvCall(t, w, tok, "POST", "/v1/secret/metadata/acme/web/fmt", `{"delete_version_after":"2h","custom_metadata":{"k":"v"}}`); st != http.StatusNoContent {
+		t.Fatalf("post: %d %s", st, body)
+	}
+	kv := w.vaultClient(t, tok).KVv2("secret")
+	d := 45 * time.Minute
+	if err := kv.PatchMetadata(t.Context(), "acme/web/fmt", api.KVMetadataPatchInput{DeleteVersionAfter: &d}); err != nil {
+		t.Fatal(err)
+	}
+	if st, md, body := kvReadMeta(t, w, tok, "acme/web/fmt"); st != http.StatusOK || !strings.Contains(body, `"delete_version_after":"45m0s"`) ||
+		md.CustomMetadata["k"] != "v" {
+		t.Errorf("after PATCH: %d %s", st, body)
+	}
+
+	for _, in := range []string{`"soon"`, `"-1h"`, `-5`, `"-5"`, `1.5`, `"1.5"`, `true`, `{"s":1}`, `"3x"`, `"d"`, `"99999999999999999h"`,
+		`"99999999d"`, `99999999999`} {
+		mark := w.a.Mark(t)
+		st, body := kvCall(t, w, tok, "POST", "/v1/secret/metadata/acme/web/fmt",
+			`{"delete_version_after":`+in+`,"custom_metadata":{"changed":"yes"},"max_versions":3}`)
+		if st != http.StatusBadRequest || !strings.Contains(body, "delete_version_after") {
+			t.Errorf("delete_version_after %s = %d %s, want 400 naming the field", in, st, body)
+		}
+		mark.Unchanged(t)
+	}
+	if st, md, body := kvReadMeta(t, w, tok, "acme/web/fmt"); st != http.StatusOK || md.MaxVersions != 0 || md.CustomMetadata["changed"] != "" ||
+		!strings.Contains(body, `"delete_version_after":"45m0s"`) {
+		t.Errorf("metadata after refused writes: %d %s", st, body)
+	}
 }

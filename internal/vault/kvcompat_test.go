@@ -688,7 +688,8 @@ func TestKV_ListShowsMetadataOnlyPaths(t *testing.T) {
 		if _, err := kv.Put(ctx, "acme/web/prod/db", map[string]any{"password": "listed-1"}); err != nil {
 			t.Fatal(err)
 		}
-		for _, path := range []string{"acme/org-meta", "acme/web/pushed", "acme/web/prod/pending", "acme/web/staging/only-meta"} {
+		for _, path := range []string{"acme/org-meta", "acme/web/pushed", "acme/web/prod/pending", "acme/web/staging/only-meta",
+			"acme/web/eu_west/a", "acme/web/euxwest/b"} {
 			if err := kv.PutMetadata(ctx, path, api.KVMetadataPutInput{CustomMetadata: map[string]any{"managed-by": "external-secrets"}}); err != nil {
 				t.Fatalf("metadata of %s: %v", path, err)
 			}
@@ -699,7 +700,8 @@ func TestKV_ListShowsMetadataOnlyPaths(t *testing.T) {
 		}
 		want := map[string][]string{
 			"acme":              {"org-meta", "web/"},
-			"acme/web":          {"prod/", "pushed", "staging/"},
+			"acme/web":          {"eu_west/", "euxwest/", "prod/", "pushed", "staging/"},
+			"acme/web/eu_west":  {"a"}, // '_' is no wildcard
 			"acme/web/prod":     {"db", "pending"},
 			"acme/web/staging":  {"only-meta"},
 			"acme/web/staging/": {"only-meta"},
@@ -734,7 +736,7 @@ func TestKV_ListShowsMetadataOnlyPaths(t *testing.T) {
 		if err := kv.DeleteMetadata(ctx, "acme/web/staging/only-meta"); err != nil {
 			t.Fatal(err)
 		}
-		if got := list("acme/web"); fmt.Sprint(got) != fmt.Sprint([]string{"prod/", "pushed"}) {
+		if got := list("acme/web"); fmt.Sprint(got) != fmt.Sprint([]string{"eu_west/", "euxwest/", "prod/", "pushed"}) {
 			t.Errorf("LIST acme/web after deleting the metadata = %v", got)
 		}
 		if st, body := kvCall(t, w, tok, "GET", "/v1/secret/metadata/acme/web/staging?list=true", ""); st != http.StatusNotFound {
@@ -744,7 +746,7 @@ func TestKV_ListShowsMetadataOnlyPaths(t *testing.T) {
 		if _, err := kv.Put(ctx, "acme/web/pushed", map[string]any{"token": "pushed-1"}); err != nil {
 			t.Fatal(err)
 		}
-		if got := list("acme/web"); fmt.Sprint(got) != fmt.Sprint([]string{"prod/", "pushed"}) {
+		if got := list("acme/web"); fmt.Sprint(got) != fmt.Sprint([]string{"eu_west/", "euxwest/", "prod/", "pushed"}) {
 			t.Errorf("LIST acme/web after the first write = %v", got)
 		}
 	})

@@ -259,6 +259,12 @@ func (s *Service) kvMetadataOnly(ctx context.Context, p place) (names, envs []st
 		q += "m.project_id = ?"
 		args = append(args, p.project.ID)
 	}
+	if p.env != "" {
+		// Names hold no '/', so the scope key's prefix selects this
+		// environment only.
+		q += ` AND m.scope_key LIKE ? ESCAPE '\'`
+		args = append(args, strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(p.scopeKey(""))+"%")
+	}
 	q += " AND NOT EXISTS (SELECT 1 FROM vault_secrets s WHERE s.scope_key = m.scope_key) ORDER BY m.scope_key LIMIT " + strconv.Itoa(maxListResult)
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {

@@ -2,8 +2,11 @@ package vault
 
 import (
 	"bytes"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The parsers of untrusted input in this package, fuzzed. Their seeds run
@@ -154,6 +157,32 @@ func FuzzParseGenerator(f *testing.F) {
 		}
 		if v.Len() != g.Length || strings.Trim(string(v.Reveal()), alphabets[g.Alphabet]) != "" {
 			t.Fatalf("%q generated %d bytes outside its alphabet", s, v.Len())
+		}
+	})
+}
+
+// FuzzParseDurationSecond: delete_version_after from a metadata write
+// either fails or is whole seconds from 0 to the limit, and reads back
+// (as Go prints it, which the metadata read returns) as itself.
+func FuzzParseDurationSecond(f *testing.F) {
+	for _, s := range []string{`"3h"`, `"30m"`, `"1h30m"`, `5400`, `"90"`, `"2d"`, `"1.5s"`, `""`, `0`, `-5`, `"-1h"`, `1.5`, `true`,
+		`"99999999999999999h"`, `"99999999d"`, `99999999999`, `"9223372036854775807"`, `{}`, `null`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseDurationSecond(json.RawMessage(s))
+		if err != nil {
+			if msg := err.Error(); len(msg) > 200 || strings.Contains(msg, s) && len(s) > 8 {
+				t.Fatalf("error %q", msg)
+			}
+			return
+		}
+		if d < 0 || d > maxDeleteVersionAfter || d%time.Second != 0 {
+			t.Fatalf("parseDurationSecond(%s) = %v", s, d)
+		}
+		back, err := parseDurationSecond(json.RawMessage(strconv.Quote(d.String())))
+		if err != nil || back != d {
+			t.Fatalf("%v reads back as %v, %v", d, back, err)
 		}
 	})
 }

@@ -35,11 +35,12 @@ import (
 // Served: data (GET read, ?version=N; PUT/POST write with options.cas;
 // DELETE the latest version), metadata (GET; LIST or ?list=true lists
 // keys; PUT/POST/PATCH custom_metadata, max_versions, cas_required,
-// delete_version_after; DELETE everything), delete, undelete and destroy of versions,
-// sys/internal/ui/mounts (the CLI's KV preflight), auth/token/lookup-self
-// and sys/health. Values written as {"value": "..."} are stored raw (what
-// `rampart secret get` prints); other objects are stored as JSON. Where it
-// differs from Vault, docs/vault.md says so.
+// delete_version_after; DELETE everything), delete, undelete and destroy
+// of versions, sys/internal/ui/mounts (the CLI's KV preflight),
+// auth/token/lookup-self and sys/health. Values written as
+// {"value": "..."} are stored raw (what `rampart secret get` prints);
+// other objects are stored as JSON. Where it differs from Vault,
+// docs/vault.md says so.
 
 // Authenticator resolves a token sent in X-Vault-Token
 // (authn.Authenticator).
@@ -646,33 +647,41 @@ func parseDurationSecond(raw json.RawMessage) (time.Duration, error) {
 	default:
 		return 0, bad
 	}
-	s = strings.TrimSpace(s)
-	var d time.Duration
-	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if secs > int64(maxDeleteVersionAfter/time.Second) || secs < -int64(maxDeleteVersionAfter/time.Second) {
-			return 0, errors.New("too long: at most 100 years")
+	negative, tooLong := errors.New("must not be negative"), errors.New("too long: at most 100 years")
+	// n units, refused before it can overflow a time.Duration.
+	units := func(n int64, unit time.Duration) (time.Duration, error) {
+		switch {
+		case n < 0:
+			return 0, negative
+		case n > int64(maxDeleteVersionAfter/unit):
+			return 0, tooLong
 		}
-		d = time.Duration(secs) * time.Second
-	} else if days, ok := strings.CutSuffix(s, "d"); ok {
+		return time.Duration(n) * unit, nil
+	}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return units(secs, time.Second)
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
 		if err != nil {
 			return 0, bad
 		}
-		if n > int64(maxDeleteVersionAfter/(24*time.Hour)) || n < -int64(maxDeleteVersionAfter/(24*time.Hour)) {
-			return 0, errors.New("too long: at most 100 years")
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else if s != "" {
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, bad
-		}
+		return units(n, 24*time.Hour)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, bad
 	}
 	d = d.Truncate(time.Second)
 	switch {
 	case d < 0:
-		return 0, errors.New("must not be negative")
+		return 0, negative
 	case d > maxDeleteVersionAfter:
-		return 0, errors.New("too long: at most 100 years")
+		return 0, tooLong
 	}
 	return d, nil
 }

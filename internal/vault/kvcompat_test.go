@@ -927,7 +927,7 @@ func TestKV_DeleteVersionAfterFormats(t *testing.T) {
 	}
 
 	for _, in := range []string{`"soon"`, `"-1h"`, `-5`, `"-5"`, `1.5`, `"1.5"`, `true`, `{"s":1}`, `"3x"`, `"d"`, `"99999999999999999h"`,
-		`"99999999d"`, `99999999999`} {
+		`"99999999d"`, `99999999999`, `-99999999999`, `"101y"`} {
 		mark := w.a.Mark(t)
 		st, body := kvCall(t, w, tok, "POST", "/v1/secret/metadata/acme/web/fmt",
 			`{"delete_version_after":`+in+`,"custom_metadata":{"changed":"yes"},"max_versions":3}`)

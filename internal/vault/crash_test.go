@@ -49,7 +49,9 @@ func buildRampart(t *testing.T) string {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "up", "--tls=off", "--addr", s.addr, "--data", s.data, "--log-level", "warn")
+	// The gateway and SSH are off: their default ports are fixed, and
+	// other packages' tests may hold them.
+	s.cmd = exec.Command(s.bin, "up", "--tls=off", "--addr", s.addr, "--data", s.data, "--log-level", "warn", "--gateway-addr", "", "--ssh-addr", "")
 	s.cmd.Env = []string{"RAMPART_ADMIN_PASSWORD=" + crashAdminPassword, "HOME=" + s.data, "PATH=" + os.Getenv("PATH")}
 	s.out.Reset()
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out

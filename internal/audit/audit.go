@@ -10,7 +10,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
@@ -53,18 +52,15 @@ type Entry struct {
 
 // Target names what an action was done to.
 type Target struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-	Name string `json:"name,omitempty"`
+	Type string
+	ID   string
+	Name string
 }
 
 // Log is the audit log.
 type Log struct {
 	db  *store.DB
 	now func() time.Time
-
-	mu       sync.Mutex
-	journals []*Journal // open in this process (OpenJournal)
 }
 
 // New returns the audit log stored in db. now may be nil (time.Now).
@@ -78,19 +74,13 @@ func New(db *store.DB, now func() time.Time) *Log {
 // Record describes an action to append; the actor, source IP, user agent
 // and request id come from the request context unless set here.
 type Record struct {
-	Action    string         `json:"action"`
-	Outcome   string         `json:"outcome,omitempty"` // Success when empty
-	Target    Target         `json:"target"`
-	OrgID     int64          `json:"org_id,omitempty"`
-	Details   map[string]any `json:"details,omitempty"`
-	ActorID   int64          `json:"actor_id,omitempty"`
-	ActorName string         `json:"actor,omitempty"`
-	// At is when the action happened (zero: when the entry is appended).
-	At time.Time `json:"at,omitzero"`
-	// SourceIP, UserAgent and RequestID override the request context's.
-	SourceIP  string `json:"source_ip,omitempty"`
-	UserAgent string `json:"user_agent,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
+	Action    string
+	Outcome   string // Success when empty
+	Target    Target
+	OrgID     int64
+	Details   map[string]any
+	ActorID   int64
+	ActorName string
 }
 
 // Append appends r in its own transaction.
@@ -166,11 +156,8 @@ func (l *Log) AppendEachTx(ctx context.Context, tx *store.Tx, recs ...Pending) e
 // entryFor is r as an entry at time at, its actor and request details
 // filled in from ctx where r leaves them empty.
 func entryFor(ctx context.Context, r Record, at time.Time) Entry {
-	r = resolve(ctx, r)
-	if !r.At.IsZero() {
-		at = r.At.UTC().Truncate(time.Microsecond)
-	}
-	return Entry{
+	info := reqinfo.From(ctx)
+	e := Entry{
 		At:         at,
 		ActorID:    r.ActorID,
 		ActorName:  r.ActorName,
@@ -180,36 +167,21 @@ func entryFor(ctx context.Context, r Record, at time.Time) Entry {
 		TargetID:   r.Target.ID,
 		TargetName: r.Target.Name,
 		OrgID:      r.OrgID,
-		SourceIP:   r.SourceIP,
-		UserAgent:  r.UserAgent,
-		RequestID:  r.RequestID,
+		SourceIP:   info.RemoteIP,
+		UserAgent:  info.UserAgent,
+		RequestID:  info.RequestID,
 		Details:    r.Details,
 	}
-}
-
-// resolve fills in what r leaves empty from the request context ctx: the
-// actor, source IP, user agent and request id; and the outcome.
-func resolve(ctx context.Context, r Record) Record {
-	info := reqinfo.From(ctx)
-	if r.SourceIP == "" {
-		r.SourceIP = info.RemoteIP
+	if e.ActorID == 0 && e.ActorName == "" {
+		e.ActorID, e.ActorName = info.ActorID, info.ActorName
 	}
-	if r.UserAgent == "" {
-		r.UserAgent = info.UserAgent
+	if e.ActorName == "" {
+		e.ActorName = "anonymous"
 	}
-	if r.RequestID == "" {
-		r.RequestID = info.RequestID
+	if e.Outcome == "" {
+		e.Outcome = Success
 	}
-	if r.ActorID == 0 && r.ActorName == "" {
-		r.ActorID, r.ActorName = info.ActorID, info.ActorName
-	}
-	if r.ActorName == "" {
-		r.ActorName = "anonymous"
-	}
-	if r.Outcome == "" {
-		r.Outcome = Success
-	}
-	return r
+	return e
 }
 
 func nullID(id int64) any {
@@ -351,7 +323,6 @@ func scanEntry(rows *store.Rows) (Entry, string, error) {
 
 // List returns entries matching f, newest first.
 func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
-	_ = l.flushJournals(ctx) // a failing commit is logged by its journal; show what is committed
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
@@ -377,7 +348,6 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 
 // Export writes entries matching f as JSON lines, oldest first.
 func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) (int, error) {
-	_ = l.flushJournals(ctx) // a failing commit is logged by its journal; show what is committed
 	where, args := f.where()
 	rows, err := l.db.Query(ctx, selectEntry+where+" ORDER BY seq", args...)
 	if err != nil {
@@ -420,7 +390,6 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // Verify walks the whole chain and reports every edited, deleted or
 // re-linked entry.
 func (l *Log) Verify(ctx context.Context) (Report, error) {
-	_ = l.flushJournals(ctx) // a failing commit is logged by its journal; show what is committed
 	var rep Report
 	if err := l.db.QueryRow(ctx, "SELECT seq, hash FROM audit_head WHERE id = 1").Scan(&rep.HeadSeq, &rep.HeadHash); err != nil {
 		if apperr.Is(err, apperr.NotFound) {

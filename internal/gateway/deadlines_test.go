@@ -81,11 +81,15 @@ func TestGateway_SlowRequestBodyKeepsGoing(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "got %s", b)
 	})
-	gw := startGateway(t, nil, []gateway.Route{route(1, "app", "app.test", "/", app.URL)}, shortIdle)
+	// A second between writes, six in all: twice the idle timeout in
+	// total, a third of it per gap, however busy the machine.
+	gw := startGateway(t, nil, []gateway.Route{route(1, "app", "app.test", "/", app.URL)}, func(o *gateway.Options) {
+		o.BodyIdleTimeout = 3 * time.Second
+	})
 	pr, pw := io.Pipe()
 	go func() {
 		for i := range 6 {
-			time.Sleep(150 * time.Millisecond) // 0.9 s in all, a timeout of 0.3 s
+			time.Sleep(time.Second) // 6 s in all, twice the idle timeout
 			_, _ = fmt.Fprintf(pw, "%d", i)
 		}
 		pw.Close()

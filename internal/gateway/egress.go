@@ -38,6 +38,8 @@ var DefaultBackendDeny = []netip.Prefix{
 
 // ParseBackendDeny parses a comma-separated list of networks (CIDR) or
 // addresses; "none" is the empty list and "default" DefaultBackendDeny.
+// Networks written in IPv4-mapped form (::ffff:10.0.0.0/104) are the IPv4
+// networks they map (10.0.0.0/8).
 func ParseBackendDeny(s string) ([]netip.Prefix, error) {
 	switch strings.TrimSpace(s) {
 	case "default":
@@ -62,6 +64,11 @@ func ParseBackendDeny(s string) ([]netip.Prefix, error) {
 				return nil, fmt.Errorf("%q is not an address or a network in CIDR form", truncate(f, 60))
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Dialled addresses are checked unmapped (deniedBy): an
+			// entry in IPv4-mapped form would otherwise match nothing.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
 	}

@@ -170,6 +170,10 @@ func TestParseBackendDeny(t *testing.T) {
 		{in: "", want: []string{}},
 		{in: "10.0.0.0/8, 192.168.1.7,fd00::/8", want: []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8"}},
 		{in: "10.1.2.3/8", want: []string{"10.0.0.0/8"}},
+		// Connections to IPv4-mapped addresses are checked as IPv4: so are
+		// entries written that way.
+		{in: "::ffff:10.0.0.0/104, ::ffff:169.254.169.254", want: []string{"10.0.0.0/8", "169.254.169.254/32"}},
+		{in: "::ffff:0:0/96", want: []string{"0.0.0.0/0"}},
 		{in: "default,127.0.0.0/8", want: append(prefixStrings(gateway.DefaultBackendDeny), "127.0.0.0/8")},
 		{in: "default", want: prefixStrings(gateway.DefaultBackendDeny)},
 		{in: "10.0.0.0/33", bad: true},

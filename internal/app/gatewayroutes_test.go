@@ -268,7 +268,7 @@ func TestGatewayRouteBackendDenyList(t *testing.T) {
 	a := apptest.Start(t, apptest.WithConfig(func(c *config.Config) { c.Gateway.BackendDeny = "default,10.0.0.0/8" }))
 	admin := a.Client(t, a.AdminToken(t))
 	owner := orgOwner(t, a, admin, "owner", "alpha", "web")
-	for _, backend := range []string{"http://169.254.169.254", "http://[fd00:ec2::254]/latest", "http://[::ffff:169.254.169.254]:80", "https://10.1.2.3:8443"} {
+	for _, backend := range []string{"http://169.254.169.254", "http://[fd00:ec2::254]/latest", "http://[::ffff:169.254.169.254]:80", "http://[64:ff9b::a9fe:a9fe]", "https://10.1.2.3:8443", "http://[64:ff9b::10.9.8.7]:8080"} {
 		r := owner.Must(http.StatusBadRequest, "PUT", projectRoute("alpha", "web", "meta"), routeSpec("meta.shop.test", "/", backend))
 		if !strings.Contains(string(r.Body), "deny list") {
 			t.Errorf("PUT a route to %s: %s, want the deny list named", backend, r.Body)

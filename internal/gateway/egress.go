@@ -85,11 +85,25 @@ type egress struct {
 	lastLog atomic.Int64 // unix seconds of the last refusal logged
 }
 
-// deniedBy returns the deny-list network holding a, if any.
+// nat64 is NAT64's well-known prefix (RFC 6052): 64:ff9b::a.b.c.d is
+// the IPv4 address a.b.c.d to a host whose network translates it (DNS64
+// hands such addresses out for names with only IPv4 addresses, and
+// gateways such as AWS's translate them to private addresses as well).
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+
+// deniedBy returns the deny-list network holding a, if any. An
+// IPv4-mapped address is checked as the IPv4 address it maps, and one in
+// NAT64's well-known prefix both as itself and as the IPv4 address it
+// embeds.
 func (e *egress) deniedBy(a netip.Addr) (netip.Prefix, bool) {
 	a = a.Unmap().WithZone("")
+	var v4 netip.Addr
+	if nat64.Contains(a) {
+		b := a.As16()
+		v4 = netip.AddrFrom4([4]byte(b[12:]))
+	}
 	for _, p := range e.deny {
-		if p.Contains(a) {
+		if p.Contains(a) || v4.IsValid() && p.Contains(v4) {
 			return p, true
 		}
 	}

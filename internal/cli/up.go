@@ -108,7 +108,7 @@ SIGTERM stops it gracefully.`,
 	f.StringVar(&cfg.Gateway.ACME.Directory, "gateway-acme", "", "ACME directory URL the gateway gets route hosts' certificates from, answering TLS-ALPN-01 on its listener (e.g. https://acme-v02.api.letsencrypt.org/directory; needs --gateway-tls)")
 	f.StringVar(&cfg.Gateway.ACME.Email, "gateway-acme-email", "", "contact address of the ACME account")
 	f.StringVar(&cfg.Gateway.ACME.CAFile, "gateway-acme-ca", "", "PEM file of roots trusted for the ACME server's own HTTPS (a private ACME CA)")
-	f.StringVar(&cfg.Gateway.BackendDeny, "gateway-backend-deny", cfg.Gateway.BackendDeny, "networks the gateway never connects to as a backend: comma-separated CIDRs or addresses, \"default\" (link-local and cloud-metadata addresses; may be combined with others) or \"none\"")
+	f.StringVar(&cfg.Gateway.BackendDeny, "gateway-backend-deny", cfg.Gateway.BackendDeny, "networks the gateway never connects to as a backend: comma-separated CIDRs or addresses, \"default\" (link-local and cloud-metadata addresses; may be combined with others; also what an empty value means) or \"none\"")
 	f.IntVar(&cfg.Gateway.MaxHeaderBytes, "gateway-max-header", cfg.Gateway.MaxHeaderBytes, "largest request line and headers the gateway accepts, in bytes")
 	f.StringVar(&cfg.SCM.SSHAddr, "ssh-addr", "127.0.0.1:2222", "listen address of git over SSH (empty turns SSH off)")
 	f.Int64Var(&cfg.SCM.MaxPushBytes, "max-push", 512<<20, "largest accepted git push (pack data) in bytes")

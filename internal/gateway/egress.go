@@ -20,14 +20,19 @@ import (
 // DefaultBackendDeny are the addresses no backend connection goes to unless
 // the site says otherwise (Options.BackendDeny): link-local networks, where
 // clouds serve instance metadata and credentials (169.254.169.254,
-// fd00:ec2::254, Alibaba's 100.100.100.200), and addresses that name no
-// single host (unspecified, multicast, broadcast). A project admin could
-// otherwise publish a cloud's credentials endpoint on the internet through
-// a route, or probe it with a route's health checks.
+// fd00:ec2::254), the clouds' other well-known instance endpoints (EKS Pod
+// Identity's fd00:ec2::23, Google's IPv6 metadata fd20:ce::254, Azure's
+// WireServer 168.63.129.16, Alibaba's 100.100.100.200), and addresses
+// that name no single host (unspecified, multicast, broadcast). A project
+// admin could otherwise publish a cloud's credentials endpoint on the
+// internet through a route, or probe it with a route's health checks.
 var DefaultBackendDeny = []netip.Prefix{
 	netip.MustParsePrefix("0.0.0.0/8"),
 	netip.MustParsePrefix("169.254.0.0/16"),
 	netip.MustParsePrefix("100.100.100.200/32"),
+	netip.MustParsePrefix("168.63.129.16/32"),
+	netip.MustParsePrefix("fd00:ec2::23/128"),
+	netip.MustParsePrefix("fd20:ce::254/128"),
 	netip.MustParsePrefix("224.0.0.0/4"),
 	netip.MustParsePrefix("255.255.255.255/32"),
 	netip.MustParsePrefix("::/128"),
@@ -37,14 +42,15 @@ var DefaultBackendDeny = []netip.Prefix{
 }
 
 // ParseBackendDeny parses a comma-separated list of networks (CIDR) or
-// addresses; "none" is the empty list and "default" DefaultBackendDeny.
-// Networks written in IPv4-mapped form (::ffff:10.0.0.0/104) are the IPv4
-// networks they map (10.0.0.0/8).
+// addresses; "none" is the empty list and "default" DefaultBackendDeny (as
+// is an empty setting: turning the check off takes "none"). Networks
+// written in IPv4-mapped form (::ffff:10.0.0.0/104) are the IPv4 networks
+// they map (10.0.0.0/8).
 func ParseBackendDeny(s string) ([]netip.Prefix, error) {
 	switch strings.TrimSpace(s) {
-	case "default":
+	case "default", "":
 		return DefaultBackendDeny, nil
-	case "none", "":
+	case "none":
 		return []netip.Prefix{}, nil
 	}
 	var out []netip.Prefix
@@ -71,6 +77,9 @@ func ParseBackendDeny(s string) ([]netip.Prefix, error) {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q lists no network (\"none\" turns the check off)", truncate(s, 60))
 	}
 	return out, nil
 }

@@ -167,7 +167,8 @@ func TestParseBackendDeny(t *testing.T) {
 		bad  bool
 	}{
 		{in: "none", want: []string{}},
-		{in: "", want: []string{}},
+		{in: "", want: prefixStrings(gateway.DefaultBackendDeny)},
+		{in: " , ", bad: true},
 		{in: "10.0.0.0/8, 192.168.1.7,fd00::/8", want: []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8"}},
 		{in: "10.1.2.3/8", want: []string{"10.0.0.0/8"}},
 		// Connections to IPv4-mapped addresses are checked as IPv4: so are
@@ -191,7 +192,8 @@ func TestParseBackendDeny(t *testing.T) {
 			t.Errorf("%q: %v %v, want %v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, a := range []string{"169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "100.100.100.200", "fe80::1"} {
+	for _, a := range []string{"169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254", "100.100.100.200", "fe80::1",
+		"168.63.129.16", "fd00:ec2::23", "fd20:ce::254", "169.254.170.23"} {
 		addr := netip.MustParseAddr(a).Unmap()
 		found := false
 		for _, p := range gateway.DefaultBackendDeny {

@@ -38,7 +38,8 @@ const MinPassphrase = 12
 // passphrase-N.json (a derivedVersion), created exclusively by the
 // rotation that makes version N, so replicas rotating at the same time
 // never overwrite each other's versions. (A passphrase.json written before
-// that may list later versions too; they are read as well.)
+// that may list later versions too; they are read as well, also when a
+// replica still running that code adds one while this one runs.)
 const passphraseFile = "passphrase.json"
 
 var passphraseVersionFile = regexp.MustCompile(`^passphrase-([0-9]{1,9})\.json$`)
@@ -144,6 +145,11 @@ func OpenPassphraseRing(dir string, passphrase []byte, params Argon2Params) (*Ri
 	r.load = func(v int) ([]byte, error) {
 		dv, err := readDerivedVersion(dir, v)
 		if errors.Is(err, os.ErrNotExist) {
+			// A replica still running the earlier code records a rotation
+			// by rewriting passphrase.json: follow it there too.
+			dv, err = listedVersion(path, v)
+		}
+		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
 		if err != nil {
@@ -156,9 +162,14 @@ func OpenPassphraseRing(dir string, passphrase []byte, params Argon2Params) (*Ri
 		return key, nil
 	}
 	r.rotate = func(next int) ([]byte, error) {
-		if seen[next] {
-			// A passphrase.json from before per-version files lists it.
+		// A passphrase.json from before per-version files may list it, or
+		// a replica still running the earlier code may just have added it
+		// there.
+		if _, err := listedVersion(path, next); err == nil {
 			return nil, errVersionTaken
+		} else if !errors.Is(err, os.ErrNotExist) {
+			// No path in the message: it reaches API callers.
+			return nil, apperr.Wrap(err, apperr.Unavailable, passphraseFile+" of the passphrase keyring does not load")
 		}
 		salt := make([]byte, 16)
 		if _, err := io.ReadFull(rand.Reader, salt); err != nil {
@@ -216,6 +227,23 @@ func createPassphraseDoc(path string, passphrase []byte, params Argon2Params) (p
 		return passphraseDoc{}, fmt.Errorf("create %s: %w", path, err)
 	}
 	return doc, nil
+}
+
+// listedVersion returns version v as passphrase.json at path lists it
+// (os.ErrNotExist when it does not): rotations before versions had files
+// of their own, and replicas still running that code, record versions
+// there.
+func listedVersion(path string, v int) (derivedVersion, error) {
+	doc, err := readPassphraseDoc(path)
+	if err != nil {
+		return derivedVersion{}, err
+	}
+	for _, dv := range doc.Versions {
+		if dv.Version == v {
+			return dv, nil
+		}
+	}
+	return derivedVersion{}, os.ErrNotExist
 }
 
 // readDerivedVersion reads passphrase-v.json (os.ErrNotExist when absent).

@@ -241,3 +241,67 @@ func TestWriteFileAtomic_NeverReplaces(t *testing.T) {
 		t.Errorf("key directory holds %d entries, want only kek-2.key", len(entries))
 	}
 }
+
+// TestPassphraseRing_FollowsOlderReplica: during a rolling upgrade a
+// replica still running the earlier code rotates by rewriting
+// passphrase.json with one more version. A replica on this code that
+// shares the directory must pick that version up as it picks up a
+// passphrase-N.json: it unwraps what the older replica wrapped under it,
+// and its own next rotation makes the version after it — not a second
+// version with the same number, which would leave data keys wrapped under
+// one of the two unreadable and the directory refused at the next start.
+func TestPassphraseRing_FollowsOlderReplica(t *testing.T) {
+	ctx := t.Context()
+	pass := []byte("correct horse battery staple")
+	dir := t.TempDir()
+	r, err := OpenPassphraseRing(dir, pass, testArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The older replica's rotation: passphrase.json rewritten (by rename)
+	// listing version 2 too.
+	path := filepath.Join(dir, passphraseFile)
+	doc, err := readPassphraseDoc(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	salt := bytes.Repeat([]byte{2}, 16)
+	doc.Versions = append(doc.Versions, derivedVersion{Version: 2, Salt: salt, Check: checkValue(derive(pass, salt, testArgon2))})
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, ".tmp-older")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	older, err := OpenPassphraseRing(dir, pass, testArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dek, aad := bytes.Repeat([]byte{7}, 32), []byte("secret:1:version:1")
+	blob, v, err := older.Wrap(ctx, dek, aad)
+	if err != nil || v != 2 {
+		t.Fatalf("older replica wraps under %d, %v; want 2", v, err)
+	}
+
+	if got, err := r.Unwrap(ctx, blob, aad); err != nil || !bytes.Equal(got, dek) {
+		t.Fatalf("unwrap under the older replica's version 2: %x, %v", got, err)
+	}
+	if v, err := r.Rotate(ctx); err != nil || v != 3 {
+		t.Fatalf("Rotate after the older replica's rotation = %d, %v; want 3", v, err)
+	}
+	fresh, err := OpenPassphraseRing(dir, pass, testArgon2)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	if got := fresh.Versions(); len(got) != 3 {
+		t.Errorf("reopened versions = %v, want 1 to 3", got)
+	}
+	if got, err := fresh.Unwrap(ctx, blob, aad); err != nil || !bytes.Equal(got, dek) {
+		t.Fatalf("unwrap after reopening: %x, %v", got, err)
+	}
+}

@@ -306,6 +306,7 @@ var kekFile = regexp.MustCompile(`^kek-([0-9]{1,9})\.key$`)
 // (the file OpenLocal uses, created on first start), later versions are
 // kek-N.key. Every file must have mode 0600 and 32 bytes.
 func OpenFileRing(dir string) (*Ring, error) {
+	removeStaleTemps(dir)
 	if _, err := os.Stat(filepath.Join(dir, passphraseFile)); err == nil {
 		return nil, apperr.E(apperr.Invalid, "%s holds %s: this data directory's keyring is derived from a passphrase", dir, passphraseFile)
 	}
@@ -426,6 +427,23 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// staleTempAge is how old a temporary file of writeFileAtomic must be
+// before an opening keyring removes it: older than any write in progress.
+const staleTempAge = time.Minute
+
+// removeStaleTemps removes the temporary files writeFileAtomic left in dir
+// when a crash stopped it: they may hold key material (a copy of, or a
+// second link to, a key file). Failures are ignored: a leftover file is no
+// reason not to start.
+func removeStaleTemps(dir string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(m)
+		}
+	}
 }
 
 func syncDir(dir string) error {

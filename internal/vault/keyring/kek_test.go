@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 )
@@ -268,6 +269,50 @@ func TestRing_FollowsRotationOnAnotherReplica(t *testing.T) {
 			_, err = b.Unwrap(ctx, missing, []byte("aad"))
 			if err == nil || strings.Contains(err.Error(), dir) {
 				t.Errorf("a missing version 9: %v (want an error without the key directory)", err)
+			}
+		})
+	}
+}
+
+// TestRing_RemovesStaleTemporaryFiles: a crash while a key file was being
+// written leaves a temporary file that may hold key material; the next
+// open removes it, and leaves a fresh one (a write in progress on another
+// replica) and everything else alone.
+func TestRing_RemovesStaleTemporaryFiles(t *testing.T) {
+	for name, open := range rings(t) {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			r, err := open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Rotate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			stale, fresh, other := filepath.Join(dir, ".tmp-123"), filepath.Join(dir, ".tmp-456"), filepath.Join(dir, "notes.tmp")
+			for _, p := range []string{stale, fresh, other} {
+				if err := os.WriteFile(p, bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			old := time.Now().Add(-2 * time.Minute)
+			if err := os.Chtimes(stale, old, old); err != nil {
+				t.Fatal(err)
+			}
+			r, err = open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(stale); !os.IsNotExist(err) {
+				t.Errorf("a temporary file left two minutes ago is still there: %v", err)
+			}
+			for _, p := range []string{fresh, other} {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("%s was removed: %v", filepath.Base(p), err)
+				}
+			}
+			if v, err := r.Current(context.Background()); err != nil || v != 2 {
+				t.Errorf("current version %d (%v) after reopening, want 2", v, err)
 			}
 		})
 	}

@@ -84,6 +84,7 @@ func OpenPassphraseRing(dir string, passphrase []byte, params Argon2Params) (*Ri
 	if params.Time == 0 || params.MemoryKiB < 8 || params.Threads == 0 {
 		return nil, apperr.E(apperr.Invalid, "argon2id parameters must be positive")
 	}
+	removeStaleTemps(dir)
 	path := filepath.Join(dir, passphraseFile)
 	doc, err := readPassphraseDoc(path)
 	if errors.Is(err, os.ErrNotExist) {

@@ -23,6 +23,7 @@ import (
 	"github.com/rampartsec/rampart/internal/httpapi"
 	"github.com/rampartsec/rampart/internal/identity/realm"
 	"github.com/rampartsec/rampart/internal/smtptest"
+	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
@@ -40,6 +41,7 @@ type world struct {
 	gw      string // gateway base URL
 	host    string // the route's host (the gateway URL's host name)
 	backend *backend
+	db      *store.DB // the app's database, opened by attemptCounted
 }
 
 // backend is the application behind the gateway: it verifies

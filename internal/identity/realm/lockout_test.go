@@ -1,9 +1,11 @@
 package realm_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/apptest"
 	"github.com/rampartsec/rampart/internal/identity/realm"
+	"github.com/rampartsec/rampart/internal/store"
 )
 
 // The documented lock: five wrong passwords or codes in a row lock the
@@ -218,4 +221,82 @@ func TestSignIn_LockLastsFifteenMinutes(t *testing.T) {
 	if p := b.signIn("bob@example.com", password); p.status != http.StatusSeeOther {
 		t.Errorf("right password when the lock ends = %d %q, want 303", p.status, errorOf(p))
 	}
+}
+
+// TestSignIn_ClientGoneMidCheckStillLocks: a guesser who sends the fifth
+// wrong password and hangs up while it is being checked still locks the
+// account for fifteen minutes, no longer: the lock is written even though
+// the request is gone. Before, the attempt stayed counted with no lock
+// written, and every later sign-in — the owner's right password too — was
+// refused as locked for good.
+func TestSignIn_ClientGoneMidCheckStillLocks(t *testing.T) {
+	w := newWorld(t)
+	w.browser(t).signUp("carol@example.com")
+	guesser := w.browser(t)
+	for i := range allowedFailures - 1 {
+		if p := guesser.signIn("carol@example.com", fmt.Sprintf("wrong password %d", i)); p.status != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d = %d, want 401", i, p.status)
+		}
+	}
+	tok := guesser.csrfOn(realm.AuthPrefix + "signin")
+	form := url.Values{"csrf_token": {tok}, "email": {"carol@example.com"}, "password": {"wrong password, hung up"}}
+	ctx, cancel := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(ctx, "POST", w.gw+realm.AuthPrefix+"signin", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	done := make(chan error, 1)
+	go func() {
+		res, err := guesser.http.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	// Hang up once the attempt is counted: while its password is checked.
+	deadline := time.Now().Add(10 * time.Second)
+	for auditedSignIns(t, w, "wrong password") < allowedFailures-1 || !attemptCounted(t, w, "carol@example.com", allowedFailures) {
+		if time.Now().After(deadline) {
+			t.Fatal("the fifth attempt was never counted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	// The lock is written by the attempt's own goroutine, after the check.
+	for deadline := time.Now().Add(10 * time.Second); auditedAction(t, w, "realm.user.lock") < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the fifth wrong password, its client gone, did not lock the account")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	carol := w.browser(t)
+	if p := carol.signIn("carol@example.com", password); p.status != http.StatusTooManyRequests {
+		t.Fatalf("right password after the fifth wrong one = %d, want 429 (locked)", p.status)
+	}
+	w.clock.Advance(lockTime + time.Second)
+	if p := carol.signIn("carol@example.com", password); p.status != http.StatusSeeOther {
+		t.Errorf("right password after the lock = %d %q, want 303: the account stays locked", p.status, errorOf(p))
+	}
+}
+
+// attemptCounted reports whether email's account has at least n sign-in
+// attempts counted, read from the app's SQLite database.
+func attemptCounted(t *testing.T, w *world, email string, n int) bool {
+	t.Helper()
+	if w.db == nil {
+		db, err := store.Open(t.Context(), "sqlite:"+filepath.Join(w.a.DataDir, "rampart.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		w.db = db
+	}
+	var got int
+	if err := w.db.QueryRow(t.Context(), "SELECT failed_logins FROM realm_users WHERE email = ?", email).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	return got >= n
 }

@@ -280,6 +280,10 @@ func (s *Service) Verify(ctx context.Context, r Realm, token, password string) (
 		return User{}, bad
 	}
 	link := verifyLink{hash: hashToken(token), userID: userID, email: email}
+	// Once claimed, an attempt's bookkeeping (lock, release, reset) runs
+	// to the end even if the client goes away: a claim left counted with
+	// no lock would refuse every later attempt.
+	ctx = context.WithoutCancel(ctx)
 	n, err := s.claimVerifyAttempt(ctx, r, link)
 	if err != nil {
 		return User{}, err
@@ -579,6 +583,10 @@ func (s *Service) Login(ctx context.Context, r Realm, email, password string) (U
 	if u, err = s.user(ctx, s.db, r, u.ID); err != nil {
 		return User{}, err
 	}
+	// Once claimed, an attempt's bookkeeping (lock, release, reset) runs
+	// to the end even if the client goes away: a claim left counted with
+	// no lock would refuse every later attempt.
+	ctx = context.WithoutCancel(ctx)
 	n, err := s.claimAttempt(ctx, u)
 	if err != nil {
 		if apperr.Is(err, apperr.TooManyRequests) {
@@ -759,6 +767,10 @@ func (s *Service) BeginTOTP(ctx context.Context, r Realm, u User) (TOTPEnrolment
 // ConfirmTOTP completes enrolment with a code from the app and returns
 // the user's recovery codes (shown once).
 func (s *Service) ConfirmTOTP(ctx context.Context, r Realm, u User, code string) ([]string, error) {
+	// Once claimed, an attempt's bookkeeping (lock, release, reset) runs
+	// to the end even if the client goes away: a claim left counted with
+	// no lock would refuse every later attempt.
+	ctx = context.WithoutCancel(ctx)
 	n, err := s.claimAttempt(ctx, u)
 	if err != nil {
 		return nil, err
@@ -826,6 +838,10 @@ func newRecoveryCodesTx(ctx context.Context, tx *store.Tx, userID int64) ([]stri
 // SecondFactor checks a TOTP code or a recovery code (used up) and
 // returns the authentication method it proves: "otp" or "rec".
 func (s *Service) SecondFactor(ctx context.Context, r Realm, u User, code string) (string, error) {
+	// Once claimed, an attempt's bookkeeping (lock, release, reset) runs
+	// to the end even if the client goes away: a claim left counted with
+	// no lock would refuse every later attempt.
+	ctx = context.WithoutCancel(ctx)
 	n, err := s.claimAttempt(ctx, u)
 	if err != nil {
 		return "", err

@@ -224,6 +224,10 @@ func (s *Service) FinishKeyLogin(ctx context.Context, r Realm, u User, tok, host
 	if err != nil {
 		return err
 	}
+	// Once claimed, an attempt's bookkeeping (lock, release, reset) runs
+	// to the end even if the client goes away: a claim left counted with
+	// no lock would refuse every later attempt.
+	ctx = context.WithoutCancel(ctx)
 	n, err := s.claimAttempt(ctx, u)
 	if err != nil {
 		return err

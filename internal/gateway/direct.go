@@ -648,7 +648,7 @@ func (g *Gateway) writeRequest(bw *bufio.Writer, r *http.Request, st *reqState, 
 	}
 	bw.WriteString(st.id)
 	bw.WriteString("\r\nVia: ")
-	bw.WriteString(g.via)
+	bw.WriteString(g.viaFor(r))
 	bw.WriteString("\r\n")
 	if st.user.Token != "" {
 		bw.WriteString(UserHeader + ": ")

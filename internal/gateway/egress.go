@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -172,6 +173,18 @@ func newViaName() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "rampart-" + hex.EncodeToString(b[:])
+}
+
+// viaFor is the Via entry for a request received as r: the protocol
+// version it came in ("1.0", "1.1", "2") and this gateway's pseudonym.
+func (g *Gateway) viaFor(r *http.Request) string {
+	switch {
+	case r.ProtoMajor >= 2:
+		return "2 " + g.viaName
+	case r.ProtoMinor == 0:
+		return "1.0 " + g.viaName
+	}
+	return g.via
 }
 
 // looped reports whether a request's Via values show it passed through

@@ -229,3 +229,32 @@ func FuzzParseBackendDeny(f *testing.F) {
 		}
 	})
 }
+
+// The gateway's Via entry names the protocol version the request came in
+// with (RFC 9110, 7.6.3): 2 for HTTP/2, 1.0 for HTTP/1.0.
+func TestGateway_ViaNamesTheProtocol(t *testing.T) {
+	app, _, via := countingBackend(t)
+	gw := startGateway(t, nil, []gateway.Route{route(1, "app", "app.test", "/", app.URL)})
+	req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+	req.Host = "app.test"
+	res, err := h2cClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if v := via.Load().(string); res.ProtoMajor != 2 || !strings.HasPrefix(v, "2 rampart-") {
+		t.Errorf("HTTP/%d request: the backend saw Via %q, want 2 rampart-…", res.ProtoMajor, v)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(gw.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\nHost: app.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(c)
+	if v := via.Load().(string); !strings.HasPrefix(v, "1.0 rampart-") {
+		t.Errorf("HTTP/1.0 request: the backend saw Via %q, want 1.0 rampart-…", v)
+	}
+}

@@ -108,7 +108,7 @@ type Gateway struct {
 	srv       *http.Server
 	egress    *egress
 	viaName   string // this gateway's pseudonym in Via headers
-	via       string // the Via value it adds: "1.1 " + viaName
+	via       string // the Via value it adds for HTTP/1.1: "1.1 " + viaName
 
 	mu       sync.Mutex          // guards the fields below
 	backends map[string]*backend // live state by route id + URL

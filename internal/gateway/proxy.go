@@ -43,7 +43,7 @@ var (
 func (g *Gateway) newProxy(l *live) *httputil.ReverseProxy {
 	strip := l.route.Spec.StripPrefix && l.route.Spec.Path != "/"
 	prefix := l.route.Spec.Path
-	tls, via := g.opt.TLS, g.via
+	tls := g.opt.TLS
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetXForwarded()
@@ -67,7 +67,7 @@ func (g *Gateway) newProxy(l *live) *httputil.ReverseProxy {
 			}
 			st := stateOf(pr.In.Context())
 			pr.Out.Header.Set("X-Request-Id", st.id)
-			pr.Out.Header.Add("Via", via)
+			pr.Out.Header.Add("Via", g.viaFor(pr.In))
 			if st.user.Token != "" {
 				pr.Out.Header.Set(UserHeader, st.user.Token)
 			}

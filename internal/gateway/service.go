@@ -85,6 +85,15 @@ type Service struct {
 
 	events *EventStore
 
+	// claimMu serialises, in this process, a route's claim of a host
+	// (Put: the file routes check through the commit) against the config
+	// file's (readFile: the stored routes check through the swap), so
+	// neither can take a host the other took meanwhile.
+	claimMu sync.Mutex
+	// afterFileCheck, when set (tests), runs between a config file's
+	// check against the stored routes and the swap of the file routes.
+	afterFileCheck func()
+
 	mu         sync.Mutex // serialises reloads
 	generation int64
 	fileRoutes []Route
@@ -150,6 +159,8 @@ func (s *Service) readFile(ctx context.Context) (changed bool, err error) {
 	for i, fr := range fc.Routes {
 		routes[i] = Route{Name: "file/" + fr.Name, Source: "file", Spec: fr.Spec}
 	}
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
 	if err := s.checkFileRoutes(ctx, routes); err != nil {
 		if !apperr.Is(err, apperr.Conflict) {
 			return false, err // the store failed: try again at the next poll
@@ -160,6 +171,9 @@ func (s *Service) readFile(ctx context.Context) (changed bool, err error) {
 		s.log.Error("gateway config file refused; the previous file routes stay", logging.KeyErr, err)
 		s.auditSystem(ctx, "gateway.config.refused", map[string]any{"file": s.d.ConfigFile, "reason": err.Error()})
 		return false, err
+	}
+	if s.afterFileCheck != nil {
+		s.afterFileCheck()
 	}
 	s.mu.Lock()
 	s.fileRoutes, s.fileMod, s.fileSize = routes, fi.ModTime(), fi.Size()
@@ -316,6 +330,15 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 	if err := checkWildcardDepth(sc, spec.Host); err != nil {
 		return StoredRoute{}, false, err
 	}
+	s.claimMu.Lock()
+	claiming := true
+	unclaim := func() {
+		if claiming {
+			claiming = false
+			s.claimMu.Unlock()
+		}
+	}
+	defer unclaim()
 	for _, fr := range s.FileRoutes() {
 		if sc.ProjectID != 0 && hostsConflict(fr.Spec.Host, spec.Host) {
 			return StoredRoute{}, false, errHostTaken(spec.Host)
@@ -395,6 +418,7 @@ func (s *Service) Put(ctx context.Context, sc Scope, name string, spec Spec) (St
 		// the config file): try it before committing.
 		return s.tryLoad(ctx, tx, sc.key(name), spec.Host)
 	})
+	unclaim()
 	// Reload whatever happened: tryLoad may have loaded a table the
 	// transaction then did not commit.
 	if rerr := s.Reload(ctx); rerr != nil {

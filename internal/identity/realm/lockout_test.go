@@ -256,8 +256,15 @@ func TestSignIn_ClientGoneMidCheckStillLocks(t *testing.T) {
 		done <- err
 	}()
 	// Hang up once the attempt is counted: while its password is checked.
+	// (On a starved machine the check may be over before the poll sees
+	// the count; the lock is then already written, and the rest still
+	// holds.)
 	deadline := time.Now().Add(10 * time.Second)
-	for auditedSignIns(t, w, "wrong password") < allowedFailures-1 || !attemptCounted(t, w, "carol@example.com", allowedFailures) {
+	for !attemptCounted(t, w, "carol@example.com", allowedFailures) {
+		if auditedAction(t, w, "realm.user.lock") > 0 {
+			t.Log("the fifth attempt finished before the client could hang up")
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("the fifth attempt was never counted")
 		}

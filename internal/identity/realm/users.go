@@ -389,13 +389,20 @@ func (s *Service) verifyFailure(ctx context.Context, r Realm, l verifyLink, n in
 	if n < maxFailures {
 		return err
 	}
-	until := s.now().Add(lockFor)
-	if _, qerr := s.db.Exec(ctx, "UPDATE realm_tokens SET failed_attempts = 0, locked_until = ? WHERE token_hash = ?", store.Time(until), l.hash); qerr != nil {
-		return qerr
+	return s.lock(ctx, r, "UPDATE realm_tokens SET failed_attempts = 0, locked_until = ? WHERE token_hash = ?", l.hash,
+		"realm.user.verify.lock", l.userID, l.email, n)
+}
+
+// lock writes a lock of lockFor with stmt (whose arguments are the lock's
+// end, then key), audits it as action for the user after n failures, and
+// returns the refusal.
+func (s *Service) lock(ctx context.Context, r Realm, stmt string, key any, action string, userID int64, email string, n int) error {
+	if _, err := s.db.Exec(ctx, stmt, store.Time(s.now().Add(lockFor)), key); err != nil {
+		return err
 	}
-	if aerr := s.audit.Append(ctx, audit.Record{Action: "realm.user.verify.lock", OrgID: r.OrgID, ActorName: "realm:" + l.email,
-		Target: userTarget(r, l.userID, l.email), Details: map[string]any{"failures": n, "minutes": int(lockFor / time.Minute)}}); aerr != nil {
-		return aerr
+	if err := s.audit.Append(ctx, audit.Record{Action: action, OrgID: r.OrgID, ActorName: "realm:" + email,
+		Target: userTarget(r, userID, email), Details: map[string]any{"failures": n, "minutes": int(lockFor / time.Minute)}}); err != nil {
+		return err
 	}
 	return tooMany(lockFor)
 }
@@ -680,15 +687,7 @@ func (s *Service) releaseAttempt(ctx context.Context, u User) error {
 func (s *Service) failure(ctx context.Context, r Realm, u User, n int, factor string, err error) error {
 	s.auditLogin(ctx, r, u, audit.Failure, "wrong "+factor)
 	if n >= maxFailures {
-		until := s.now().Add(lockFor)
-		if _, qerr := s.db.Exec(ctx, "UPDATE realm_users SET failed_logins = 0, locked_until = ? WHERE id = ?", store.Time(until), u.ID); qerr != nil {
-			return qerr
-		}
-		if aerr := s.audit.Append(ctx, audit.Record{Action: "realm.user.lock", OrgID: r.OrgID, ActorName: "realm:" + u.Email,
-			Target: userTarget(r, u.ID, u.Email), Details: map[string]any{"failures": n, "minutes": int(lockFor / time.Minute)}}); aerr != nil {
-			return aerr
-		}
-		return tooMany(lockFor)
+		return s.lock(ctx, r, "UPDATE realm_users SET failed_logins = 0, locked_until = ? WHERE id = ?", u.ID, "realm.user.lock", u.ID, u.Email, n)
 	}
 	return err
 }

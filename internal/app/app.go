@@ -223,7 +223,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	if a.Vault, err = vault.New(ctx, vault.Deps{DB: a.db, Audit: a.Audit, IDs: a.IDs, KEK: kek, Logger: log, Clock: opt.Clock,
-		Restarter: vaultRestarts{a}}); err != nil {
+		Restarter: vaultRestarts{a}, ReadAuditJournal: filepath.Join(cfg.DataDir, "vault", "read-audit.journal")}); err != nil {
 		return nil, err
 	}
 	if a.Realms, err = realm.New(realm.Deps{IDs: a.IDs, Logger: log, PublicURL: a.url}); err != nil {
@@ -811,6 +811,14 @@ func (a *App) Close() error {
 		// The containers keep running: the next start reattaches.
 		errs = append(errs, a.NodeRuntime.Close())
 		a.NodeRuntime = nil
+	}
+	if a.Vault != nil {
+		// Commits the audit entries of the last reads (those it cannot
+		// commit are appended at the next start).
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, a.Vault.Close(ctx))
+		cancel()
+		a.Vault = nil
 	}
 	if a.db != nil {
 		errs = append(errs, a.db.Close())

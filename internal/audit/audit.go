@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
@@ -52,15 +53,18 @@ type Entry struct {
 
 // Target names what an action was done to.
 type Target struct {
-	Type string
-	ID   string
-	Name string
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
 }
 
 // Log is the audit log.
 type Log struct {
 	db  *store.DB
 	now func() time.Time
+
+	mu       sync.Mutex
+	journals []*Journal // open in this process (OpenJournal)
 }
 
 // New returns the audit log stored in db. now may be nil (time.Now).
@@ -74,13 +78,19 @@ func New(db *store.DB, now func() time.Time) *Log {
 // Record describes an action to append; the actor, source IP, user agent
 // and request id come from the request context unless set here.
 type Record struct {
-	Action    string
-	Outcome   string // Success when empty
-	Target    Target
-	OrgID     int64
-	Details   map[string]any
-	ActorID   int64
-	ActorName string
+	Action    string         `json:"action"`
+	Outcome   string         `json:"outcome,omitempty"` // Success when empty
+	Target    Target         `json:"target"`
+	OrgID     int64          `json:"org_id,omitempty"`
+	Details   map[string]any `json:"details,omitempty"`
+	ActorID   int64          `json:"actor_id,omitempty"`
+	ActorName string         `json:"actor,omitempty"`
+	// At is when the action happened (zero: when the entry is appended).
+	At time.Time `json:"at,omitzero"`
+	// SourceIP, UserAgent and RequestID override the request context's.
+	SourceIP  string `json:"source_ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Append appends r in its own transaction.
@@ -156,8 +166,11 @@ func (l *Log) AppendEachTx(ctx context.Context, tx *store.Tx, recs ...Pending) e
 // entryFor is r as an entry at time at, its actor and request details
 // filled in from ctx where r leaves them empty.
 func entryFor(ctx context.Context, r Record, at time.Time) Entry {
-	info := reqinfo.From(ctx)
-	e := Entry{
+	r = resolve(ctx, r)
+	if !r.At.IsZero() {
+		at = r.At.UTC().Truncate(time.Microsecond)
+	}
+	return Entry{
 		At:         at,
 		ActorID:    r.ActorID,
 		ActorName:  r.ActorName,
@@ -167,21 +180,36 @@ func entryFor(ctx context.Context, r Record, at time.Time) Entry {
 		TargetID:   r.Target.ID,
 		TargetName: r.Target.Name,
 		OrgID:      r.OrgID,
-		SourceIP:   info.RemoteIP,
-		UserAgent:  info.UserAgent,
-		RequestID:  info.RequestID,
+		SourceIP:   r.SourceIP,
+		UserAgent:  r.UserAgent,
+		RequestID:  r.RequestID,
 		Details:    r.Details,
 	}
-	if e.ActorID == 0 && e.ActorName == "" {
-		e.ActorID, e.ActorName = info.ActorID, info.ActorName
+}
+
+// resolve fills in what r leaves empty from the request context ctx: the
+// actor, source IP, user agent and request id; and the outcome.
+func resolve(ctx context.Context, r Record) Record {
+	info := reqinfo.From(ctx)
+	if r.SourceIP == "" {
+		r.SourceIP = info.RemoteIP
 	}
-	if e.ActorName == "" {
-		e.ActorName = "anonymous"
+	if r.UserAgent == "" {
+		r.UserAgent = info.UserAgent
 	}
-	if e.Outcome == "" {
-		e.Outcome = Success
+	if r.RequestID == "" {
+		r.RequestID = info.RequestID
 	}
-	return e
+	if r.ActorID == 0 && r.ActorName == "" {
+		r.ActorID, r.ActorName = info.ActorID, info.ActorName
+	}
+	if r.ActorName == "" {
+		r.ActorName = "anonymous"
+	}
+	if r.Outcome == "" {
+		r.Outcome = Success
+	}
+	return r
 }
 
 func nullID(id int64) any {
@@ -323,6 +351,7 @@ func scanEntry(rows *store.Rows) (Entry, string, error) {
 
 // List returns entries matching f, newest first.
 func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
+	_ = l.flushJournals(ctx) // a failing commit is logged by its journal; show what is committed
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
@@ -348,6 +377,7 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Entry, error) {
 
 // Export writes entries matching f as JSON lines, oldest first.
 func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) (int, error) {
+	_ = l.flushJournals(ctx) // a failing commit is logged by its journal; show what is committed
 	where, args := f.where()
 	rows, err := l.db.Query(ctx, selectEntry+where+" ORDER BY seq", args...)
 	if err != nil {
@@ -390,6 +420,7 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // Verify walks the whole chain and reports every edited, deleted or
 // re-linked entry.
 func (l *Log) Verify(ctx context.Context) (Report, error) {
+	_ = l.flushJournals(ctx) // a failing commit is logged by its journal; show what is committed
 	var rep Report
 	if err := l.db.QueryRow(ctx, "SELECT seq, hash FROM audit_head WHERE id = 1").Scan(&rep.HeadSeq, &rep.HeadHash); err != nil {
 		if apperr.Is(err, apperr.NotFound) {

@@ -18,4 +18,10 @@
 // Rampart replicas on one PostgreSQL database. A component that changes state
 // appends inside its own transaction (AppendTx), so an action and its entry
 // commit together or not at all.
+//
+// A Journal records entries of actions that change nothing but must be
+// recorded before they are answered (the vault's secret reads): Append
+// writes the entry to a local file and a goroutine commits the file's
+// entries in batches; entries a crash left behind are appended at the next
+// open, once each.
 package audit

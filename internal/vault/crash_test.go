@@ -262,3 +262,100 @@ func TestRotateKEK_KillDuringRotation(t *testing.T) {
 	}
 	checkAll(4)
 }
+
+// TestReadAudit_KillAfterReads kills a real rampart process with SIGKILL
+// right after a burst of secret reads: each read's audit entry was in the
+// read-audit journal before its value went out, so after a restart the
+// audit log holds every read (by its request id) exactly once, and the
+// chain verifies.
+func TestReadAudit_KillAfterReads(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &server{t: t, bin: buildRampart(t), data: t.TempDir(), addr: addr, client: &http.Client{Timeout: 60 * time.Second}}
+	s.start()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.kill()
+		}
+	})
+	var login httpapi.LoginResponse
+	if st := s.do("POST", httpapi.Prefix+"/auth/login", httpapi.LoginRequest{Username: "admin", Password: crashAdminPassword}, &login); st != 201 {
+		t.Fatalf("login: %d %s", st, s.out.String())
+	}
+	s.token = login.Token.Secret
+	s.do("POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"}, nil)
+	s.do("POST", httpapi.Prefix+"/orgs/acme/projects", httpapi.CreateProjectRequest{Name: "web"}, nil)
+	if st := s.do("PUT", httpapi.Prefix+"/orgs/acme/vault/policies/all", vault.PutPolicyRequest{Secrets: []string{"web/*"}, Subjects: []string{"user:admin"}}, nil); st != 200 {
+		t.Fatalf("policy: %d", st)
+	}
+	path := httpapi.Prefix + "/orgs/acme/projects/web/secrets/DB_PASSWORD"
+	if st := s.do("PUT", path, vault.SetSecretRequest{Value: "journal-crash-value"}, nil); st != 200 {
+		t.Fatalf("set: %d", st)
+	}
+	const reads = 400
+	ids := make([]string, reads)
+	var failed sync.Map
+	parallel(reads, func(i int) {
+		req, _ := http.NewRequest("POST", "http://"+s.addr+path+"/reveal", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		resp, err := s.client.Do(req)
+		if err != nil {
+			failed.Store(i, err.Error())
+			return
+		}
+		var rev vault.RevealResponse
+		_ = json.NewDecoder(resp.Body).Decode(&rev)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || rev.Value != "journal-crash-value" || resp.Header.Get("X-Request-Id") == "" {
+			failed.Store(i, resp.Status)
+			return
+		}
+		ids[i] = resp.Header.Get("X-Request-Id")
+	})
+	failed.Range(func(k, v any) bool { t.Fatalf("read %v: %v", k, v); return false })
+	s.kill()
+	s.start()
+
+	req, _ := http.NewRequest("GET", "http://"+s.addr+httpapi.Prefix+"/audit/export?action=vault.secret.read", nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	seen := map[string]int{}
+	dec := json.NewDecoder(resp.Body)
+	for dec.More() {
+		var e struct {
+			RequestID string `json:"request_id"`
+		}
+		if err := dec.Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		seen[e.RequestID]++
+	}
+	missing := 0
+	for _, id := range ids {
+		if seen[id] != 1 {
+			if missing < 5 {
+				t.Errorf("read %s: %d audit entries after the restart, want 1", id, seen[id])
+			}
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d reads are not audited exactly once", missing, reads)
+	}
+	var rep struct {
+		Problems []any `json:"problems"`
+		Entries  int   `json:"entries"`
+	}
+	if st := s.do("POST", httpapi.Prefix+"/audit/verify", nil, &rep); st != 200 || len(rep.Problems) != 0 {
+		t.Fatalf("verify after the restart: %d %+v", st, rep)
+	}
+}

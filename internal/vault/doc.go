@@ -37,7 +37,10 @@
 // # Lifecycle
 //
 // New opens the vault's own keys through the KEK (failing fast on a wrong
-// or missing one). Writes and read-audit entries are group-committed (one
-// fsync per batch, led by the first waiting write: see committer.go);
-// Run does the background work until its context ends.
+// or missing one). Writes are group-committed (one fsync per batch, led by
+// the first waiting write: see committer.go). With Deps.ReadAuditJournal
+// a read's audit entry goes to that journal before the value is returned
+// and reaches the log in the committer's batches (audit.Journal); without
+// it each read waits for its entry's commit. Run does the background work
+// until its context ends; Close commits the journal's pending entries.
 package vault

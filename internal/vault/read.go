@@ -91,7 +91,8 @@ func (rd Reader) via() string {
 // Read returns a secret's value at version (0: the current one) if a
 // policy grants it to rd. Every attempt — granted, denied or failed — is
 // audited with the reader, the secret and version, and on whose behalf;
-// a granted read returns its value only once that entry is durable.
+// a granted read returns its value only once that entry is recorded (in
+// the read-audit journal when there is one, else committed).
 // Reading a deleted or destroyed version fails with NotFound and returns
 // that version's metadata (no value).
 func (s *Service) Read(ctx context.Context, rd Reader, ref Ref, version int) (Value, Secret, Version, error) {
@@ -239,6 +240,9 @@ func (s *Service) finishRead(ctx context.Context, rd Reader, ref Ref, version in
 
 // appendAudit appends an audit entry through the group committer.
 func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
+	if s.journal != nil && rec.Action == "vault.secret.read" {
+		return s.journal.Append(ctx, rec)
+	}
 	return s.commit.appendAudit(ctx, rec)
 }
 

@@ -54,6 +54,11 @@ type Deps struct {
 	// Alerts, when set, receives leak alerts (they are always audited and
 	// listed by Leaks).
 	Alerts Alerter
+	// ReadAuditJournal, when set, is the file the audit entries of secret
+	// reads are written to before a read returns its value; they reach
+	// the audit log in group commits off the read's path (audit.Journal).
+	// Empty: each read waits for its entry's commit.
+	ReadAuditJournal string
 }
 
 // Service is the vault.
@@ -67,6 +72,7 @@ type Service struct {
 	restarter Restarter
 	alerts    Alerter
 	commit    *committer
+	journal   *audit.Journal // the reads' audit entries (nil: committed per read)
 	fpKey     []byte
 
 	policyMu    sync.Mutex
@@ -111,7 +117,21 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 		return nil, err
 	}
 	s.fpKey = key
+	if d.ReadAuditJournal != "" {
+		if s.journal, err = d.Audit.OpenJournal(ctx, d.ReadAuditJournal, s.commit.do, s.log); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// Close commits the audit entries of reads still in the journal (within
+// ctx; those left are appended at the next start) and closes it.
+func (s *Service) Close(ctx context.Context) error {
+	if s.journal == nil {
+		return nil
+	}
+	return s.journal.Close(ctx)
 }
 
 // internalKey loads one of the vault's own 32-byte keys, creating it on

@@ -1,0 +1,230 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/audit"
+	"github.com/rampartsec/rampart/internal/reqinfo"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+)
+
+func readCtx(t *testing.T, i int) context.Context {
+	return reqinfo.With(t.Context(), reqinfo.Info{RequestID: fmt.Sprintf("req-%d", i), RemoteIP: "192.0.2.9", UserAgent: "vault-agent", ActorID: 7, ActorName: "ci-bot"})
+}
+
+func readRecord(i int) audit.Record {
+	return audit.Record{Action: "vault.secret.read", OrgID: 0, Target: audit.Target{Type: "secret", ID: fmt.Sprint(i), Name: "acme/web/DB"},
+		Details: map[string]any{"version": i, "via": "kv", "big": int64(1) << 60}}
+}
+
+// failing is a commit function of a database that is down.
+func failing(context.Context, func(context.Context, *store.Tx) error) error {
+	return errors.New("database unreachable")
+}
+
+func listReads(t *testing.T, l *audit.Log) []audit.Entry {
+	t.Helper()
+	es, err := l.List(t.Context(), audit.Filter{Action: "vault.secret.read", Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// Entries appended to a journal are in a listing at once, with the actor,
+// request details and time of the append, and the chain verifies.
+func TestJournal_ListShowsEntriesAtOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		at := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
+		l := audit.New(db, func() time.Time { return at })
+		j, err := l.OpenJournal(t.Context(), filepath.Join(t.TempDir(), "j"), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close(t.Context())
+		for i := range 3 {
+			if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		es := listReads(t, l)
+		if len(es) != 3 {
+			t.Fatalf("%d entries listed, want 3", len(es))
+		}
+		for k, e := range es {
+			i := 2 - k // newest first
+			if e.RequestID != fmt.Sprintf("req-%d", i) || e.ActorName != "ci-bot" || e.SourceIP != "192.0.2.9" || !e.At.Equal(at.Truncate(time.Microsecond)) ||
+				fmt.Sprint(e.Details["version"]) != fmt.Sprint(i) {
+				t.Errorf("entry %d: %+v", i, e)
+			}
+		}
+		var details string
+		if err := db.QueryRow(t.Context(), "SELECT details FROM audit_log WHERE request_id = 'req-1'").Scan(&details); err != nil ||
+			details != `{"big":1152921504606846976,"version":1,"via":"kv"}` {
+			t.Errorf("stored details %s %v: numbers must keep their digits", details, err)
+		}
+		if rep, err := l.Verify(t.Context()); err != nil || !rep.OK() {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	}, audit.Migrations)
+}
+
+// Entries written while the database could not take them are appended at
+// the next open, once, in order; a torn last line (a write cut short) is
+// ignored, an unreadable line in the middle is reported by an entry of
+// its own.
+func TestJournal_ReplaysWhatWasNotCommitted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		l := audit.New(db, nil)
+		path := filepath.Join(t.TempDir(), "j")
+		down, err := l.OpenJournal(t.Context(), path, failing, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			if err := down.Append(readCtx(t, i), readRecord(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		if err := down.Close(ctx); err == nil {
+			t.Fatal("Close with entries it could not commit: no error")
+		}
+		cancel()
+		if n := len(listReads(t, l)); n != 0 {
+			t.Fatalf("%d entries reached the log through a failing database", n)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := bytes.SplitAfter(raw, []byte("\n"))
+		// lines[0] is the header; damage entry 3 (lines[3]) and add a torn
+		// line at the end.
+		lines[3] = bytes.Replace(lines[3], []byte("ci-bot"), []byte("ci-bat"), 1)
+		damaged := append(bytes.Join(lines, nil), []byte("0badc0de {\"n\":7,\"r\":{\"act")...)
+		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+
+		for round := range 2 {
+			j, err := l.OpenJournal(t.Context(), path, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			es := listReads(t, l)
+			var ids []string
+			for _, e := range es {
+				ids = append([]string{e.RequestID}, ids...)
+			}
+			if got := strings.Join(ids, " "); got != "req-0 req-1 req-3 req-4 req-5" {
+				t.Errorf("open %d: entries %q, want req-0 req-1 req-3 req-4 req-5 once each, in order", round, got)
+			}
+			corrupt, err := l.List(t.Context(), audit.Filter{Action: "audit.journal.corrupt"})
+			if err != nil || len(corrupt) != 1 || fmt.Sprint(corrupt[0].Details["unreadable_entries"]) != "1" {
+				t.Errorf("open %d: corruption entries %+v %v, want one naming 1 unreadable entry", round, corrupt, err)
+			}
+			if fi, err := os.Stat(path); err != nil || fi.Size() > 100 {
+				t.Errorf("open %d: the journal was not emptied after replay: %v %v", round, fi.Size(), err)
+			}
+			if err := j.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, err := l.Verify(t.Context()); err != nil || !rep.OK() {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	}, audit.Migrations)
+}
+
+// A journal whose entries were committed but not yet emptied from the file
+// (a crash right after a commit) appends none of them again.
+func TestJournal_CommittedEntriesAreNotReplayed(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	if err := db.Migrate(t.Context(), audit.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	l := audit.New(db, nil)
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := l.OpenJournal(t.Context(), path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, kept, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, err = l.OpenJournal(t.Context(), path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close(t.Context())
+	if n := len(listReads(t, l)); n != 4 {
+		t.Fatalf("%d entries after reopening a journal of 4 committed ones, want 4", n)
+	}
+	// New entries continue the journal's numbering.
+	if err := j.Append(readCtx(t, 9), readRecord(9)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(listReads(t, l)); n != 5 {
+		t.Fatalf("%d entries, want 5", n)
+	}
+}
+
+// A journal is one process's: a second open fails, and a file that is not
+// a journal is refused with a clear error and left alone.
+func TestJournal_RefusesSharedAndForeignFiles(t *testing.T) {
+	db := storetest.OpenSQLite(t)
+	if err := db.Migrate(t.Context(), audit.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	l := audit.New(db, nil)
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := l.OpenJournal(t.Context(), path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.OpenJournal(t.Context(), path, nil, nil); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second open: %v, want in use", err)
+	}
+	j.Close(t.Context())
+	j.Close(t.Context()) // twice is harmless
+
+	foreign := filepath.Join(t.TempDir(), "notes.txt")
+	content := []byte("shopping list\nmilk\n")
+	if err := os.WriteFile(foreign, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.OpenJournal(t.Context(), foreign, nil, nil); err == nil || !strings.Contains(err.Error(), "not a Rampart audit journal") {
+		t.Errorf("open a foreign file: %v", err)
+	}
+	if got, _ := os.ReadFile(foreign); !bytes.Equal(got, content) {
+		t.Errorf("the foreign file was changed: %q", got)
+	}
+	if err := j.Append(readCtx(t, 1), readRecord(1)); err == nil {
+		t.Error("append to a closed journal: no error")
+	}
+}

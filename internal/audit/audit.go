@@ -109,6 +109,9 @@ func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, r Record) error {
 type Pending struct {
 	Ctx    context.Context
 	Record Record
+	// details, when set, is Record.Details already encoded as
+	// canonicalDetails encodes them (the journal's entries).
+	details string
 }
 
 // AppendEachTx appends records in order inside the caller's transaction,
@@ -128,9 +131,12 @@ func (l *Log) AppendEachTx(ctx context.Context, tx *store.Tx, recs ...Pending) e
 			return fmt.Errorf("audit: record without action")
 		}
 		entries[i] = entryFor(p.Ctx, p.Record, at)
-		d, err := canonicalDetails(p.Record.Details)
-		if err != nil {
-			return err
+		d := p.details
+		if d == "" {
+			var err error
+			if d, err = canonicalDetails(p.Record.Details); err != nil {
+				return err
+			}
 		}
 		details[i] = d
 	}
@@ -149,12 +155,20 @@ func (l *Log) AppendEachTx(ctx context.Context, tx *store.Tx, recs ...Pending) e
 		e.Seq, e.PrevHash = seq, prev
 		e.Hash = hashEntry(e, details[i])
 		prev = e.Hash
-		if _, err := tx.Exec(ctx, `INSERT INTO audit_log (seq, at, actor_id, actor_name, action, outcome, target_type, target_id,
-		target_name, org_id, source_ip, user_agent, request_id, details, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, store.Time(e.At), nullID(e.ActorID), e.ActorName, e.Action, e.Outcome, e.TargetType, e.TargetID,
-			e.TargetName, nullID(e.OrgID), e.SourceIP, e.UserAgent, e.RequestID, details[i], e.PrevHash, e.Hash); err != nil {
-			return fmt.Errorf("audit: insert entry %d: %w", e.Seq, err)
+	}
+	// Up to insertRows entries a statement: a statement costs about as
+	// much as the rows it inserts, and a journal's batch holds hundreds.
+	args := make([]any, 0, min(len(entries), insertRows)*16)
+	for start := 0; start < len(entries); start += insertRows {
+		chunk := entries[start:min(start+insertRows, len(entries))]
+		args = args[:0]
+		for i := range chunk {
+			e := &chunk[i]
+			args = append(args, e.Seq, store.Time(e.At), nullID(e.ActorID), e.ActorName, e.Action, e.Outcome, e.TargetType, e.TargetID,
+				e.TargetName, nullID(e.OrgID), e.SourceIP, e.UserAgent, e.RequestID, details[start+i], e.PrevHash, e.Hash)
+		}
+		if _, err := tx.Exec(ctx, insertStatement(len(chunk)), args...); err != nil {
+			return fmt.Errorf("audit: insert entries %d to %d: %w", chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
 		}
 	}
 	if _, err := tx.Exec(ctx, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", seq, prev); err != nil {
@@ -162,6 +176,28 @@ func (l *Log) AppendEachTx(ctx context.Context, tx *store.Tx, recs ...Pending) e
 	}
 	return nil
 }
+
+// insertRows is the most entries one INSERT statement appends (16
+// parameters each, well within SQLite's and PostgreSQL's limits).
+const insertRows = 32
+
+// insertStatements are the INSERT statements for 1 to insertRows entries.
+var insertStatements = func() []string {
+	out := make([]string, insertRows+1)
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit_log (seq, at, actor_id, actor_name, action, outcome, target_type, target_id,
+		target_name, org_id, source_ip, user_agent, request_id, details, prev_hash, hash) VALUES `)
+	for n := 1; n <= insertRows; n++ {
+		if n > 1 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		out[n] = b.String()
+	}
+	return out
+}()
+
+func insertStatement(n int) string { return insertStatements[n] }
 
 // entryFor is r as an entry at time at, its actor and request details
 // filled in from ctx where r leaves them empty.

@@ -75,7 +75,19 @@ type CommitFunc func(ctx context.Context, fn func(ctx context.Context, tx *store
 
 type journaled struct {
 	N      int64  `json:"n"`
-	Record Record `json:"r"`
+	Record Record `json:"r"` // without Details: D holds them
+	// D is the record's details as the log stores and hashes them
+	// (canonicalDetails), encoded once at Append.
+	D json.RawMessage `json:"d,omitempty"`
+}
+
+// details is what the log stores as e's details: D, or for a line
+// written before D existed, the record's own details encoded.
+func (e journaled) details() (string, error) {
+	if len(e.D) > 0 {
+		return string(e.D), nil
+	}
+	return canonicalDetails(e.Record.Details)
 }
 
 const (
@@ -284,9 +296,11 @@ func (j *Journal) Append(ctx context.Context, r Record) error {
 	if r.At.IsZero() {
 		r.At = j.log.now().UTC().Truncate(time.Microsecond)
 	}
-	if _, err := canonicalDetails(r.Details); err != nil {
+	details, err := canonicalDetails(r.Details)
+	if err != nil {
 		return err
 	}
+	r.Details = nil
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
@@ -295,7 +309,7 @@ func (j *Journal) Append(ctx context.Context, r Record) error {
 	if len(j.queue) >= MaxJournalQueue {
 		return apperr.E(apperr.Unavailable, "the audit log has not accepted entries for a while (%d waiting); refusing actions that must be audited", len(j.queue))
 	}
-	e := journaled{N: j.next, Record: r}
+	e := journaled{N: j.next, Record: r, D: json.RawMessage(details)}
 	line, err := appendJournalLine(nil, e)
 	if err != nil {
 		return err
@@ -390,7 +404,11 @@ func (j *Journal) run() {
 func (j *Journal) commitBatch(ctx context.Context, batch []journaled) error {
 	recs := make([]Pending, len(batch))
 	for i, e := range batch {
-		recs[i] = Pending{Ctx: context.Background(), Record: e.Record}
+		d, err := e.details()
+		if err != nil {
+			return err
+		}
+		recs[i] = Pending{Ctx: context.Background(), Record: e.Record, details: d}
 	}
 	last := batch[len(batch)-1].N
 	return j.commit(ctx, func(ctx context.Context, tx *store.Tx) error {

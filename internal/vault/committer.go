@@ -29,6 +29,10 @@ type committer struct {
 	db       *store.DB
 	audit    *audit.Log
 	maxBatch int
+	// onWrite, when set, is called once a batch holding a write of the
+	// vault's (not only audit entries) committed or failed, before any of
+	// its writes returns: the read cache drops what it loaded before.
+	onWrite func()
 
 	mu      sync.Mutex
 	queue   []*op
@@ -36,11 +40,14 @@ type committer struct {
 }
 
 type op struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, tx *store.Tx) error
-	rec  *audit.Record // an audit entry alone (fn appends it)
-	err  chan error    // the result
-	lead chan struct{} // closed when this write is to lead the next commit
+	ctx context.Context
+	fn  func(ctx context.Context, tx *store.Tx) error
+	rec *audit.Record // an audit entry alone (fn appends it)
+	// auditOnly marks an fn that only appends audit entries (the read
+	// journal's batches): it changes nothing a read loads.
+	auditOnly bool
+	err       chan error    // the result
+	lead      chan struct{} // closed when this write is to lead the next commit
 }
 
 func newCommitter(db *store.DB, log *audit.Log) *committer {
@@ -60,6 +67,24 @@ func (c *committer) appendAudit(ctx context.Context, rec audit.Record) error {
 // returns its error once the batch committed (or failed).
 func (c *committer) do(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error {
 	return c.submit(ctx, &op{ctx: ctx, fn: fn})
+}
+
+// doAudit is do for an fn that only appends audit entries.
+func (c *committer) doAudit(ctx context.Context, fn func(ctx context.Context, tx *store.Tx) error) error {
+	return c.submit(ctx, &op{ctx: ctx, fn: fn, auditOnly: true})
+}
+
+// written calls onWrite when batch holds a write of the vault's.
+func (c *committer) written(batch []*op) {
+	if c.onWrite == nil {
+		return
+	}
+	for _, o := range batch {
+		if o.rec == nil && !o.auditOnly {
+			c.onWrite()
+			return
+		}
+	}
 }
 
 func (c *committer) submit(ctx context.Context, o *op) error {
@@ -103,6 +128,7 @@ func (c *committer) lead() {
 	committed := false
 	defer func() {
 		if !committed {
+			c.written(batch)
 			for _, o := range batch {
 				select {
 				case o.err <- errors.New("vault: a write in the same commit failed unexpectedly; nothing was written"):
@@ -156,6 +182,7 @@ func (c *committer) commit(ctx context.Context, batch []*op) {
 			return nil
 		})
 		if err == nil || !failed {
+			c.written(batch)
 			for _, o := range batch {
 				o.err <- err
 			}
@@ -184,6 +211,7 @@ func (c *committer) commit(ctx context.Context, batch []*op) {
 		}
 		return nil
 	})
+	c.written(batch)
 	for i, o := range batch {
 		switch {
 		case results[i] != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/rampartsec/rampart/internal/apperr"
 	"github.com/rampartsec/rampart/internal/audit"
@@ -121,13 +122,27 @@ func (s *Service) readAt(ctx context.Context, rd Reader, p place, ref Ref, versi
 		return Value{}, Secret{}, Version{}, apperr.InvalidField("version", "version must not be negative")
 	}
 	// One query for the secret, the version asked for and the org's policy
-	// generation; the error cases (no such secret or version) take the
+	// generation, or none when the read cache holds them; the error cases (no such secret or version) take the
 	// slower path that tells them apart.
 	var (
 		sl  sealed
 		gen int64
+		sec Secret
+		v   Version
+		err error
 	)
-	sec, v, err := s.loadForRead(ctx, p, ref, version, &sl, &gen)
+	k := readKey{p.scopeKey(ref.Name), version}
+	if e, ok := s.reads.get(k); ok {
+		sec, v, sl, gen = e.sec, e.v, e.sl, e.polGen
+		sec.Ref.Org, sec.Ref.Project = ref.Org, ref.Project // as this read names them
+	} else {
+		e := readEntry{gen: s.reads.generation(), at: time.Now()}
+		sec, v, err = s.loadForRead(ctx, p, ref, version, &sl, &gen)
+		if err == nil {
+			e.sec, e.v, e.sl, e.polGen = sec, v, sl, gen
+			s.reads.put(k, e)
+		}
+	}
 	if apperr.Is(err, apperr.NotFound) {
 		return s.readSlow(ctx, rd, p, ref, version)
 	}

@@ -189,6 +189,7 @@ func (s *Service) rewrapAll(ctx context.Context) error {
 			}
 			return nil
 		})
+		s.reads.invalidate()
 		if err != nil {
 			return err
 		}

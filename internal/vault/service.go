@@ -73,6 +73,7 @@ type Service struct {
 	alerts    Alerter
 	commit    *committer
 	journal   *audit.Journal // the reads' audit entries (nil: committed per read)
+	reads     *readCache
 	fpKey     []byte
 
 	policyMu    sync.Mutex
@@ -110,15 +111,16 @@ func New(ctx context.Context, d Deps) (*Service, error) {
 	}
 	s := &Service{db: d.DB, audit: d.Audit, ids: d.IDs, kek: d.KEK, log: d.Logger.With("component", "vault"),
 		now: d.Clock, restarter: d.Restarter, alerts: d.Alerts, commit: newCommitter(d.DB, d.Audit), policyCache: map[int64]policySet{},
-		places: map[Scope]cachedPlace{}, maxVersions: maxVersions,
+		places: map[Scope]cachedPlace{}, maxVersions: maxVersions, reads: newReadCache(),
 		wake: make(chan struct{}, 1)}
+	s.commit.onWrite = s.reads.invalidate
 	key, err := s.internalKey(ctx, "fingerprint")
 	if err != nil {
 		return nil, err
 	}
 	s.fpKey = key
 	if d.ReadAuditJournal != "" {
-		if s.journal, err = d.Audit.OpenJournal(ctx, d.ReadAuditJournal, s.commit.do, s.log); err != nil {
+		if s.journal, err = d.Audit.OpenJournal(ctx, d.ReadAuditJournal, s.commit.doAudit, s.log); err != nil {
 			return nil, err
 		}
 	}

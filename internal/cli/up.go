@@ -38,6 +38,7 @@ func (o onOff) Type() string { return "on|off" }
 
 func (ce *cmdEnv) upCmd() *cobra.Command {
 	cfg := config.Default()
+	gcPercent := defaultGCPercent
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run Rampart: every component in one process",
@@ -64,6 +65,9 @@ SIGTERM stops it gracefully.`,
 				}
 			}
 			cfg.AdminPassword = ce.Getenv("RAMPART_ADMIN_PASSWORD")
+			if err := applyGCPercent(fl.Changed("gc-percent"), gcPercent, ce.Getenv); err != nil {
+				return err
+			}
 			if err := ce.vaultConfig(&cfg); err != nil {
 				return err
 			}
@@ -95,6 +99,7 @@ SIGTERM stops it gracefully.`,
 	f.StringVar(&cfg.URL, "url", "", "public URL users reach Rampart at (default https://localhost:PORT)")
 	f.Var(onOff{&cfg.TLS}, "tls", "serve HTTPS with a certificate from a CA in the data directory (on|off)")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.IntVar(&gcPercent, "gc-percent", gcPercent, "heap growth in percent that starts a garbage collection, as $GOGC (which applies when this flag is not given): lower uses less memory, higher less CPU")
 	f.DurationVar(&cfg.Session.IdleTimeout, "session-idle", cfg.Session.IdleTimeout, "sign browsers out after this long without activity")
 	f.DurationVar(&cfg.Session.AbsoluteTimeout, "session-max", cfg.Session.AbsoluteTimeout, "sign browsers out this long after sign-in")
 	f.Int64Var(&cfg.Limits.MaxBodyBytes, "max-body", cfg.Limits.MaxBodyBytes, "largest accepted JSON or form body in bytes")

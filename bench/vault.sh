@@ -30,6 +30,9 @@ mkdir -p .cache/bench
 export RAMPART_TEST_VAULT_BIN
 RAMPART_TEST_VAULT_BIN=$(bash tools/vaultserver/build.sh | tail -1)
 go test -c -o .cache/bench/vault.test ./internal/vault
+# Rampart runs as its own process, as in production and as the peer runs.
+go build -o .cache/bench/rampart ./cmd/rampart
+export RAMPART_BENCH_BIN=$PWD/.cache/bench/rampart
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg); $(go version)"
 echo "clients: $RAMPART_BENCH_CLIENTS, requests per benchmark: $N, rate: ${RATE:-as fast as the clients go}"
 

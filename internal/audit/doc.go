@@ -22,6 +22,6 @@
 // A Journal records entries of actions that change nothing but must be
 // recorded before they are answered (the vault's secret reads): Append
 // writes the entry to a local file and a goroutine commits the file's
-// entries in batches; entries a crash left behind are appended at the next
-// open, once each.
+// entries in batches gathered for 100 ms; entries a crash left behind are
+// appended at the next open, once each.
 package audit

@@ -40,7 +40,11 @@
 // or missing one). Writes are group-committed (one fsync per batch, led by
 // the first waiting write: see committer.go). With Deps.ReadAuditJournal
 // a read's audit entry goes to that journal before the value is returned
-// and reaches the log in the committer's batches (audit.Journal); without
-// it each read waits for its entry's commit. Run does the background work
+// and reaches the log within 100 ms in the committer's batches
+// (audit.Journal); without it each read waits for its entry's commit.
+// Reads of a hot secret skip their query through the read cache
+// (readcache.go), which every write committed here empties before it
+// returns and which forgets an entry after a second (other replicas'
+// writes). Run does the background work
 // until its context ends; Close commits the journal's pending entries.
 package vault

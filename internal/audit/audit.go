@@ -245,6 +245,13 @@ func resolve(ctx context.Context, r Record) Record {
 	if r.Outcome == "" {
 		r.Outcome = Success
 	}
+	// PostgreSQL refuses invalid UTF-8 in text columns, and a journal's
+	// entry it refuses holds up every later one. User agents come from
+	// clients as sent (and httpmw cuts them at 256 bytes, mid-rune).
+	for _, s := range []*string{&r.Action, &r.Outcome, &r.Target.Type, &r.Target.ID, &r.Target.Name,
+		&r.ActorName, &r.SourceIP, &r.UserAgent, &r.RequestID} {
+		*s = strings.ToValidUTF8(*s, "\uFFFD")
+	}
 	return r
 }
 

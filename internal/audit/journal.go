@@ -63,6 +63,10 @@ type Journal struct {
 	changed   chan struct{} // closed and replaced when committed moves or an attempt fails
 	lastErr   error         // the last commit's failure, nil after a success
 
+	// truncateAt is the file size past which a commit empties it of
+	// committed entries (journalTruncateAt; tests lower it).
+	truncateAt int64
+
 	wake     chan struct{} // an entry was queued
 	flushNow chan struct{} // a Flush waits: commit without gathering
 	done     chan struct{}
@@ -96,9 +100,10 @@ const (
 	// beyond it Append fails (the database has been failing for a while)
 	// rather than let the file grow without end.
 	MaxJournalQueue = 100_000
-	// journalTruncateAt is the size past which a fully committed journal
-	// is emptied.
-	journalTruncateAt = 4 << 20
+	// journalTruncateAt is the size past which the journal is emptied of
+	// its committed entries (truncated, or rewritten with the pending ones
+	// when there are any: under steady load there always are).
+	journalTruncateAt = 16 << 20
 	journalBatch      = 1024
 	// journalGather is how long the committer gathers entries after the
 	// first one before it commits them: at most one commit a
@@ -129,7 +134,7 @@ func (l *Log) OpenJournal(ctx context.Context, path string, commit CommitFunc, l
 		f.Close()
 		return nil, fmt.Errorf("audit journal %s is in use by another process: %w", path, err)
 	}
-	j := &Journal{log: l, path: path, commit: commit, logger: logger, f: f,
+	j := &Journal{log: l, path: path, commit: commit, logger: logger, f: f, truncateAt: journalTruncateAt,
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), flushNow: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := j.recover(ctx); err != nil {
 		f.Close()
@@ -230,6 +235,44 @@ func (j *Journal) truncate() error {
 		return fmt.Errorf("audit journal %s: %w", j.path, err)
 	}
 	j.size = j.base
+	return nil
+}
+
+// compact replaces the file with one holding the header and the entries
+// not yet committed (j.mu held). The new file is complete and synced
+// before it takes the old one's name, so a crash leaves one or the other.
+func (j *Journal) compact() error {
+	tmp := j.path + ".compact"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error { f.Close(); os.Remove(tmp); return err }
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fail(err)
+	}
+	buf := []byte(journalMagic + j.id + "\n")
+	base := int64(len(buf))
+	for _, e := range j.queue {
+		if buf, err = appendJournalLine(buf, e); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := f.Write(buf); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, j.path); err != nil {
+		return fail(err)
+	}
+	if d, err := os.Open(filepath.Dir(j.path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	_ = j.f.Close()
+	j.f, j.base, j.size = f, base, int64(len(buf))
 	return nil
 }
 
@@ -387,8 +430,16 @@ func (j *Journal) run() {
 			k := copy(j.queue, j.queue[len(batch):])
 			clear(j.queue[k:])
 			j.queue = j.queue[:k]
-			if len(j.queue) == 0 && j.size > journalTruncateAt {
-				if err := j.truncate(); err != nil && j.logger != nil {
+			if j.size > j.truncateAt {
+				// Under steady load the queue is rarely empty here, so the
+				// file is rewritten with only the pending entries.
+				var err error
+				if len(j.queue) == 0 {
+					err = j.truncate()
+				} else {
+					err = j.compact()
+				}
+				if err != nil && j.logger != nil {
 					j.logger.Error("audit journal: empty the file", "err", err)
 				}
 			}
@@ -412,7 +463,20 @@ func (j *Journal) commitBatch(ctx context.Context, batch []journaled) error {
 	}
 	last := batch[len(batch)-1].N
 	return j.commit(ctx, func(ctx context.Context, tx *store.Tx) error {
-		if err := j.log.AppendEachTx(ctx, tx, recs...); err != nil {
+		// A commit whose outcome was lost (its connection dropped at
+		// COMMIT) may have appended some of batch: not again.
+		var done int64
+		if err := tx.QueryRow(ctx, "SELECT seq FROM audit_journals WHERE id = ?", j.id).Scan(&done); err != nil && !apperr.Is(err, apperr.NotFound) {
+			return err
+		}
+		skip := 0
+		for skip < len(batch) && batch[skip].N <= done {
+			skip++
+		}
+		if skip == len(batch) {
+			return nil
+		}
+		if err := j.log.AppendEachTx(ctx, tx, recs[skip:]...); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO audit_journals (id, seq) VALUES (?, ?)
@@ -470,6 +534,10 @@ func (j *Journal) Close(ctx context.Context) error {
 	j.mu.Unlock()
 	close(j.done)
 	j.wg.Wait()
+	j.mu.Lock()
+	close(j.changed) // wake Flushes waiting for a commit that will not come
+	j.changed = make(chan struct{})
+	j.mu.Unlock()
 	j.log.mu.Lock()
 	for i, o := range j.log.journals {
 		if o == j {

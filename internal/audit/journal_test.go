@@ -280,3 +280,80 @@ func TestJournal_GathersEntriesIntoFewCommits(t *testing.T) {
 		t.Errorf("%d entries a millisecond apart took %d commits, want a few", n, c)
 	}
 }
+
+// A user agent cut mid-character (the request-id middleware keeps 256
+// bytes) or sent as invalid UTF-8 is stored with U+FFFD: PostgreSQL would
+// refuse the entry, and a journal entry the log refuses holds up every
+// later one.
+func TestJournal_InvalidUTF8DoesNotHoldUpTheLog(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		l := audit.New(db, nil)
+		j, err := l.OpenJournal(t.Context(), filepath.Join(t.TempDir(), "j"), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close(t.Context())
+		ua := (strings.Repeat("a", 255) + "é")[:256]
+		bad := reqinfo.With(t.Context(), reqinfo.Info{RequestID: "bad\xff", UserAgent: ua, ActorName: "eve"})
+		if err := j.Append(bad, readRecord(0)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < 4; i++ {
+			if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if err := j.Flush(ctx); err != nil {
+			t.Fatalf("flush: %v", err)
+		}
+		es := listReads(t, l)
+		if len(es) != 4 {
+			t.Fatalf("%d entries in the log, want 4", len(es))
+		}
+		first := es[len(es)-1]
+		if first.UserAgent != strings.Repeat("a", 255)+"\uFFFD" || first.RequestID != "bad\uFFFD" {
+			t.Errorf("stored user agent %q, request id %q", first.UserAgent, first.RequestID)
+		}
+		if rep, err := l.Verify(t.Context()); err != nil || !rep.OK() {
+			t.Fatalf("verify: %+v %v", rep, err)
+		}
+	}, audit.Migrations)
+}
+
+// A commit that went through but whose answer was lost (the connection
+// dropped at COMMIT) is retried: the entries it appended are not appended
+// again.
+func TestJournal_LostCommitAnswerIsNotAppendedTwice(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		l := audit.New(db, nil)
+		var once atomic.Bool
+		lossy := func(ctx context.Context, fn func(context.Context, *store.Tx) error) error {
+			err := db.DurableTx(ctx, func(tx *store.Tx) error { return fn(ctx, tx) })
+			if err == nil && once.CompareAndSwap(false, true) {
+				return errors.New("connection reset by peer")
+			}
+			return err
+		}
+		j, err := l.OpenJournal(t.Context(), filepath.Join(t.TempDir(), "j"), lossy, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close(t.Context())
+		for i := range 3 {
+			if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := j.Flush(t.Context()); err == nil {
+			t.Fatal("the first commit's lost answer: Flush reported no error")
+		}
+		if err := j.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(listReads(t, l)); n != 3 {
+			t.Fatalf("3 reads, %d entries in the log", n)
+		}
+	}, audit.Migrations)
+}

@@ -89,4 +89,12 @@ func (c *readCache) generation() uint64 { return c.gen.Load() }
 
 // invalidate is called after every commit of a write: entries loaded
 // before it are not used again.
-func (c *readCache) invalidate() { c.gen.Add(1) }
+// The entries go too: a destroyed version's ciphertext and wrapped key
+// must not stay in memory.
+func (c *readCache) invalidate() {
+	c.gen.Add(1)
+	c.mu.Lock()
+	clear(c.m)
+	c.bytes = 0
+	c.mu.Unlock()
+}

@@ -32,6 +32,14 @@ func failing(context.Context, func(context.Context, *store.Tx) error) error {
 	return errors.New("database unreachable")
 }
 
+// mustVerify fails the test unless the log's chain verifies.
+func mustVerify(t *testing.T, l *audit.Log) {
+	t.Helper()
+	if rep, err := l.Verify(t.Context()); err != nil || !rep.OK() {
+		t.Fatalf("verify: %+v %v", rep, err)
+	}
+}
+
 func listReads(t *testing.T, l *audit.Log) []audit.Entry {
 	t.Helper()
 	es, err := l.List(t.Context(), audit.Filter{Action: "vault.secret.read", Limit: 500})
@@ -73,9 +81,7 @@ func TestJournal_ListShowsEntriesAtOnce(t *testing.T) {
 			details != `{"big":1152921504606846976,"version":1,"via":"kv"}` {
 			t.Errorf("stored details %s %v: numbers must keep their digits", details, err)
 		}
-		if rep, err := l.Verify(t.Context()); err != nil || !rep.OK() {
-			t.Fatalf("verify: %+v %v", rep, err)
-		}
+		mustVerify(t, l)
 	}, audit.Migrations)
 }
 
@@ -141,9 +147,7 @@ func TestJournal_ReplaysWhatWasNotCommitted(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if rep, err := l.Verify(t.Context()); err != nil || !rep.OK() {
-			t.Fatalf("verify: %+v %v", rep, err)
-		}
+		mustVerify(t, l)
 	}, audit.Migrations)
 }
 
@@ -316,9 +320,7 @@ func TestJournal_InvalidUTF8DoesNotHoldUpTheLog(t *testing.T) {
 		if first.UserAgent != strings.Repeat("a", 255)+"\uFFFD" || first.RequestID != "bad\uFFFD" {
 			t.Errorf("stored user agent %q, request id %q", first.UserAgent, first.RequestID)
 		}
-		if rep, err := l.Verify(t.Context()); err != nil || !rep.OK() {
-			t.Fatalf("verify: %+v %v", rep, err)
-		}
+		mustVerify(t, l)
 	}, audit.Migrations)
 }
 

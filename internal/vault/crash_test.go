@@ -146,21 +146,7 @@ func TestRotateKEK_KillDuringRotation(t *testing.T) {
 	t0 = time.Now()
 	s.start()
 	t.Logf("started in %s", time.Since(t0).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			s.kill()
-		}
-	})
-	var login httpapi.LoginResponse
-	if st := s.do("POST", httpapi.Prefix+"/auth/login", httpapi.LoginRequest{Username: "admin", Password: crashAdminPassword}, &login); st != 201 {
-		t.Fatalf("login: %d %s", st, s.out.String())
-	}
-	s.token = login.Token.Secret
-	s.do("POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"}, nil)
-	s.do("POST", httpapi.Prefix+"/orgs/acme/projects", httpapi.CreateProjectRequest{Name: "web"}, nil)
-	if st := s.do("PUT", httpapi.Prefix+"/orgs/acme/vault/policies/all", vault.PutPolicyRequest{Secrets: []string{"web/*"}, Subjects: []string{"user:admin"}}, nil); st != 200 {
-		t.Fatalf("policy: %d", st)
-	}
+	s.prepare()
 	const secrets, versions = 600, 2
 	value := func(i, v int) string { return fmt.Sprintf("value-%04d-v%d-%s", i, v, strings.Repeat("x", 20)) }
 	path := func(i int) string { return fmt.Sprintf("%s/orgs/acme/projects/web/secrets/S%04d", httpapi.Prefix, i) }
@@ -277,21 +263,7 @@ func TestReadAudit_KillAfterReads(t *testing.T) {
 	ln.Close()
 	s := &server{t: t, bin: buildRampart(t), data: t.TempDir(), addr: addr, client: &http.Client{Timeout: 60 * time.Second}}
 	s.start()
-	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			s.kill()
-		}
-	})
-	var login httpapi.LoginResponse
-	if st := s.do("POST", httpapi.Prefix+"/auth/login", httpapi.LoginRequest{Username: "admin", Password: crashAdminPassword}, &login); st != 201 {
-		t.Fatalf("login: %d %s", st, s.out.String())
-	}
-	s.token = login.Token.Secret
-	s.do("POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"}, nil)
-	s.do("POST", httpapi.Prefix+"/orgs/acme/projects", httpapi.CreateProjectRequest{Name: "web"}, nil)
-	if st := s.do("PUT", httpapi.Prefix+"/orgs/acme/vault/policies/all", vault.PutPolicyRequest{Secrets: []string{"web/*"}, Subjects: []string{"user:admin"}}, nil); st != 200 {
-		t.Fatalf("policy: %d", st)
-	}
+	s.prepare()
 	path := httpapi.Prefix + "/orgs/acme/projects/web/secrets/DB_PASSWORD"
 	if st := s.do("PUT", path, vault.SetSecretRequest{Value: "journal-crash-value"}, nil); st != 200 {
 		t.Fatalf("set: %d", st)
@@ -357,5 +329,27 @@ func TestReadAudit_KillAfterReads(t *testing.T) {
 	}
 	if st := s.do("POST", httpapi.Prefix+"/audit/verify", nil, &rep); st != 200 || len(rep.Problems) != 0 {
 		t.Fatalf("verify after the restart: %d %+v", st, rep)
+	}
+}
+
+// prepare kills the started server when the test ends, signs in as admin
+// and creates org acme, project web and a vault policy letting admin read
+// every secret of web.
+func (s *server) prepare() {
+	s.t.Helper()
+	s.t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.kill()
+		}
+	})
+	var login httpapi.LoginResponse
+	if st := s.do("POST", httpapi.Prefix+"/auth/login", httpapi.LoginRequest{Username: "admin", Password: crashAdminPassword}, &login); st != 201 {
+		s.t.Fatalf("login: %d %s", st, s.out.String())
+	}
+	s.token = login.Token.Secret
+	s.do("POST", httpapi.Prefix+"/orgs", httpapi.CreateOrgRequest{Name: "acme"}, nil)
+	s.do("POST", httpapi.Prefix+"/orgs/acme/projects", httpapi.CreateProjectRequest{Name: "web"}, nil)
+	if st := s.do("PUT", httpapi.Prefix+"/orgs/acme/vault/policies/all", vault.PutPolicyRequest{Secrets: []string{"web/*"}, Subjects: []string{"user:admin"}}, nil); st != 200 {
+		s.t.Fatalf("policy: %d", st)
 	}
 }

@@ -65,7 +65,7 @@ SIGTERM stops it gracefully.`,
 				}
 			}
 			cfg.AdminPassword = ce.Getenv("RAMPART_ADMIN_PASSWORD")
-			if err := applyGCPercent(fl.Changed("gc-percent"), gcPercent, ce.Getenv); err != nil {
+			if err := applyGCPercent(fl.Changed("gc-percent"), gcPercent, ce.Getenv, memoryAvailable); err != nil {
 				return err
 			}
 			if err := ce.vaultConfig(&cfg); err != nil {

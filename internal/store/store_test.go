@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/apperr"
@@ -126,5 +127,32 @@ func BenchmarkQueryRow(b *testing.B) {
 		if err := db.QueryRow(ctx, "SELECT k, v, a, b, c FROM kv WHERE k = ? AND a > 0 AND b > 0", "a").Scan(&k, &v, &x, &y, &c); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Bursts of concurrent queries reuse the pool's connections instead of
+// closing some and opening new ones (a new PostgreSQL connection costs an
+// authentication on both sides).
+func TestPool_KeepsItsConnections(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			db := b.Open(t)
+			ctx := t.Context()
+			for range 5 {
+				var wg sync.WaitGroup
+				for range 40 {
+					wg.Go(func() {
+						var n int
+						if err := db.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+			}
+			if st := db.Stats(); st.MaxIdleClosed > 0 || st.MaxIdleTimeClosed > 0 {
+				t.Fatalf("bursts closed %d idle connections (and %d for idle time) only to open others: %+v", st.MaxIdleClosed, st.MaxIdleTimeClosed, st)
+			}
+		})
 	}
 }

@@ -3,13 +3,15 @@ package cli
 import (
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
 )
 
 // `rampart up` lets the heap grow to five times what is live unless the
-// operator says otherwise with --gc-percent or $GOGC; nonsense is refused.
+// operator says otherwise with --gc-percent or $GOGC, and bounds it softly
+// by the memory there is unless $GOMEMLIMIT does; nonsense is refused.
 func TestApplyGCPercent(t *testing.T) {
 	before := debug.SetGCPercent(100)
 	limit := debug.SetMemoryLimit(-1)
@@ -26,7 +28,8 @@ func TestApplyGCPercent(t *testing.T) {
 			return ""
 		}
 	}
-	mem := func() int64 { return 8 << 30 }
+	mem := func() int64 { return 10 << 30 }
+	const soft = 9 << 30 // 90 % of 10 GiB
 	for _, tc := range []struct {
 		name      string
 		flagGiven bool
@@ -36,11 +39,11 @@ func TestApplyGCPercent(t *testing.T) {
 		want      int   // the target afterwards; 0: an error
 		wantLimit int64 // the soft memory limit afterwards
 	}{
-		{"default, with half the memory as a soft limit", false, 0, "", "", defaultGCPercent, 4 << 30},
+		{"default", false, 0, "", "", defaultGCPercent, soft},
 		{"default, GOMEMLIMIT set", false, 0, "", "1GiB", defaultGCPercent, noLimit},
-		{"GOGC wins over the default", false, 0, "150", "", 100, noLimit},
-		{"the flag wins over GOGC", true, 250, "150", "", 250, noLimit},
-		{"flag", true, 50, "", "", 50, noLimit},
+		{"GOGC wins over the default", false, 0, "150", "", 100, soft},
+		{"the flag wins over GOGC", true, 250, "150", "", 250, soft},
+		{"flag", true, 50, "", "", 50, soft},
 		{"too small", true, 0, "", "", 0, noLimit},
 		{"negative", true, -1, "", "", 0, noLimit},
 		{"too large", true, 1 << 20, "", "", 0, noLimit},
@@ -65,24 +68,43 @@ func TestApplyGCPercent(t *testing.T) {
 	}
 }
 
-// The memory a process may use is the machine's unless a cgroup limits it
-// to less; "max" and missing files mean no cgroup limit.
-func TestCgroupLimit(t *testing.T) {
-	dir := t.TempDir()
-	for _, tc := range []struct {
-		content string
-		want    int64
-	}{{"max\n", 0}, {"1073741824\n", 1 << 30}, {"garbage", 0}, {"-1", 0}} {
-		p := dir + "/limit"
-		if err := os.WriteFile(p, []byte(tc.content), 0o600); err != nil {
+// The memory a process may use is bounded by the smallest limit of its
+// memory cgroup and the cgroup's ancestors, in cgroup v1 and v2; "max",
+// v1's "unlimited" and missing files mean no limit.
+func TestCgroupMemoryLimit(t *testing.T) {
+	root := t.TempDir()
+	write := func(rel, content string) {
+		t.Helper()
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if got := cgroupLimit(p); got != tc.want {
-			t.Errorf("%q: %d, want %d", tc.content, got, tc.want)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if got := cgroupLimit(dir + "/missing"); got != 0 {
-		t.Errorf("missing file: %d", got)
+	write("memory.max", "max\n")
+	write("system.slice/memory.max", "4294967296\n")             // the parent: 4 GiB
+	write("system.slice/rampart.service/memory.max", "max\n")    // the unit itself: none
+	write("memory/memory.limit_in_bytes", "9223372036854771712") // v1 root: unlimited
+	write("memory/ci/job/memory.limit_in_bytes", "1073741824\n") // v1: 1 GiB
+	write("memory/ci/memory.limit_in_bytes", "9223372036854771712")
+	for _, tc := range []struct {
+		name, self string
+		want       int64
+	}{
+		{"v2: a parent's limit", "0::/system.slice/rampart.service\n", 4 << 30},
+		{"v1: the cgroup's own limit", "4:memory:/ci/job\n3:cpu:/\n", 1 << 30},
+		{"v1 with other controllers on the line", "4:memsw,memory:/ci/job\n", 1 << 30},
+		{"both: the smaller", "4:memory:/ci/job\n0::/system.slice/rampart.service\n", 1 << 30},
+		{"v1 unlimited everywhere", "4:memory:/ci\n", 0},
+		{"a path not in this namespace: the root's files", "0::/elsewhere/unit\n", 0},
+		{"no memory cgroup", "3:cpu:/\n", 0},
+		{"garbage", "nonsense\n::\n", 0},
+	} {
+		if got := cgroupMemoryLimit(root, []byte(tc.self)); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
 	}
 	if memoryAvailable() <= 0 {
 		t.Error("this machine's memory is unknown")

@@ -144,6 +144,10 @@ func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 	// under the vault's write load that was a quarter of Rampart's CPU.
 	db.SetMaxIdleConns(20)
 	db.SetConnMaxIdleTime(5 * time.Minute)
+	// Replaced now and then, so that a failover, a pooler or a server's
+	// idle_session_timeout does not leave the pool holding dead ones for
+	// good.
+	db.SetConnMaxLifetime(30 * time.Minute)
 	s := &DB{sql: db, dialect: Postgres}
 	if err := s.Ping(ctx); err != nil {
 		db.Close()

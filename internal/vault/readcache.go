@@ -42,9 +42,10 @@ type readEntry struct {
 }
 
 // Bounds: entries younger than readCacheTTL, at most readCacheMax of them
-// holding at most readCacheBytes of ciphertexts and wrapped keys (values
-// are at most MaxValue, 64 KiB, each); when either is reached the cache
-// starts again empty.
+// holding at most readCacheBytes of ciphertexts, wrapped keys and scope
+// keys (values are at most MaxValue, 64 KiB, each; the rest of an entry is
+// a few hundred bytes); when either is reached the cache starts again
+// empty.
 const (
 	readCacheTTL   = time.Second
 	readCacheMax   = 8192
@@ -72,6 +73,10 @@ func (c *readCache) put(k readKey, e readEntry) {
 	}
 	size := len(e.sl.ciphertext) + len(e.sl.wrapped) + len(k.scopeKey)
 	c.mu.Lock()
+	if e.gen != c.gen.Load() { // invalidate ran meanwhile: nothing of before stays
+		c.mu.Unlock()
+		return
+	}
 	if len(c.m) >= readCacheMax || c.bytes+size > readCacheBytes {
 		clear(c.m)
 		c.bytes = 0
@@ -92,8 +97,8 @@ func (c *readCache) generation() uint64 { return c.gen.Load() }
 // The entries go too: a destroyed version's ciphertext and wrapped key
 // must not stay in memory.
 func (c *readCache) invalidate() {
-	c.gen.Add(1)
 	c.mu.Lock()
+	c.gen.Add(1)
 	clear(c.m)
 	c.bytes = 0
 	c.mu.Unlock()

@@ -32,6 +32,26 @@ func failing(context.Context, func(context.Context, *store.Tx) error) error {
 	return errors.New("database unreachable")
 }
 
+// migratedSQLite is a fresh SQLite database holding the audit log's tables.
+func migratedSQLite(t *testing.T) *store.DB {
+	t.Helper()
+	db := storetest.OpenSQLite(t)
+	if err := db.Migrate(t.Context(), audit.Migrations); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// appendReads appends the read entries from to to-1 to j.
+func appendReads(t *testing.T, j *audit.Journal, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // mustVerify fails the test unless the log's chain verifies.
 func mustVerify(t *testing.T, l *audit.Log) {
 	t.Helper()
@@ -60,11 +80,7 @@ func TestJournal_ListShowsEntriesAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer j.Close(t.Context())
-		for i := range 3 {
-			if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendReads(t, j, 0, 3)
 		es := listReads(t, l)
 		if len(es) != 3 {
 			t.Fatalf("%d entries listed, want 3", len(es))
@@ -97,11 +113,7 @@ func TestJournal_ReplaysWhatWasNotCommitted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range 6 {
-			if err := down.Append(readCtx(t, i), readRecord(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendReads(t, down, 0, 6)
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		if err := down.Close(ctx); err == nil {
 			t.Fatal("Close with entries it could not commit: no error")
@@ -154,21 +166,14 @@ func TestJournal_ReplaysWhatWasNotCommitted(t *testing.T) {
 // A journal whose entries were committed but not yet emptied from the file
 // (a crash right after a commit) appends none of them again.
 func TestJournal_CommittedEntriesAreNotReplayed(t *testing.T) {
-	db := storetest.OpenSQLite(t)
-	if err := db.Migrate(t.Context(), audit.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedSQLite(t)
 	l := audit.New(db, nil)
 	path := filepath.Join(t.TempDir(), "j")
 	j, err := l.OpenJournal(t.Context(), path, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 4 {
-		if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendReads(t, j, 0, 4)
 	if err := j.Flush(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -202,10 +207,7 @@ func TestJournal_CommittedEntriesAreNotReplayed(t *testing.T) {
 // A journal is one process's: a second open fails, and a file that is not
 // a journal is refused with a clear error and left alone.
 func TestJournal_RefusesSharedAndForeignFiles(t *testing.T) {
-	db := storetest.OpenSQLite(t)
-	if err := db.Migrate(t.Context(), audit.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedSQLite(t)
 	l := audit.New(db, nil)
 	path := filepath.Join(t.TempDir(), "j")
 	j, err := l.OpenJournal(t.Context(), path, nil, nil)
@@ -239,10 +241,7 @@ func TestJournal_RefusesSharedAndForeignFiles(t *testing.T) {
 // vault's read rate depends on it. Every entry still gets there without a
 // Flush.
 func TestJournal_GathersEntriesIntoFewCommits(t *testing.T) {
-	db := storetest.OpenSQLite(t)
-	if err := db.Migrate(t.Context(), audit.Migrations); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedSQLite(t)
 	l := audit.New(db, nil)
 	var commits atomic.Int64
 	counting := func(ctx context.Context, fn func(context.Context, *store.Tx) error) error {
@@ -302,11 +301,7 @@ func TestJournal_InvalidUTF8DoesNotHoldUpTheLog(t *testing.T) {
 		if err := j.Append(bad, readRecord(0)); err != nil {
 			t.Fatal(err)
 		}
-		for i := 1; i < 4; i++ {
-			if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendReads(t, j, 1, 4)
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
 		if err := j.Flush(ctx); err != nil {
@@ -343,11 +338,7 @@ func TestJournal_LostCommitAnswerIsNotAppendedTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer j.Close(t.Context())
-		for i := range 3 {
-			if err := j.Append(readCtx(t, i), readRecord(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		appendReads(t, j, 0, 3)
 		if err := j.Flush(t.Context()); err == nil {
 			t.Fatal("the first commit's lost answer: Flush reported no error")
 		}
